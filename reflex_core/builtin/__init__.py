@@ -1,0 +1,1 @@
+"""The core's default plugins, registered through the same hooks a third party uses."""

@@ -1,0 +1,1 @@
+"""Implementations of the core subcommands (imported when the command runs)."""

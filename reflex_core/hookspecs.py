@@ -1,0 +1,124 @@
+"""The hooks a Reflex plugin may implement.
+
+Registration hooks take a ``register`` callback (the ``llm`` / ``hatch`` pattern): the core owns
+the registry, validates what a plugin hands it, and rejects a duplicate name naming both owners.
+A hook implementation may accept any subset of a spec's arguments, so specs only ever gain
+arguments. pluggy is synchronous: these hooks discover and register; none sits in the request
+path (wedges are async handlers composed by the core, see :mod:`reflex_core.wedges`).
+
+Always call hooks with keyword arguments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from reflex_core.registry import (
+        Command,
+        EmbodimentSource,
+        Exporter,
+        ModelLoader,
+        Transport,
+        WedgeSpec,
+    )
+
+PROJECT_NAME = "reflex"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration hooks: called once per plugin manager, each implementation with its own
+# ``register`` callback so the registry knows which plugin owns what it registers.
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
+    """Register model families that ``reflex export`` can load.
+
+    :param register: call with a :class:`reflex_core.registry.ModelLoader` for each family
+        (e.g. ``pi0``, ``pi05``). Names are unique across all plugins.
+    :return: ignored.
+    """
+
+
+@hookspec
+def reflex_register_exporters(register: Callable[[Exporter], None]) -> None:
+    """Register export modes (``monolithic``, ``decomposed``, ...).
+
+    :param register: call with a :class:`reflex_core.registry.Exporter` for each mode.
+    :return: ignored.
+    """
+
+
+@hookspec
+def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
+    """Register wedges: async middleware around the policy call.
+
+    Each :class:`reflex_core.registry.WedgeSpec` declares its stage (which fixes its place in
+    the chain), its ``reflex serve`` options and its config class. A wedge only runs when the
+    command line or config file enables it.
+
+    :param register: call with a :class:`reflex_core.registry.WedgeSpec` for each wedge.
+    :return: ignored.
+    """
+
+
+@hookspec
+def reflex_register_transports(register: Callable[[Transport], None]) -> None:
+    """Register transports: sets of routes that carry observations in and chunks out.
+
+    The built-in HTTP ``/act`` and WebSocket ``/ws`` transports are registered this way too.
+
+    :param register: call with a :class:`reflex_core.registry.Transport`.
+    :return: ignored.
+    """
+
+
+@hookspec
+def reflex_register_embodiments(register: Callable[[EmbodimentSource], None]) -> None:
+    """Register robot embodiment configs usable as ``--embodiment NAME``.
+
+    :param register: call with a :class:`reflex_core.registry.EmbodimentSource`.
+    :return: ignored.
+    """
+
+
+@hookspec
+def reflex_register_commands(register: Callable[[Command], None]) -> None:
+    """Register ``reflex`` subcommands (``reflex guard audit``, ``reflex a2c2 train``...).
+
+    The core's own commands (``export``, ``serve``, ``plugins``...) are registered this way too.
+
+    :param register: call with a :class:`reflex_core.registry.Command`.
+    :return: ignored.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle hooks.
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def reflex_startup(app_state: dict[str, Any]) -> None:
+    """Called once when ``reflex serve`` has loaded its policies, before it reports ready.
+
+    :param app_state: the server's state: ``policies``, ``embodiment``, ``metrics`` (the
+        prometheus registry) and ``config`` (the resolved serving options). Read-only by
+        convention; a plugin keeps its own state in its own objects.
+    :return: ignored.
+    """
+
+
+@hookspec
+def reflex_shutdown(app_state: dict[str, Any]) -> None:
+    """Called once when ``reflex serve`` stops, after in-flight requests have finished.
+
+    :param app_state: the same mapping :func:`reflex_startup` received.
+    :return: ignored.
+    """

@@ -1,0 +1,192 @@
+"""What plugins register, and the registry that collects it.
+
+Registered objects are frozen attrs classes with a unique ``name``. The core validates what a
+plugin hands it and rejects a duplicate name naming both owners.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import attrs
+import cattrs
+
+from reflex_core.errors import ConfigError, PluginError
+from reflex_core.options import Option
+
+if TYPE_CHECKING:
+    import pluggy
+
+
+def _name(instance: Any, attribute: Any, value: str) -> None:
+    if not isinstance(value, str) or not value or value.strip() != value:
+        raise ValueError(f"{type(instance).__name__}.name must be a non-empty string, got {value!r}")
+
+
+@attrs.frozen
+class ModelLoader:
+    """A model family ``reflex export`` can load (``pi0``, ``pi05``).
+
+    :ivar name: the family name, as in a checkpoint's ``config.json`` ``"type"``.
+    :ivar matches: ``config_dict -> bool``: does a checkpoint's config belong to this family.
+    :ivar load: ``checkpoint_dir -> loaded policy`` (torch; imported inside the call).
+    :ivar builtin_checkpoints: built-in names (``tiny-pi05``) -> ``writer(dir)`` that writes a
+        real checkpoint directory (config, safetensors, stats, tokenizer) with seeded weights.
+    """
+
+    name: str = attrs.field(validator=_name)
+    matches: Callable[[Mapping[str, Any]], bool]
+    load: Callable[[Path], Any]
+    builtin_checkpoints: Mapping[str, Callable[[Path], None]] = attrs.field(factory=dict)
+    description: str = ""
+
+
+@attrs.frozen
+class Exporter:
+    """An export mode (``monolithic``, ``decomposed``).
+
+    :ivar export: ``(policy, out_dir, options) -> list of graph descriptions`` (see
+        :mod:`reflex_core.export`).
+    """
+
+    name: str = attrs.field(validator=_name)
+    export: Callable[..., Any]
+    description: str = ""
+
+
+@attrs.frozen
+class WedgeSpec:
+    """A wedge: its place in the chain, its options and how to build it.
+
+    :ivar stage: an :class:`reflex_core.wedges.Stage` (or an int between two stages).
+    :ivar config_cls: an attrs class; the core structures the resolved option values (keyed by
+        ``Option.dest``) into it with cattrs.
+    :ivar options: the ``reflex serve`` flags this wedge adds (also its config-file keys).
+    :ivar factory: ``(config, next, ctx) -> handler``.
+    :ivar is_enabled: ``config -> bool``: whether the user switched the wedge on.
+    """
+
+    name: str = attrs.field(validator=_name)
+    stage: int
+    config_cls: type
+    options: tuple[Option, ...]
+    factory: Callable[..., Any]
+    is_enabled: Callable[[Any], bool]
+    description: str = ""
+
+
+@attrs.frozen
+class Transport:
+    """Routes that carry observations in and chunks out.
+
+    :ivar routes: ``server -> list of starlette routes``; ``server`` is the running
+        :class:`reflex_core.serve.app.ReflexServer` (its ``act`` coroutine runs the chain).
+    :ivar options: extra ``reflex serve`` options this transport adds.
+    """
+
+    name: str = attrs.field(validator=_name)
+    routes: Callable[[Any], list[Any]]
+    options: tuple[Option, ...] = ()
+    description: str = ""
+
+
+@attrs.frozen
+class EmbodimentSource:
+    """A named robot config: ``load()`` returns its JSON dict (validated by the core)."""
+
+    name: str = attrs.field(validator=_name)
+    load: Callable[[], dict[str, Any]]
+    description: str = ""
+
+
+@attrs.frozen
+class Command:
+    """A ``reflex NAME`` subcommand.
+
+    :ivar configure: ``(argparse_parser, registry) -> None`` adds its arguments (``serve`` uses
+        the registry to add every installed wedge's options).
+    :ivar run: ``(args, plugin_manager) -> exit code``. Heavy imports belong inside it.
+    """
+
+    name: str = attrs.field(validator=_name)
+    help: str
+    configure: Callable[[Any, Registry], None]
+    run: Callable[[Any, Any], int]
+
+
+KINDS: dict[str, type] = {
+    "model_loaders": ModelLoader,
+    "exporters": Exporter,
+    "wedges": WedgeSpec,
+    "transports": Transport,
+    "embodiments": EmbodimentSource,
+    "commands": Command,
+}
+
+
+@attrs.define
+class Registry:
+    """Everything the loaded plugins registered, by kind and name, with its owner plugin."""
+
+    model_loaders: dict[str, ModelLoader] = attrs.field(factory=dict)
+    exporters: dict[str, Exporter] = attrs.field(factory=dict)
+    wedges: dict[str, WedgeSpec] = attrs.field(factory=dict)
+    transports: dict[str, Transport] = attrs.field(factory=dict)
+    embodiments: dict[str, EmbodimentSource] = attrs.field(factory=dict)
+    commands: dict[str, Command] = attrs.field(factory=dict)
+    owners: dict[tuple[str, str], str] = attrs.field(factory=dict)
+
+    def add(self, kind: str, obj: Any, owner: str) -> None:
+        expected = KINDS[kind]
+        if not isinstance(obj, expected):
+            raise PluginError(
+                f"plugin {owner!r} registered {obj!r} with reflex_register_{kind}; "
+                f"expected a {expected.__name__}",
+                slug="plugin-bad-registration",
+            )
+        table: dict[str, Any] = getattr(self, kind)
+        if obj.name in table:
+            first = self.owners[(kind, obj.name)]
+            raise PluginError(
+                f"duplicate {kind[:-1].replace('_', ' ')} name {obj.name!r}: registered by "
+                f"plugin {first!r} and by plugin {owner!r}",
+                slug="plugin-duplicate-name",
+            )
+        table[obj.name] = obj
+        self.owners[(kind, obj.name)] = owner
+
+    def owner(self, kind: str, name: str) -> str:
+        return self.owners[(kind, name)]
+
+
+def collect(pm: pluggy.PluginManager) -> Registry:
+    """Call every registration hook, one implementation at a time, so each registration is
+    attributed to the plugin that made it."""
+    registry = Registry()
+    for kind in KINDS:
+        hook = getattr(pm.hook, f"reflex_register_{kind}")
+        # get_hookimpls() is in registration order, which the factory made sorted by name.
+        for impl in hook.get_hookimpls():
+            owner = impl.plugin_name
+
+            def register(obj: Any, _kind: str = kind, _owner: str = owner) -> None:
+                registry.add(_kind, obj, _owner)
+
+            kwargs = {"register": register}
+            impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+    return registry
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def structure_config(spec: WedgeSpec, values: Mapping[str, Any]) -> Any:
+    """Turn resolved option values into the wedge's config object."""
+    try:
+        return _converter.structure(dict(values), spec.config_cls)
+    except Exception as exc:  # cattrs raises ClassValidationError groups; flatten them
+        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
+        raise ConfigError(
+            f"wedge {spec.name!r}: invalid options: {detail}", slug="invalid-config-value"
+        ) from exc

@@ -1,0 +1,191 @@
+"""The wedge contract (DESIGN §4): async middleware around the policy call, composed by the core.
+
+A wedge is a factory ``(config, next, ctx) -> handler``. The core builds one chain from the
+enabled wedges in the declared order (by :class:`Stage`, then by name), never install order.
+
+Two kinds of handler meet at the batching stage:
+
+* request level (outside the batching stage): ``Handler``, one :class:`ActRequest` in, one
+  :class:`ActResult` out. Guard, SLO, deadline and router live here.
+* batch level (inside it): ``BatchHandler``, a list of requests in, a list of results out, so the
+  policy runs ONE batched ORT call. The A2C2 head and the policy live here.
+
+The wedge at ``Stage.BATCHING`` turns a ``BatchHandler`` into a ``Handler``; when none is
+enabled the core uses :func:`unbatched` (each request is its own batch of one).
+
+Outside in (responses flow back the other way)::
+
+    error boundary -> GUARD -> SLO -> DEADLINE -> ROUTER -> BATCHING -> CORRECTION -> policy
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
+
+import attrs
+import numpy as np
+
+from reflex_core.errors import ConfigError
+from reflex_core.wire.types import Observation
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from reflex_core.registry import WedgeSpec
+
+
+class Stage(enum.IntEnum):
+    """Where a wedge sits; lower is further out. Third-party wedges may use any integer in
+    between (a smoothing wedge at 15 sits inside the guard and outside the SLO tracker)."""
+
+    GUARD = 10
+    SLO = 20
+    DEADLINE = 30
+    ROUTER = 40
+    BATCHING = 50
+    CORRECTION = 60
+
+
+@attrs.frozen(eq=False)
+class ActRequest:
+    """One observation travelling down the chain.
+
+    :ivar policy: the policy slot that will run it (``"default"``; the router sets ``"a"``/``"b"``).
+    :ivar received_ns: ``time.monotonic_ns()`` when the transport accepted it.
+    :ivar deadline_ns: monotonic time by which the caller must have an answer, if any.
+    :ivar noise: fixed flow-matching noise (B=1 slice, shape (chunk, max_action_dim)) for
+        reproducible runs; None draws fresh noise.
+    :ivar annotations: free-form notes a wedge leaves for the wedges inside it.
+    """
+
+    observation: Observation
+    request_id: str
+    received_ns: int
+    policy: str = "default"
+    deadline_ns: int | None = None
+    noise: np.ndarray | None = None
+    annotations: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def episode_id(self) -> str | None:
+        return self.observation.episode_id
+
+
+@attrs.frozen(eq=False)
+class ActResult:
+    """An action chunk travelling back up the chain.
+
+    :ivar actions: (T, D) float32 in robot units (raw model units without an embodiment).
+    :ivar metadata: what the policy and each wedge did; returned to the client under
+        ``metadata`` (``timings``, ``policy``, ``guard``, ``fallback``, ``correction``...).
+    :ivar features: pooled prefix features of this observation (for the A2C2 head), if any.
+    """
+
+    actions: np.ndarray
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+    features: np.ndarray | None = None
+
+
+Handler = Callable[[ActRequest], Awaitable[ActResult]]
+BatchHandler = Callable[[Sequence[ActRequest]], Awaitable[list[ActResult]]]
+WedgeFactory = Callable[[Any, Any, "WedgeContext"], Any]
+"""``(config, next, ctx) -> handler``: ``next`` and the result are ``Handler`` above the
+batching stage, ``BatchHandler`` inside it; the batching wedge takes a ``BatchHandler`` and
+returns a ``Handler``."""
+
+
+@attrs.define
+class WedgeContext:
+    """What the server hands a wedge factory.
+
+    :ivar policies: loaded policy slots by name (``"default"``, or ``"a"``/``"b"`` with the
+        router); each is a :class:`reflex_core.runtime.policy.Policy`.
+    :ivar embodiment: the robot's :class:`~reflex_core.embodiments.EmbodimentConfig`, or None
+        (raw actions).
+    :ivar metrics: the server's prometheus registry; wedges add their own collectors to it.
+    :ivar load_policy: ``(slot, artifact_dir) -> Policy``: loads another policy into this
+        process (the router uses it) and adds it to ``policies``.
+    :ivar routes: starlette routes a wedge adds (``/guard/status``...).
+    :ivar health: name -> callable returning a JSON-able dict for ``/health``; a dict with
+        ``"degraded": True`` makes the server report ``degraded``.
+    :ivar on_shutdown: callables (sync or async) run when the server stops.
+    """
+
+    policies: dict[str, Any]
+    embodiment: Any = None
+    metrics: CollectorRegistry | None = None
+    load_policy: Callable[[str, Any], Any] | None = None
+    routes: list[Any] = attrs.field(factory=list)
+    health: dict[str, Callable[[], dict[str, Any]]] = attrs.field(factory=dict)
+    on_shutdown: list[Callable[[], Any]] = attrs.field(factory=list)
+    executor: Any = None
+
+
+def unbatched(next_batch: BatchHandler) -> Handler:
+    """The default bridge between the request and batch levels: a batch of one."""
+
+    async def handle(request: ActRequest) -> ActResult:
+        (result,) = await next_batch([request])
+        return result
+
+    return handle
+
+
+@attrs.frozen
+class EnabledWedge:
+    """A wedge the user switched on, with its structured config."""
+
+    spec: WedgeSpec
+    config: Any
+
+
+def ordered(wedges: Sequence[EnabledWedge]) -> list[EnabledWedge]:
+    """Outermost first: by stage, then by name (deterministic, independent of install order)."""
+    result = sorted(wedges, key=lambda w: (int(w.spec.stage), w.spec.name))
+    batching = [w.spec.name for w in result if int(w.spec.stage) == Stage.BATCHING]
+    if len(batching) > 1:
+        raise ConfigError(
+            f"only one batching wedge can be enabled, got {', '.join(batching)}",
+            slug="wedge-conflict",
+        )
+    return result
+
+
+def compose(
+    wedges: Sequence[EnabledWedge], policy: BatchHandler, ctx: WedgeContext
+) -> tuple[Handler, list[str]]:
+    """Build the chain around ``policy``; returns the outermost handler and the order used.
+
+    Starlette-style: the list is outermost first, so it is wrapped in reverse.
+    """
+    chain = ordered(wedges)
+    inner = [w for w in chain if int(w.spec.stage) > Stage.BATCHING]
+    bridge = [w for w in chain if int(w.spec.stage) == Stage.BATCHING]
+    outer = [w for w in chain if int(w.spec.stage) < Stage.BATCHING]
+
+    batch_handler: BatchHandler = policy
+    for w in reversed(inner):
+        batch_handler = w.spec.factory(w.config, batch_handler, ctx)
+    handler: Handler
+    if bridge:
+        handler = bridge[0].spec.factory(bridge[0].config, batch_handler, ctx)
+    else:
+        handler = unbatched(batch_handler)
+    for w in reversed(outer):
+        handler = w.spec.factory(w.config, handler, ctx)
+    return handler, [w.spec.name for w in chain]
+
+
+def enabled_wedges(
+    specs: Mapping[str, WedgeSpec], values_by_wedge: Mapping[str, Mapping[str, Any]]
+) -> list[EnabledWedge]:
+    """Structure each wedge's option values into its config class; keep the enabled ones."""
+    from reflex_core.registry import structure_config
+
+    result = []
+    for name, spec in sorted(specs.items()):
+        config = structure_config(spec, values_by_wedge.get(name, {}))
+        if spec.is_enabled(config):
+            result.append(EnabledWedge(spec=spec, config=config))
+    return result

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up .venv/ at the repo root: reflex-core with its export and test extras, and every plugin
+# under plugins/, all editable, torch pinned to the local CPU build by constraints.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+fi
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+
+plugin_args=()
+for dir in plugins/reflex-*/; do
+  [ -f "$dir/pyproject.toml" ] && plugin_args+=(-e "$dir")
+done
+
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  -c constraints.txt -e ".[export,test]" "${plugin_args[@]}"
+# A stale reflex install from a previous layout must not shadow this checkout.
+.venv/bin/python -m pip check >/dev/null || { .venv/bin/python -m pip check; exit 1; }
