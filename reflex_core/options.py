@@ -19,7 +19,8 @@ Command-line values win over the file.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -64,7 +65,9 @@ class Option:
         return self.key.replace("-", "_")
 
 
-def add_options(group: argparse._ArgumentGroup | argparse.ArgumentParser, options: Iterable[Option]) -> None:
+def add_options(
+    group: argparse._ArgumentGroup | argparse.ArgumentParser, options: Iterable[Option]
+) -> None:
     """Add options to an argparse group. Defaults are left to :func:`resolve_options` so that
     a value from the config file is not hidden by an argparse default."""
     for opt in options:

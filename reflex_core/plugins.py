@@ -18,8 +18,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Mapping
 from importlib import metadata
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
 import pluggy
@@ -30,7 +31,6 @@ from reflex_core.registry import Registry, collect
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "reflex.plugins"
-
 
 
 def builtin_plugin_modules() -> list[str]:
@@ -156,9 +156,7 @@ def _load_entrypoints(pm: ReflexPluginManager, env: Mapping[str, str]) -> None:
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
-            unknown = sorted(
-                c.name for c in pm.get_hookcallers(plugin) or [] if c.spec is None
-            )
+            unknown = sorted(c.name for c in pm.get_hookcallers(plugin) or [] if c.spec is None)
             if unknown:
                 pm.unregister(plugin)
                 raise pluggy.PluginValidationError(
@@ -169,7 +167,10 @@ def _load_entrypoints(pm: ReflexPluginManager, env: Mapping[str, str]) -> None:
             pm.load_failures.append(failure)
             log.error(
                 "reflex plugin %r from distribution %s %s failed to load: %s",
-                ep.name, dist, version, failure.error,
+                ep.name,
+                dist,
+                version,
+                failure.error,
             )
             continue
         pm.sources[ep.name] = (dist, version, False)

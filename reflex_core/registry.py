@@ -6,8 +6,9 @@ plugin hands it and rejects a duplicate name naming both owners.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import cattrs
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
 
 def _name(instance: Any, attribute: Any, value: str) -> None:
     if not isinstance(value, str) or not value or value.strip() != value:
-        raise ValueError(f"{type(instance).__name__}.name must be a non-empty string, got {value!r}")
+        raise ValueError(
+            f"{type(instance).__name__}.name must be a non-empty string, got {value!r}"
+        )
 
 
 @attrs.frozen
@@ -186,7 +189,11 @@ def structure_config(spec: WedgeSpec, values: Mapping[str, Any]) -> Any:
     try:
         return _converter.structure(dict(values), spec.config_cls)
     except Exception as exc:  # cattrs raises ClassValidationError groups; flatten them
-        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
+        detail = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else str(exc)
+        )
         raise ConfigError(
             f"wedge {spec.name!r}: invalid options: {detail}", slug="invalid-config-value"
         ) from exc

@@ -21,7 +21,8 @@ Outside in (responses flow back the other way)::
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np

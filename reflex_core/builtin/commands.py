@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable
+from collections.abc import Callable
 
 from reflex_core.hookspecs import hookimpl
 from reflex_core.registry import Command
