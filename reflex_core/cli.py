@@ -33,19 +33,21 @@ def build_parser(pm: ReflexPluginManager) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    pm = make_plugin_manager()
-    parser = build_parser(pm)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Logging is set up before plugins load so that a broken plugin is reported once, through
+    # the plugin manager's log line (naming plugin, distribution and version).
+    verbose = any(a in ("-v", "--verbose") for a in argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for failure in pm.load_failures:
-        print(
-            f"warning: plugin {failure.name!r} ({failure.distribution} {failure.version}) "
-            f"failed to load: {failure.error}",
-            file=sys.stderr,
-        )
+    try:
+        pm = make_plugin_manager()  # a duplicate plugin-registered name fails here
+        parser = build_parser(pm)
+    except ReflexError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
     command = getattr(args, "_command", None)
     if command is None:
         parser.print_help()

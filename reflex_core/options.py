@@ -123,14 +123,18 @@ def resolve_options(
                 raw_list = raw if isinstance(raw, list) else [raw]
                 values[opt.dest] = [opt.type(v) for v in raw_list]
             elif opt.is_flag:
-                values[opt.dest] = bool(raw)
+                # bool("false") is True: a switch in the file must be a real TOML boolean.
+                if not isinstance(raw, bool):
+                    raise TypeError("expected true or false")
+                values[opt.dest] = raw
             else:
                 values[opt.dest] = opt.type(raw)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
             raise ConfigError(
                 f"config [{owner}] {opt.key}={raw!r}: {exc}", slug="invalid-config-value"
             ) from exc
-        if opt.choices is not None and not opt.multiple and values[opt.dest] not in opt.choices:
+        chosen = values[opt.dest] if opt.multiple else [values[opt.dest]]
+        if opt.choices is not None and any(v not in opt.choices for v in chosen):
             raise ConfigError(
                 f"config [{owner}] {opt.key}={raw!r}: choose from {', '.join(map(str, opt.choices))}",
                 slug="invalid-config-value",

@@ -72,14 +72,37 @@ class ReflexPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.load_failures: list[PluginLoadFailure] = []
         self.sources: dict[str, tuple[str, str, bool]] = {}  # name -> (dist, version, builtin)
+        self.entrypoint_plugins: set[str] = set()
         self._registry: Registry | None = None
 
     @property
     def registry(self) -> Registry:
-        """Everything registered, collected once on first use."""
+        """Everything registered, collected once (by the factory). An installed plugin whose
+        registration hook fails is dropped and reported in ``load_failures`` like one whose
+        import fails; a built-in or directly registered plugin's failure is raised."""
         if self._registry is None:
-            self._registry = collect(self)
+            self._registry = collect(self, isolate=self._drop_broken_plugin)
         return self._registry
+
+    def _drop_broken_plugin(self, name: str, error: Exception) -> bool:
+        if name not in self.entrypoint_plugins:
+            return False
+        dist, version, _builtin = self.sources.get(name, ("?", "?", False))
+        plugin = self.get_plugin(name)
+        if plugin is not None:
+            self.unregister(plugin)  # its lifecycle hooks must not run either
+        self.entrypoint_plugins.discard(name)
+        self.sources.pop(name, None)
+        failure = PluginLoadFailure(name, dist, version, f"{type(error).__name__}: {error}")
+        self.load_failures.append(failure)
+        log.error(
+            "reflex plugin %r from distribution %s %s failed to register: %s",
+            name,
+            dist,
+            version,
+            failure.error,
+        )
+        return True
 
     def plugin_infos(self) -> list[PluginInfo]:
         infos = []
@@ -119,6 +142,8 @@ def make_plugin_manager(
     :param builtins: register the core's default plugins.
     :param extra_plugins: name -> plugin object, registered after the built-ins (tests).
     :param env: environment to read ``REFLEX_DISABLE_PLUGINS`` / ``REFLEX_LOAD_PLUGINS`` from.
+    :raises PluginError: a duplicate name, or a built-in / directly registered plugin whose
+        registration fails (an installed plugin's failure is reported in ``load_failures``).
     """
     env = os.environ if env is None else env
     pm = ReflexPluginManager()
@@ -135,6 +160,9 @@ def make_plugin_manager(
     if load_entrypoints:
         _load_entrypoints(pm, env)
     pm.check_pending()
+    # Collect now, not on first use: an installed plugin whose registration hook fails must be
+    # in load_failures when the caller looks, and a duplicate name fails here, naming both.
+    _ = pm.registry
     return pm
 
 
@@ -174,3 +202,4 @@ def _load_entrypoints(pm: ReflexPluginManager, env: Mapping[str, str]) -> None:
             )
             continue
         pm.sources[ep.name] = (dist, version, False)
+        pm.entrypoint_plugins.add(ep.name)

@@ -140,7 +140,7 @@ class Registry:
     commands: dict[str, Command] = attrs.field(factory=dict)
     owners: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
-    def add(self, kind: str, obj: Any, owner: str) -> None:
+    def check_type(self, kind: str, obj: Any, owner: str) -> None:
         expected = KINDS[kind]
         if not isinstance(obj, expected):
             raise PluginError(
@@ -148,6 +148,9 @@ class Registry:
                 f"expected a {expected.__name__}",
                 slug="plugin-bad-registration",
             )
+
+    def add(self, kind: str, obj: Any, owner: str) -> None:
+        self.check_type(kind, obj, owner)
         table: dict[str, Any] = getattr(self, kind)
         if obj.name in table:
             first = self.owners[(kind, obj.name)]
@@ -162,22 +165,58 @@ class Registry:
     def owner(self, kind: str, name: str) -> str:
         return self.owners[(kind, name)]
 
+    def remove_owner(self, owner: str) -> None:
+        """Forget everything one plugin registered (it turned out to be broken)."""
+        for kind, name in [key for key, who in self.owners.items() if who == owner]:
+            del getattr(self, kind)[name]
+            del self.owners[(kind, name)]
 
-def collect(pm: pluggy.PluginManager) -> Registry:
+
+def collect(
+    pm: pluggy.PluginManager, *, isolate: Callable[[str, PluginError], bool] | None = None
+) -> Registry:
     """Call every registration hook, one implementation at a time, so each registration is
-    attributed to the plugin that made it."""
+    attributed to the plugin that made it.
+
+    A plugin whose hook raises, or hands over something of the wrong type, is a
+    :class:`PluginError` naming it (``plugin-register-failed`` / ``plugin-bad-registration``).
+    ``isolate(owner, error)`` may return True to drop that plugin (with everything it
+    registered) and carry on; otherwise the error is raised. A duplicate name always raises.
+    """
     registry = Registry()
+    dropped: set[str] = set()
     for kind in KINDS:
         hook = getattr(pm.hook, f"reflex_register_{kind}")
         # get_hookimpls() is in registration order, which the factory made sorted by name.
         for impl in hook.get_hookimpls():
             owner = impl.plugin_name
-
-            def register(obj: Any, _kind: str = kind, _owner: str = owner) -> None:
-                registry.add(_kind, obj, _owner)
-
-            kwargs = {"register": register}
-            impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+            if owner in dropped:
+                continue
+            staged: list[Any] = []
+            kwargs = {"register": staged.append}
+            try:
+                impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+                for obj in staged:
+                    registry.check_type(kind, obj, owner)
+            except Exception as exc:
+                error = (
+                    exc
+                    if isinstance(exc, PluginError)
+                    else PluginError(
+                        f"plugin {owner!r} failed in reflex_register_{kind}: "
+                        f"{type(exc).__name__}: {exc}",
+                        slug="plugin-register-failed",
+                    )
+                )
+                if isolate is None or not isolate(owner, error):
+                    if error is exc:
+                        raise
+                    raise error from exc
+                registry.remove_owner(owner)
+                dropped.add(owner)
+                continue
+            for obj in staged:
+                registry.add(kind, obj, owner)
     return registry
 
 

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
             "failures": [attrs.asdict(f) for f in pm.load_failures],
         }
         print(json.dumps(payload, indent=2))
-        return 0
+        return 1 if pm.load_failures else 0
     if not infos:
         print("no plugins installed" + ("" if args.all else " (--all shows the built-ins)"))
     for i in infos:

@@ -1,0 +1,53 @@
+"""The first test of every plugin: it is installed, and the host loads it through its entry
+point (not through an import of the module)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from importlib import metadata
+
+import numpy as np
+
+from reflex_core.options import add_options, resolve_options
+from reflex_core.plugins import make_plugin_manager
+from reflex_core.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
+from reflex_core.wire.types import Observation
+
+
+def test_entry_point_is_installed() -> None:
+    (ep,) = [e for e in metadata.entry_points(group="reflex.plugins") if e.name == "NAME"]
+    assert ep.value == "reflex_NAME"
+    assert ep.dist is not None and ep.dist.name == "reflex-NAME"
+
+
+def test_host_loads_it_through_the_entry_point() -> None:
+    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "NAME"})
+    assert pm.load_failures == []
+    assert pm.registry.owner("wedges", "NAME") == "NAME"
+    info = {i.name: i for i in pm.plugin_infos()}["NAME"]
+    assert info.distribution == "reflex-NAME"
+    assert "reflex_register_wedges" in info.hooks
+
+
+async def _policy(requests: Sequence[ActRequest]) -> list[ActResult]:
+    return [ActResult(actions=np.zeros((2, 3), np.float32)) for _ in requests]
+
+
+def test_the_wedge_runs_when_its_option_is_given() -> None:
+    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "NAME"})
+    spec = pm.registry.wedges["NAME"]
+    parser = argparse.ArgumentParser()
+    add_options(parser, spec.options)
+    assert enabled_wedges(pm.registry.wedges, {}) == []  # opt-in: off by default
+    values = resolve_options(
+        spec.options, vars(parser.parse_args(["--NAME-tag", "hi"])), None, owner="NAME"
+    )
+    wedges = enabled_wedges(pm.registry.wedges, {"NAME": values})
+    handler, names = compose(wedges, _policy, WedgeContext(policies={}))
+    assert names == ["NAME"]
+    request = ActRequest(Observation(state=np.zeros(3, np.float32)), "r1", received_ns=0)
+    result = asyncio.run(handler(request))
+    assert result.metadata["NAME"]["tag"] == "hi"
+    assert result.metadata["NAME"]["inner_ms"] >= 0
