@@ -1,0 +1,60 @@
+"""The pi0 and pi0.5 model families, registered as a default plugin.
+
+No torch at import time: the serving path loads every built-in plugin, and torch is an optional
+extra. The loaders import :mod:`reflex_core.models` (torch) only when called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from reflex_core.hookspecs import hookimpl
+from reflex_core.models.builtin import BUILTIN_SPECS
+from reflex_core.registry import ModelLoader
+
+_DESCRIPTIONS = {
+    "pi0": "pi0 (PaliGemma + action expert, flow matching; state through state_proj)",
+    "pi05": "pi0.5 (PaliGemma + adaRMS action expert, flow matching; state in the prompt)",
+}
+
+
+def _matches(family: str) -> Callable[[Mapping[str, Any]], bool]:
+    def matches(config: Mapping[str, Any]) -> bool:
+        return isinstance(config, Mapping) and config.get("type") == family
+
+    return matches
+
+
+def _load(checkpoint_dir: Path) -> Any:
+    from reflex_core.models.loading import load_policy_checkpoint
+
+    return load_policy_checkpoint(checkpoint_dir)
+
+
+def _writer(name: str) -> Callable[[Path], None]:
+    def write(directory: Path) -> None:
+        from reflex_core.models.builtin import write_builtin_checkpoint
+
+        write_builtin_checkpoint(name, directory)
+
+    return write
+
+
+@hookimpl
+def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
+    for family, description in _DESCRIPTIONS.items():
+        register(
+            ModelLoader(
+                name=family,
+                matches=_matches(family),
+                load=_load,
+                builtin_checkpoints={
+                    name: _writer(name)
+                    for name, spec in BUILTIN_SPECS.items()
+                    if spec.family == family
+                },
+                description=description,
+            )
+        )

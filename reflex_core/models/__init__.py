@@ -1,0 +1,55 @@
+"""pi0 / pi0.5 as PyTorch modules whose parameters follow the public lerobot checkpoints.
+
+Export-time only (torch): the serving path never imports this package's torch modules. The
+names below load lazily, so ``import reflex_core.models`` (and the torch-free
+:mod:`reflex_core.models.config` / :mod:`reflex_core.models.builtin`) does not import torch.
+
+- :func:`load_policy_checkpoint` -> :class:`LoadedPolicy` (a local dir, a Hub repo id, or a
+  built-in name from :data:`BUILTIN_CHECKPOINTS`).
+- :func:`write_builtin_checkpoint` writes a built-in tiny checkpoint as a real directory.
+- :class:`PiFlowModel` (``LoadedPolicy.model``) exposes ``prefix_kv``, ``denoise_step`` and
+  ``sample_actions``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reflex_core.models.builtin import BUILTIN_CHECKPOINTS, write_builtin_checkpoint
+    from reflex_core.models.checkpoint import load_model_weights
+    from reflex_core.models.config import PiPolicyConfig, parse_policy_config
+    from reflex_core.models.loading import LoadedPolicy, load_policy_checkpoint
+    from reflex_core.models.modeling import PiFlowModel, build_model
+
+_LAZY = {
+    "BUILTIN_CHECKPOINTS": "reflex_core.models.builtin",
+    "write_builtin_checkpoint": "reflex_core.models.builtin",
+    "load_model_weights": "reflex_core.models.checkpoint",
+    "PiPolicyConfig": "reflex_core.models.config",
+    "parse_policy_config": "reflex_core.models.config",
+    "LoadedPolicy": "reflex_core.models.loading",
+    "load_policy_checkpoint": "reflex_core.models.loading",
+    "PiFlowModel": "reflex_core.models.modeling",
+    "build_model": "reflex_core.models.modeling",
+}
+
+__all__ = [
+    "BUILTIN_CHECKPOINTS",
+    "LoadedPolicy",
+    "PiFlowModel",
+    "PiPolicyConfig",
+    "build_model",
+    "load_model_weights",
+    "load_policy_checkpoint",
+    "parse_policy_config",
+    "write_builtin_checkpoint",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
