@@ -1,0 +1,67 @@
+"""The core's transports, registered through ``reflex_register_transports`` like a third
+party's: HTTP ``POST /act`` and WebSocket ``/ws``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reflex_core.hookspecs import hookimpl
+from reflex_core.options import Option
+from reflex_core.registry import Transport
+
+
+def _queue_size(value: Any) -> int:
+    size = int(value)
+    if not 1 <= size <= 1024:
+        raise ValueError(f"must be in 1..1024, got {size}")
+    return size
+
+
+WS_OPTIONS = (
+    Option(
+        "--ws-queue-size",
+        "frames a WebSocket session reads ahead of its answers",
+        type=_queue_size,
+        default=4,
+        metavar="N",
+    ),
+    Option(
+        "--ws-when-full",
+        "when a session's queue is full: wait (stop reading; TCP back-pressure) or reject "
+        "the frame with queue-full",
+        choices=("wait", "reject"),
+        default="wait",
+    ),
+)
+
+
+def _http_routes(server: Any) -> list[Any]:
+    from reflex_core.serve.http_transport import act_routes
+
+    return act_routes(server)
+
+
+def _ws_routes(server: Any) -> list[Any]:
+    from reflex_core.serve.ws_transport import ws_routes
+
+    return ws_routes(server)
+
+
+@hookimpl
+def reflex_register_transports(register: Callable[[Transport], None]) -> None:
+    register(
+        Transport(
+            name="http",
+            routes=_http_routes,
+            description="POST /act: one JSON observation in, one action chunk out",
+        )
+    )
+    register(
+        Transport(
+            name="ws",
+            routes=_ws_routes,
+            options=WS_OPTIONS,
+            description="GET /ws: a WebSocket session; observations in, chunks out in order",
+        )
+    )

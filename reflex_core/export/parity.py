@@ -1,0 +1,531 @@
+"""The parity gate: PyTorch eager vs onnxruntime on seeded cases.
+
+For each case (random camera frames of random sizes, a missing camera, random prompts, states
+and noise) the raw observation goes through :func:`reflex_core.runtime.preprocess.prepare_inputs`
+once; the torch reference and onnxruntime then receive exactly those arrays, so the gate compares
+the graphs, never two preprocessing implementations.
+
+Compared, per case:
+
+- every graph on its own (``vlm_prefix``, ``expert_denoise`` or ``policy``), each output by
+  name. An input the case does not provide (the expert's KV cache, ``x_t``, ``t``) comes from the
+  torch reference prefix and the case's generator, so an expert error is never blamed on the
+  prefix;
+- end to end: the runtime's own runner (:mod:`reflex_core.runtime.runners`, the sessions
+  ``reflex serve`` opens) against ``model.sample_actions``: the action chunk and the features.
+
+Metrics per output: ``max_abs_error``, ``max_rel_error`` (``max_abs_error / max |reference|``,
+relative to the output's scale) and ``cosine`` similarity (float64, flattened). An output passes
+when ``max_abs_error <= allowed_abs`` and ``cosine >= min_cos``; ``allowed_abs`` is ``max_abs``,
+except for outputs whose scale grows with the model (the KV cache, pooled features), where it is
+``max(max_abs, kv_max_rel * max |reference|)`` (notes/onnx-export-facts.md: the KV cache of a
+larger model differs by 7.7e-5 abs at fp32, 2.9e-5 of its scale). Booleans must match exactly.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from reflex_core.export.progress import SILENT, Progress
+
+#: Output names judged relative to their scale (see the module doc).
+RELATIVE_OUTPUTS = ("past_k_*", "past_v_*", "features")
+END_TO_END = "end_to_end"
+REPORT_SCHEMA_VERSION = 1
+
+_WORDS = (
+    "pick up the red cube and place it in bowl open drawer close gripper move left right "
+    "stack blocks fold towel push button slowly green sponge"
+).split()
+
+
+@attrs.frozen
+class ParitySettings:
+    """Thresholds and cases of the gate.
+
+    :ivar max_abs: max absolute error per output (defaults: 1e-4 fp32, 5e-3 fp16).
+    :ivar min_cos: minimum cosine similarity (0.9999 fp32, 0.999 fp16).
+    :ivar kv_max_rel: allowed error relative to the output's scale for :data:`RELATIVE_OUTPUTS`.
+    :ivar cases: number of seeded cases (batch sizes cycle 1, 2, 3).
+    :ivar seed: base seed; case i uses ``numpy.random.default_rng([seed, i])``.
+    :ivar threads: intra-op threads of the onnxruntime sessions (None: runtime default).
+    """
+
+    max_abs: float = 1e-4
+    min_cos: float = 0.9999
+    kv_max_rel: float = 1e-4
+    cases: int = 4
+    seed: int = 0
+    threads: int | None = None
+
+    @classmethod
+    def for_precision(cls, precision: str, **overrides: Any) -> ParitySettings:
+        """Defaults per precision; ``None`` values in ``overrides`` keep the default."""
+        base = cls(max_abs=5e-3, min_cos=0.999, kv_max_rel=5e-3) if precision == "fp16" else cls()
+        return attrs.evolve(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_abs": self.max_abs,
+            "min_cos": self.min_cos,
+            "kv_max_rel": self.kv_max_rel,
+            "relative_outputs": list(RELATIVE_OUTPUTS),
+        }
+
+
+@attrs.frozen(eq=False)
+class ParityCase:
+    """One seeded case: preprocessed inputs, noise and what they were made from."""
+
+    index: int
+    seed: list[int]
+    inputs: Any  # reflex_core.runtime.preprocess.ModelInputs
+    noise: np.ndarray
+    description: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics
+# ----------------------------------------------------------------------------------------------
+
+
+def compare_arrays(reference: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """max abs error, scale-relative error and cosine similarity of two same-shape arrays."""
+    ref = np.asarray(reference)
+    got = np.asarray(actual)
+    if ref.shape != got.shape:
+        return {
+            "max_abs_error": float("inf"),
+            "max_rel_error": float("inf"),
+            "cosine": 0.0,
+            "ref_max_abs": float("nan"),
+            "shape_mismatch": 1.0,
+        }
+    r = ref.astype(np.float64).reshape(-1)
+    g = got.astype(np.float64).reshape(-1)
+    if r.size == 0:
+        return {"max_abs_error": 0.0, "max_rel_error": 0.0, "cosine": 1.0, "ref_max_abs": 0.0}
+    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(g))):
+        same = bool(np.array_equal(r, g, equal_nan=True))
+        return {
+            "max_abs_error": 0.0 if same else float("inf"),
+            "max_rel_error": 0.0 if same else float("inf"),
+            "cosine": 1.0 if same else 0.0,
+            "ref_max_abs": float(np.nanmax(np.abs(r))) if np.any(np.isfinite(r)) else float("nan"),
+            "non_finite": 1.0,
+        }
+    diff = float(np.max(np.abs(r - g)))
+    scale = float(np.max(np.abs(r)))
+    nr, ng = float(np.linalg.norm(r)), float(np.linalg.norm(g))
+    if nr == 0.0 and ng == 0.0:
+        cosine = 1.0
+    elif nr == 0.0 or ng == 0.0:
+        cosine = 0.0
+    else:
+        cosine = float(np.dot(r, g) / (nr * ng))
+    return {
+        "max_abs_error": diff,
+        "max_rel_error": diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf")),
+        "cosine": cosine,
+        "ref_max_abs": scale,
+    }
+
+
+def is_relative(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in RELATIVE_OUTPUTS)
+
+
+def judge(name: str, metrics: dict[str, float], settings: ParitySettings) -> dict[str, Any]:
+    """Add ``allowed_abs``, ``passed`` and ``score`` (1.0 = exactly at the threshold)."""
+    allowed = settings.max_abs
+    if is_relative(name) and np.isfinite(metrics["ref_max_abs"]):
+        allowed = max(allowed, settings.kv_max_rel * metrics["ref_max_abs"])
+    abs_score = metrics["max_abs_error"] / allowed if allowed > 0 else float("inf")
+    cos_gap = 1.0 - settings.min_cos
+    cos_score = (1.0 - metrics["cosine"]) / cos_gap if cos_gap > 0 else 0.0
+    passed = (
+        metrics["max_abs_error"] <= allowed
+        and metrics["cosine"] >= settings.min_cos
+        and "shape_mismatch" not in metrics
+    )
+    return {
+        **metrics,
+        "allowed_abs": allowed,
+        "passed": bool(passed),
+        "score": max(abs_score, cos_score),
+    }
+
+
+def summarize(case_index: int, outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One graph on one case: the worst numbers over its outputs."""
+    worst = max(outputs, key=lambda n: outputs[n]["score"])
+    return {
+        "case": case_index,
+        "passed": all(o["passed"] for o in outputs.values()),
+        "max_abs_error": max(o["max_abs_error"] for o in outputs.values()),
+        "max_rel_error": max(o["max_rel_error"] for o in outputs.values()),
+        "cosine": min(o["cosine"] for o in outputs.values()),
+        "worst_output": worst,
+        "outputs": outputs,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Cases
+# ----------------------------------------------------------------------------------------------
+
+
+def _random_state(
+    rng: np.random.Generator, dim: int, stats: Mapping[str, Any] | None
+) -> np.ndarray:
+    """A state in robot units, spread over (and a little beyond) the checkpoint's range."""
+    mode = None if stats is None else stats.get("mode")
+    if mode == "QUANTILES":
+        low = np.asarray(stats["q01"], dtype=np.float64)  # type: ignore[index]
+        high = np.asarray(stats["q99"], dtype=np.float64)  # type: ignore[index]
+        span = high - low
+        return rng.uniform(low - 0.1 * span, high + 0.1 * span).astype(np.float32)
+    if mode == "MEAN_STD":
+        mean = np.asarray(stats["mean"], dtype=np.float64)  # type: ignore[index]
+        std = np.asarray(stats["std"], dtype=np.float64)  # type: ignore[index]
+        return (mean + std * rng.standard_normal(dim)).astype(np.float32)
+    return rng.standard_normal(dim).astype(np.float32)
+
+
+def make_cases(policy: Any, tokenizer: Any, settings: ParitySettings) -> list[ParityCase]:
+    """Seeded cases built from raw observations through the runtime's preprocessing."""
+    from reflex_core.runtime.preprocess import prepare_inputs
+
+    cameras = list(policy.camera_names)
+    height, width = (int(v) for v in policy.image_size)
+    state_stats = (policy.normalization or {}).get("state")
+    cases = []
+    for index in range(settings.cases):
+        seed = [int(settings.seed), index]
+        rng = np.random.default_rng(seed)
+        batch = 1 + index % 3
+        images: list[dict[str, np.ndarray]] = []
+        states, prompts, sizes, missing = [], [], [], []
+        for b in range(batch):
+            frames = {}
+            for c, name in enumerate(cameras):
+                # Case 1 (and every third after it) drops the last camera of its first sample.
+                if len(cameras) > 1 and index % 3 == 1 and b == 0 and c == len(cameras) - 1:
+                    missing.append([b, name])
+                    continue
+                h = int(rng.integers(max(4, height // 2), 2 * height + 1))
+                w = int(rng.integers(max(4, width // 2), 2 * width + 1))
+                frames[name] = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+                sizes.append([b, name, h, w])
+            images.append(frames)
+            states.append(_random_state(rng, int(policy.state_dim), state_stats))
+            words = rng.choice(_WORDS, size=int(rng.integers(0, 9)))
+            prompts.append(" ".join(str(w) for w in words))
+        inputs = prepare_inputs(
+            images=images,
+            states=states,
+            prompts=prompts,
+            camera_names=cameras,
+            image_size=(height, width),
+            max_state_dim=int(policy.max_state_dim),
+            state_stats=state_stats,
+            prompt_format=policy.family,
+            tokenizer=tokenizer,
+        )
+        noise = rng.standard_normal(
+            (batch, int(policy.chunk_size), int(policy.max_action_dim))
+        ).astype(np.float32)
+        cases.append(
+            ParityCase(
+                index=index,
+                seed=seed,
+                inputs=inputs,
+                noise=noise,
+                description={
+                    "case": index,
+                    "seed": seed,
+                    "batch": batch,
+                    "prompts": list(inputs.prompts),
+                    "image_sizes": sizes,
+                    "missing_cameras": missing,
+                    "valid_tokens": [int(n) for n in inputs.token_masks.sum(axis=1)],
+                },
+            )
+        )
+    return cases
+
+
+# ----------------------------------------------------------------------------------------------
+# The gate
+# ----------------------------------------------------------------------------------------------
+
+
+def _to_torch(array: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _torch_outputs(
+    module: Any, names: Sequence[str], feeds: Mapping[str, np.ndarray], output_names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        out = module(*[_to_torch(feeds[n]) for n in names])
+    if isinstance(out, torch.Tensor):
+        out = (out,)
+    if len(out) != len(output_names):
+        raise RuntimeError(
+            f"reference returned {len(out)} outputs, the graph declares {len(output_names)}"
+        )
+    return {
+        n: t.detach().float().numpy() if t.is_floating_point() else t.numpy()
+        for n, t in zip(output_names, out, strict=True)
+    }
+
+
+def _reference_pool(policy: Any, case: ParityCase, graphs: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Every array a graph may take, for one case."""
+    from reflex_core.export.wrappers import PrefixGraph, kv_names
+
+    inputs = case.inputs
+    pool: dict[str, np.ndarray] = {
+        **inputs.prefix_feeds(),
+        "state": inputs.state,
+        "noise": case.noise,
+    }
+    needed = {n for g in graphs for n in g.torch_inputs} | {
+        i.name for g in graphs for i in g.inputs
+    }
+    if needed - set(pool):
+        layers = int(policy.num_layers)
+        names = [*kv_names(layers), "prefix_mask", "features"]
+        pool.update(
+            _torch_outputs(
+                PrefixGraph(policy.model, layers).eval(),
+                ["images", "image_masks", "tokens", "token_masks"],
+                pool,
+                names,
+            )
+        )
+        rng = np.random.default_rng([*case.seed, 1])
+        batch = inputs.batch_size
+        # A point on the way from noise to actions, at a random flow time.
+        pool["x_t"] = rng.standard_normal(case.noise.shape).astype(np.float32)
+        pool["t"] = rng.uniform(0.05, 1.0, size=(batch,)).astype(np.float32)
+    return pool
+
+
+def library_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    import reflex_core
+
+    versions: dict[str, str | None] = {
+        "reflex": reflex_core.__version__,
+        "python": platform.python_version(),
+    }
+    for dist in (
+        "torch",
+        "onnx",
+        "onnxscript",
+        "onnx-ir",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "transformers",
+        "numpy",
+        "tokenizers",
+    ):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            if dist != "onnxruntime-gpu":
+                versions[dist] = None
+    return versions
+
+
+def _cpu_plan() -> Any:
+    import onnxruntime as ort
+
+    from reflex_core.runtime.providers import choose_providers
+
+    return choose_providers(ort.get_available_providers(), ["cpu"])
+
+
+def run_parity(
+    policy: Any,
+    artifact_dir: Path,
+    graphs: Sequence[Any],
+    settings: ParitySettings,
+    *,
+    num_steps: int,
+    precision: str = "fp32",
+    progress: Progress = SILENT,
+) -> dict[str, Any]:
+    """Run the gate over an artifact directory whose manifest is written (parity pending).
+
+    :param graphs: the exporter's :class:`reflex_core.export.exporters.ExportedGraph` list.
+    :returns: the parity report (``passed``, ``worst``, per-graph and end-to-end results).
+    """
+    import torch
+
+    from reflex_core.artifact import Artifact
+    from reflex_core.runtime.policy import load_policy
+    from reflex_core.runtime.sessions import open_session
+    from reflex_core.runtime.tokenizer import PromptTokenizer
+
+    started = time.perf_counter()
+    artifact = Artifact.load(artifact_dir, verify=False)
+    tokenizer = PromptTokenizer.from_file(
+        artifact.tokenizer_path, artifact.tokenizer.max_length, artifact.tokenizer.pad_id
+    )
+    with progress.step(f"parity: building {settings.cases} seeded cases"):
+        cases = make_cases(policy, tokenizer, settings)
+        pools = [_reference_pool(policy, case, graphs) for case in cases]
+    plan = _cpu_plan()
+    results: dict[str, dict[str, Any]] = {}
+
+    for graph in graphs:
+        per_case = []
+        with progress.step(f"parity: {graph.name} on {len(cases)} cases"):
+            session, _ = open_session(
+                artifact_dir / graph.file, plan, role=graph.name, threads=settings.threads
+            )
+            session_inputs = [i.name for i in session.get_inputs()]
+            output_names = [o.name for o in graph.outputs]
+            for case, pool in zip(cases, pools, strict=True):
+                expected = _torch_outputs(graph.reference, graph.torch_inputs, pool, output_names)
+                actual = dict(
+                    zip(
+                        output_names,
+                        session.run(output_names, {n: pool[n] for n in session_inputs}),
+                        strict=True,
+                    )
+                )
+                outputs = {
+                    name: judge(name, compare_arrays(expected[name], actual[name]), settings)
+                    for name in output_names
+                }
+                per_case.append(summarize(case.index, outputs))
+            del session
+        results[graph.name] = {
+            "file": graph.file,
+            "passed": all(c["passed"] for c in per_case),
+            "cases": per_case,
+        }
+        _note_worst(progress, graph.name, per_case)
+
+    per_case = []
+    with progress.step(
+        f"parity: end to end (runtime runner, {num_steps} steps) on {len(cases)} cases"
+    ):
+        runtime = load_policy(artifact, verify=False, providers=["cpu"], threads=settings.threads)
+        runner_name = type(runtime.runner).__name__
+        for case, pool in zip(cases, pools, strict=True):
+            with torch.no_grad():
+                expected_actions = (
+                    policy.model.sample_actions(
+                        *(
+                            _to_torch(pool[n])
+                            for n in ("images", "image_masks", "tokens", "token_masks")
+                        ),
+                        _to_torch(pool["state"]),
+                        _to_torch(case.noise),
+                        num_steps,
+                    )
+                    .float()
+                    .numpy()
+                )
+            run = runtime.runner.run(case.inputs, case.noise)
+            outputs = {
+                "actions": judge("actions", compare_arrays(expected_actions, run.actions), settings)
+            }
+            if run.features is not None:
+                expected_features = pool.get("features")
+                if expected_features is None:
+                    expected_features = _reference_features(policy, pool)
+                outputs["features"] = judge(
+                    "features", compare_arrays(expected_features, run.features), settings
+                )
+            per_case.append(summarize(case.index, outputs))
+        del runtime
+    results[END_TO_END] = {
+        "runner": runner_name,
+        "num_steps": num_steps,
+        "passed": all(c["passed"] for c in per_case),
+        "cases": per_case,
+    }
+    _note_worst(progress, END_TO_END, per_case)
+
+    worst = _worst(results)
+    return {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "passed": all(r["passed"] for r in results.values()),
+        "precision": precision,
+        "thresholds": settings.to_dict(),
+        "seed": settings.seed,
+        "seeds": [c.seed for c in cases],
+        "cases": [c.description for c in cases],
+        "providers": list(plan.providers),
+        "graphs": {k: v for k, v in results.items() if k != END_TO_END},
+        "end_to_end": results[END_TO_END],
+        "worst": worst,
+        "versions": library_versions(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _reference_features(policy: Any, pool: Mapping[str, np.ndarray]) -> np.ndarray:
+    from reflex_core.export.wrappers import PrefixGraph, kv_names
+
+    layers = int(policy.num_layers)
+    names = [*kv_names(layers), "prefix_mask", "features"]
+    out = _torch_outputs(
+        PrefixGraph(policy.model, layers).eval(),
+        ["images", "image_masks", "tokens", "token_masks"],
+        pool,
+        names,
+    )
+    return out["features"]
+
+
+def _worst(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The (graph, case, output) furthest from its threshold."""
+    best: dict[str, Any] | None = None
+    for graph, result in results.items():
+        for case in result["cases"]:
+            output = case["worst_output"]
+            metrics = case["outputs"][output]
+            if best is None or metrics["score"] > best["score"]:
+                best = {
+                    "graph": graph,
+                    "case": case["case"],
+                    "output": output,
+                    "max_abs_error": metrics["max_abs_error"],
+                    "max_rel_error": metrics["max_rel_error"],
+                    "cosine": metrics["cosine"],
+                    "allowed_abs": metrics["allowed_abs"],
+                    "score": metrics["score"],
+                    "passed": metrics["passed"],
+                }
+    assert best is not None
+    return best
+
+
+def _note_worst(progress: Progress, name: str, per_case: Sequence[Mapping[str, Any]]) -> None:
+    worst = max(per_case, key=lambda c: c["outputs"][c["worst_output"]]["score"])
+    status = "ok" if all(c["passed"] for c in per_case) else "FAILED"
+    progress.note(
+        f"{name}: {status}; worst case {worst['case']} output {worst['worst_output']}: "
+        f"max abs {worst['max_abs_error']:.3g}, max rel {worst['max_rel_error']:.3g}, "
+        f"cos {worst['cosine']:.9f}"
+    )

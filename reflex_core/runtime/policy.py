@@ -1,0 +1,448 @@
+"""A loaded, verified artifact ready to act: :func:`load_policy` -> :class:`Policy`.
+
+``Policy.infer`` takes parsed observations (robot units) and returns action chunks (robot
+units): validate -> preprocess (:mod:`~reflex_core.runtime.preprocess`) -> runner (ORT) ->
+unnormalize -> truncate to the robot's action_dim -> gripper block. No torch anywhere.
+
+Units. The state is normalized with the artifact's statistics (the checkpoint's own), else the
+embodiment's mean/std, else not at all; actions are unnormalized the same way. Without an
+embodiment there is no robot to map onto: the gripper block is skipped and
+``info["raw_actions"]`` is True (the server says so in /health).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from reflex_core.errors import ArtifactError, ConfigError, ValidationError
+from reflex_core.runtime.prefix_cache import PrefixCache
+from reflex_core.runtime.preprocess import (
+    NormStats,
+    check_image,
+    match_cameras,
+    prepare_inputs,
+    unnormalize_actions,
+)
+from reflex_core.runtime.providers import choose_providers
+from reflex_core.runtime.runners import DecomposedRunner, MonolithicRunner, RunResult
+from reflex_core.runtime.sessions import SessionFactory, open_session
+from reflex_core.runtime.tokenizer import PromptTokenizer
+from reflex_core.wire.types import Observation
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(eq=False)
+class PolicyOutput:
+    """One batched inference.
+
+    :ivar actions: float32 (B, chunk_size, action_dim) in robot units (see the module doc).
+    :ivar features: float32 (B, feature_dim) pooled prefix features, or None.
+    :ivar timings: ``preprocess_ms``, ``prefix_ms``, ``expert_ms`` (None for a monolithic
+        graph), ``model_ms``, ``postprocess_ms``, ``total_ms``, ``steps``, ``batch_size``,
+        ``prefix_cache`` ("hit" / "miss" / None).
+    """
+
+    actions: np.ndarray
+    features: np.ndarray | None
+    timings: dict[str, Any]
+
+
+def _stats_source(
+    artifact_stats: dict[str, Any] | None, mean: np.ndarray | None, std: np.ndarray | None
+) -> tuple[NormStats | None, str]:
+    if artifact_stats is not None:
+        stats = NormStats.from_dict(artifact_stats)
+        return stats, "artifact" if stats is not None and stats.mode != "IDENTITY" else "none"
+    if mean is not None and std is not None:
+        return NormStats.mean_std(mean, std), "embodiment"
+    return None, "none"
+
+
+class Policy:
+    """An artifact's graphs in onnxruntime sessions plus everything around them.
+
+    Build with :func:`load_policy`. Thread-safe: the server calls :meth:`infer` from a pool.
+    """
+
+    def __init__(
+        self,
+        *,
+        artifact: Any,
+        runner: MonolithicRunner | DecomposedRunner,
+        tokenizer: PromptTokenizer,
+        slot: str = "default",
+        embodiment: Any = None,
+        warnings: Sequence[str] = (),
+        seed: int | None = None,
+    ) -> None:
+        self.slot = slot
+        self.artifact = artifact
+        self.runner = runner
+        self.tokenizer = tokenizer
+        self.embodiment = embodiment
+        self.warnings = list(warnings)
+        self._rng = np.random.default_rng(seed)
+        self._rng_lock = threading.Lock()
+        self.action_dim = int(artifact.action_dim)
+        self.chunk_size = int(artifact.chunk_size)
+        self.max_action_dim = int(artifact.max_action_dim)
+        self.max_state_dim = int(artifact.max_state_dim)
+        self.camera_names: list[str] = list(artifact.cameras)
+        self.image_size = (int(artifact.image.height), int(artifact.image.width))
+        self.prompt_format = str(artifact.prompt.format)
+        self.state_bins = int(artifact.prompt.state_bins)
+        self.state_dim = int(embodiment.state_dim if embodiment is not None else artifact.state_dim)
+        norm = artifact.normalization
+        emb_norm = embodiment.normalization if embodiment is not None else None
+        self.state_stats, state_src = _stats_source(
+            norm.get("state"),
+            None if emb_norm is None else emb_norm.mean_state,
+            None if emb_norm is None else emb_norm.std_state,
+        )
+        self.action_stats, action_src = _stats_source(
+            norm.get("action"),
+            None if emb_norm is None else emb_norm.mean_action,
+            None if emb_norm is None else emb_norm.std_action,
+        )
+        self._check_compatibility()
+        self.info: dict[str, Any] = {
+            "slot": slot,
+            "family": artifact.family,
+            "model": artifact.model.get("name"),
+            "mode": artifact.mode,
+            "precision": artifact.precision,
+            "model_version": artifact.config_sha256[:12],
+            "chunk_size": self.chunk_size,
+            "action_dim": self.action_dim,
+            "state_dim": self.state_dim,
+            "num_steps": int(artifact.num_steps),
+            "adaptive_steps": getattr(runner, "adaptive_steps", None),
+            "prefix_cache_size": (
+                runner.prefix_cache.max_entries
+                if isinstance(runner, DecomposedRunner) and runner.prefix_cache is not None
+                else 0
+            ),
+            "cameras": list(self.camera_names),
+            "providers": {name: list(s.get_providers()) for name, s in runner.sessions.items()},
+            "embodiment": None if embodiment is None else embodiment.name,
+            "raw_actions": embodiment is None,
+            "state_normalization": state_src,
+            "action_normalization": action_src,
+            "warnings": list(self.warnings),
+        }
+
+    # -- load-time checks -------------------------------------------------------------------
+
+    def _check_compatibility(self) -> None:
+        a, e = self.artifact, self.embodiment
+        if e is not None:
+            if int(e.action_dim) != self.action_dim:
+                raise ConfigError(
+                    f"embodiment {e.name!r} has action_dim {e.action_dim} but the artifact's "
+                    f"model outputs {self.action_dim} action dims; export the model for this "
+                    "robot (reflex export --embodiment ...) or pick the matching embodiment",
+                    slug="embodiment-mismatch",
+                    field="embodiment",
+                    details={
+                        "embodiment_action_dim": e.action_dim,
+                        "artifact_action_dim": self.action_dim,
+                    },
+                )
+            if self.state_dim > self.max_state_dim:
+                raise ConfigError(
+                    f"embodiment {e.name!r} has state_dim {self.state_dim} but the model takes at "
+                    f"most {self.max_state_dim} state values",
+                    slug="embodiment-mismatch",
+                    field="embodiment",
+                )
+            if e.control.chunk_size != self.chunk_size:
+                self.warnings.append(
+                    f"embodiment control.chunk_size {e.control.chunk_size} differs from the "
+                    f"model's chunk_size {self.chunk_size}; chunks have {self.chunk_size} steps"
+                )
+        if self.state_stats is not None and self.state_stats.dim not in (None, self.state_dim):
+            raise ConfigError(
+                f"the state normalization statistics have {self.state_stats.dim} values but the "
+                f"policy expects a state of {self.state_dim}"
+                + (f" (embodiment {e.name!r})" if e is not None else ""),
+                slug="embodiment-mismatch",
+                field="embodiment",
+            )
+        if self.action_stats is not None and self.action_stats.dim not in (None, self.action_dim):
+            raise ArtifactError(
+                f"the action normalization statistics have {self.action_stats.dim} values but "
+                f"the model has action_dim {self.action_dim}",
+                slug="artifact-schema",
+            )
+        if self.action_dim > self.max_action_dim or a.state_dim > self.max_state_dim:
+            raise ArtifactError(
+                "artifact dims exceed the model's padded dims", slug="artifact-schema"
+            )
+        for w in self.warnings:
+            log.warning("policy %s: %s", self.slot, w)
+
+    # -- request path -----------------------------------------------------------------------
+
+    def validate(self, observation: Observation) -> None:
+        """Check one observation against this policy.
+
+        :raises ValidationError: ``state-length-mismatch``, ``state-not-finite``,
+            ``unknown-camera``, ``duplicate-camera``, ``image-invalid`` (all 422).
+        """
+        state = np.asarray(observation.state)
+        if state.ndim != 1 or state.shape[0] != self.state_dim:
+            raise ValidationError(
+                f"state has {state.size} values; "
+                + (
+                    f"embodiment {self.embodiment.name!r}"
+                    if self.embodiment is not None
+                    else "this policy"
+                )
+                + f" expects {self.state_dim}",
+                slug="state-length-mismatch",
+                field="state",
+                details={"expected": self.state_dim, "got": int(state.size)},
+            )
+        if not np.all(np.isfinite(state.astype(np.float64))):
+            raise ValidationError(
+                "state contains NaN or Inf", slug="state-not-finite", field="state"
+            )
+        for name, image in zip(
+            self.camera_names, match_cameras(observation.images, self.camera_names), strict=True
+        ):
+            if image is not None:
+                check_image(name, image)
+
+    def _noise(self, batch: int, noise: np.ndarray | None) -> np.ndarray:
+        shape = (batch, self.chunk_size, self.max_action_dim)
+        if noise is None:
+            with self._rng_lock:
+                return self._rng.standard_normal(shape, dtype=np.float32)
+        arr = np.asarray(noise, dtype=np.float32)
+        if arr.shape != shape:
+            raise ValidationError(
+                f"noise must have shape {shape}, got {arr.shape}",
+                slug="noise-invalid",
+                field="noise",
+            )
+        return np.ascontiguousarray(arr)
+
+    def infer(
+        self, observations: Sequence[Observation] | Observation, noise: np.ndarray | None = None
+    ) -> PolicyOutput:
+        """Run a batch.
+
+        :param observations: one or more observations (batched into one graph call).
+        :param noise: (B, chunk_size, max_action_dim) standard normal; drawn when None.
+        :raises ValidationError: see :meth:`validate`, and ``noise-invalid``.
+        """
+        obs = [observations] if isinstance(observations, Observation) else list(observations)
+        if not obs:
+            raise ValueError("infer needs at least one observation")
+        start = time.perf_counter_ns()
+        for o in obs:
+            self.validate(o)
+        eps = self._noise(len(obs), noise)
+        inputs = prepare_inputs(
+            images=[o.images for o in obs],
+            states=[o.state for o in obs],
+            prompts=[o.prompt for o in obs],
+            camera_names=self.camera_names,
+            image_size=self.image_size,
+            max_state_dim=self.max_state_dim,
+            state_stats=self.state_stats,
+            prompt_format=self.prompt_format,
+            tokenizer=self.tokenizer,
+            state_bins=self.state_bins,
+        )
+        preprocess_ms = (time.perf_counter_ns() - start) / 1e6
+        result = self.runner.run(inputs, eps)
+        post_start = time.perf_counter_ns()
+        actions = self.postprocess(result.actions)
+        end = time.perf_counter_ns()
+        return PolicyOutput(
+            actions=actions,
+            features=result.features,
+            timings=self._timings(
+                result, preprocess_ms, (end - post_start) / 1e6, (end - start) / 1e6, len(obs)
+            ),
+        )
+
+    def postprocess(self, model_actions: np.ndarray) -> np.ndarray:
+        """(B, T, max_action_dim) model units -> (B, T, action_dim) robot units + gripper block."""
+        actions = unnormalize_actions(model_actions, self.action_dim, self.action_stats)
+        if self.embodiment is not None and self.embodiment.gripper is not None:
+            from reflex_core.embodiments import apply_gripper
+
+            actions = apply_gripper(actions, self.embodiment)
+        return np.ascontiguousarray(actions, dtype=np.float32)
+
+    @staticmethod
+    def _timings(
+        result: RunResult, preprocess_ms: float, postprocess_ms: float, total_ms: float, batch: int
+    ) -> dict[str, Any]:
+        hit = result.prefix_cache_hit
+        return {
+            "preprocess_ms": round(preprocess_ms, 3),
+            "prefix_ms": None if result.prefix_ms is None else round(result.prefix_ms, 3),
+            "expert_ms": None if result.expert_ms is None else round(result.expert_ms, 3),
+            "model_ms": round(result.model_ms, 3),
+            "postprocess_ms": round(postprocess_ms, 3),
+            "total_ms": round(total_ms, 3),
+            "steps": result.steps,
+            "batch_size": batch,
+            "prefix_cache": None if hit is None else ("hit" if hit else "miss"),
+        }
+
+    def dummy_observation(self) -> Observation:
+        """A valid observation (zero state, mid-gray frames, empty task) for warm-up and checks."""
+        h, w = self.image_size
+        return Observation(
+            state=np.zeros(self.state_dim, dtype=np.float32),
+            images={name: np.full((h, w, 3), 128, dtype=np.uint8) for name in self.camera_names},
+            prompt="",
+        )
+
+    def warmup(self) -> PolicyOutput:
+        """One dummy batch through every graph (first runs allocate and pick kernels)."""
+        return self.infer([self.dummy_observation()])
+
+    @property
+    def prefix_cache(self) -> PrefixCache | None:
+        return self.runner.prefix_cache if isinstance(self.runner, DecomposedRunner) else None
+
+
+def _resolve_embodiment(embodiment: Any) -> Any:
+    if embodiment is None or not isinstance(embodiment, (str, Path)):
+        return embodiment
+    from reflex_core.embodiments import load_embodiment
+
+    text = str(embodiment)
+    if text.endswith(".json") or Path(text).is_file():
+        return load_embodiment(path=text)
+    return load_embodiment(name=text)
+
+
+def load_policy(
+    artifact_dir: str | Path | Any,
+    *,
+    slot: str = "default",
+    embodiment: Any = None,
+    providers: Sequence[str] | None = None,
+    allow_cpu_fallback: bool = False,
+    adaptive_steps: float | None = None,
+    prefix_cache_size: int = 0,
+    threads: int | None = None,
+    seed: int | None = None,
+    kv_feed: str = "iobinding",
+    verify: bool = True,
+    session_factory: SessionFactory | None = None,
+) -> Policy:
+    """Load and verify an artifact and open its onnxruntime sessions.
+
+    :param artifact_dir: the directory ``reflex export`` wrote (or an already loaded Artifact).
+    :param embodiment: an EmbodimentConfig, a preset name, a JSON path, or None (raw actions).
+    :param providers: ``--providers`` (names or aliases ``cuda``/``trt``/``cpu``); None picks
+        TensorRT -> CUDA -> CPU from what this onnxruntime offers.
+    :param allow_cpu_fallback: accept the CPU when an asked-for GPU provider does not load.
+    :param adaptive_steps: early-stop tolerance for the Euler loop (decomposed only).
+    :param prefix_cache_size: entries of the exact-match prefix cache (decomposed only; 0 = off).
+    :param threads: intra-op threads per session (default OMP_NUM_THREADS or the core count).
+    :param seed: seed of the noise drawn when a request brings none.
+    :param kv_feed: ``iobinding`` or ``numpy`` (how the KV reaches the expert; see runners).
+    :param verify: check hashes and the parity verdict (always on when serving).
+    :raises ArtifactError: missing / corrupted / unverified artifact, graphs not loadable.
+    :raises ConfigError: provider or embodiment problems, options the mode does not support.
+    """
+    import onnxruntime as ort
+
+    from reflex_core.artifact import Artifact
+
+    artifact = (
+        artifact_dir
+        if isinstance(artifact_dir, Artifact)
+        else Artifact.load(artifact_dir, verify=verify)
+    )
+    emb = _resolve_embodiment(embodiment)
+    plan = choose_providers(
+        ort.get_available_providers(),
+        providers,
+        allow_cpu_fallback=allow_cpu_fallback,
+        known=ort.get_all_providers(),
+    )
+    cache_dir = _trt_cache_dir(artifact) if "TensorrtExecutionProvider" in plan.providers else None
+    warnings: list[str] = []
+
+    def session(name: str) -> Any:
+        sess, w = open_session(
+            artifact.graph_path(name),
+            plan,
+            role=name,
+            threads=threads,
+            cache_dir=cache_dir,
+            factory=session_factory,
+        )
+        warnings.extend(w)
+        return sess
+
+    runner: MonolithicRunner | DecomposedRunner
+    if artifact.mode == "decomposed":
+        cache = PrefixCache(prefix_cache_size) if prefix_cache_size > 0 else None
+        runner = DecomposedRunner(
+            session("vlm_prefix"),
+            session("expert_denoise"),
+            num_steps=artifact.num_steps,
+            adaptive_steps=adaptive_steps,
+            prefix_cache=cache,
+            kv_feed=kv_feed,
+        )
+    elif artifact.mode == "monolithic":
+        for option, value in (
+            ("adaptive_steps", adaptive_steps),
+            ("prefix_cache_size", prefix_cache_size),
+        ):
+            if value:
+                raise ConfigError(
+                    f"{option} needs a decomposed artifact (the monolithic graph runs its Euler "
+                    "loop inside ONNX); export with --mode decomposed",
+                    slug="option-unsupported",
+                    field=option,
+                )
+        runner = MonolithicRunner(session("policy"), num_steps=artifact.num_steps)
+    else:
+        raise ArtifactError(
+            f"this runtime cannot run artifact mode {artifact.mode!r} (known: decomposed, monolithic)",
+            slug="artifact-schema",
+        )
+    tokenizer = PromptTokenizer.from_file(
+        artifact.tokenizer_path, artifact.tokenizer.max_length, artifact.tokenizer.pad_id
+    )
+    if artifact.tokenizer.padding_side != "right":
+        raise ArtifactError("only right padding is supported", slug="artifact-schema")
+    return Policy(
+        artifact=artifact,
+        runner=runner,
+        tokenizer=tokenizer,
+        slot=slot,
+        embodiment=emb,
+        warnings=warnings,
+        seed=seed,
+    )
+
+
+def _trt_cache_dir(artifact: Any) -> Path:
+    import os
+
+    base = Path(os.environ.get("REFLEX_CACHE_DIR") or Path.home() / ".cache" / "reflex")
+    path = base / "tensorrt" / artifact.config_sha256[:16]
+    path.mkdir(parents=True, exist_ok=True)
+    return path

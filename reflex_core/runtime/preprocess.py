@@ -1,0 +1,463 @@
+"""Observation -> model inputs, and model outputs -> actions, in numpy only.
+
+These functions are shared by the runtime and by the export parity gate: the torch reference and
+the ONNX graphs receive exactly the arrays produced here, so parity compares the graphs and never
+two preprocessing implementations. Every function is pure (no hidden state, inputs never mutated).
+
+What they reproduce (lerobot / openpi pi0 and pi0.5, see notes/lerobot-pi-checkpoints.md §3-4):
+
+- Images: uint8 HWC RGB -> float in [0, 1] -> bilinear resize keeping the aspect ratio
+  (``align_corners=False``, no antialias, i.e. ``torch.nn.functional.interpolate``) -> centred
+  zero padding to (H, W) -> ``x * 2 - 1``. A camera the observation lacks is filled with -1 and
+  its mask is False.
+- State: normalized with the checkpoint's statistics (QUANTILES, MEAN_STD, MIN_MAX, QUANTILE10,
+  IDENTITY; float32 arithmetic in lerobot's operation order), then zero-padded to max_state_dim.
+- Prompt: pi0.5 puts the normalized, UNPADDED state in the prompt as 256 bins over [-1, 1]:
+  ``"Task: {text}, State: {bins};\\nAction: "``; pi0 uses ``text + "\\n"``. An observation without
+  a prompt uses the empty task ``""``.
+- Actions: the first ``action_dim`` dims of the model output, unnormalized with the same mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from reflex_core.errors import ArtifactError, ValidationError
+
+#: Added to a zero denominator (lerobot's ``eps``).
+NORM_EPS = 1e-8
+#: The single-camera shorthand of the wire format: maps to the artifact's first camera.
+SHORTHAND_CAMERA = "image"
+#: The task used when an observation carries no prompt.
+DEFAULT_TASK = ""
+
+PROMPT_FORMATS = ("pi05", "pi0")
+
+# Statistic names each mode needs, as (low/center, high/scale).
+_MODE_STATS: dict[str, tuple[str, str] | None] = {
+    "IDENTITY": None,
+    "QUANTILES": ("q01", "q99"),
+    "QUANTILE10": ("q10", "q90"),
+    "MIN_MAX": ("min", "max"),
+    "MEAN_STD": ("mean", "std"),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------
+
+
+def _bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights of ``interpolate(mode="bilinear", align_corners=False)``."""
+    # torch's CPU kernel: a float32 scale, and the source coordinate rounded once to float32
+    # (a fused multiply-add); this reproduces its weights bit for bit
+    scale = np.float64(np.float32(in_size / out_size))
+    src = (scale * (np.arange(out_size, dtype=np.float64) + 0.5) - 0.5).astype(np.float32)
+    src = np.maximum(src, np.float32(0.0))  # torch clamps negative source coordinates to 0
+    i0 = np.minimum(src.astype(np.int64), in_size - 1)
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    frac = src - i0.astype(np.float32)
+    return i0, i1, frac
+
+
+def bilinear_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a float (H, W, C) image like torch's bilinear interpolate with align_corners=False.
+
+    :param image: float32 array (H, W, C).
+    :returns: float32 array (height, width, C).
+    """
+    in_h, in_w = image.shape[:2]
+    if (in_h, in_w) == (height, width):
+        return image.astype(np.float32, copy=False)
+    y0, y1, fy = _bilinear_axis(in_h, height)
+    x0, x1, fx = _bilinear_axis(in_w, width)
+    img = image.astype(np.float32, copy=False)
+    fy = fy[:, None, None]
+    rows = img[y0] * (1.0 - fy) + img[y1] * fy  # (height, in_w, C)
+    fx = fx[None, :, None]
+    return rows[:, x0] * (1.0 - fx) + rows[:, x1] * fx
+
+
+def resized_shape(in_height: int, in_width: int, height: int, width: int) -> tuple[int, int]:
+    """The size an image is scaled to before padding (aspect kept, fits inside height x width)."""
+    ratio = max(in_width / width, in_height / height)
+    return max(1, int(in_height / ratio)), max(1, int(in_width / ratio))
+
+
+def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize keeping the aspect ratio, then pad to (height, width), centred.
+
+    :param image: uint8 (H, W, 3) RGB, or float (H, W, 3) already in [0, 1].
+    :returns: float32 (height, width, 3) in [0, 1]; the padding is 0 (black).
+    """
+    img = _as_unit_float(image)
+    in_h, in_w = img.shape[:2]
+    if (in_h, in_w) == (height, width):
+        return img
+    rh, rw = resized_shape(in_h, in_w, height, width)
+    resized = np.clip(bilinear_resize(img, rh, rw), 0.0, 1.0)
+    top = (height - rh) // 2
+    left = (width - rw) // 2
+    out = np.zeros((height, width, img.shape[2]), dtype=np.float32)
+    out[top : top + rh, left : left + rw] = resized
+    return out
+
+
+def _as_unit_float(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / np.float32(255.0)
+    if np.issubdtype(image.dtype, np.floating):
+        return image.astype(np.float32, copy=False)
+    raise ValidationError(
+        f"image dtype {image.dtype} is not supported (uint8 RGB expected)", slug="image-invalid"
+    )
+
+
+def check_image(name: str, image: Any) -> None:
+    """Raise ValidationError ``image-invalid`` unless ``image`` is a non-empty (H, W, 3) array."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        raise ValidationError(
+            f"camera {name!r}: expected an (H, W, 3) RGB image, got shape {shape}",
+            slug="image-invalid",
+            field=f"images.{name}",
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValidationError(
+            f"camera {name!r}: empty image", slug="image-invalid", field=f"images.{name}"
+        )
+    if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
+        raise ValidationError(
+            f"camera {name!r}: dtype {image.dtype} is not supported (uint8 RGB expected)",
+            slug="image-invalid",
+            field=f"images.{name}",
+        )
+
+
+def match_cameras(
+    images: Mapping[str, np.ndarray], camera_names: Sequence[str]
+) -> list[np.ndarray | None]:
+    """Order an observation's images by the artifact's camera names.
+
+    Matching is by name. ``"image"`` (the wire format's single-camera shorthand) stands for the
+    first camera unless a camera is really called ``"image"``. A camera the observation lacks is
+    ``None``.
+
+    :raises ValidationError: ``unknown-camera`` for a name the artifact does not know,
+        ``duplicate-camera`` when the shorthand and the first camera's own name are both given.
+    """
+    names = list(camera_names)
+    by_name: dict[str, np.ndarray] = {}
+    for key, value in images.items():
+        target = key
+        if key == SHORTHAND_CAMERA and key not in names and names:
+            target = names[0]
+            if target in images:
+                raise ValidationError(
+                    f"both {SHORTHAND_CAMERA!r} and {target!r} given; they are the same camera",
+                    slug="duplicate-camera",
+                    field=f"images.{key}",
+                )
+        if target not in names:
+            raise ValidationError(
+                f"unknown camera {key!r}; this policy knows {names}",
+                slug="unknown-camera",
+                field=f"images.{key}",
+                details={"known": names},
+            )
+        by_name[target] = value
+    return [by_name.get(name) for name in names]
+
+
+def preprocess_images(
+    batch: Sequence[Mapping[str, np.ndarray]],
+    camera_names: Sequence[str],
+    height: int,
+    width: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Build the ``images`` and ``image_masks`` graph inputs.
+
+    :param batch: one ``{camera name: uint8 HWC RGB}`` mapping per observation.
+    :returns: images float32 (B, N, 3, height, width) in [-1, 1]; image_masks bool (B, N),
+        False (and the image all -1) for a camera the observation lacks.
+    """
+    n = len(camera_names)
+    images = np.full((len(batch), n, 3, height, width), -1.0, dtype=np.float32)
+    masks = np.zeros((len(batch), n), dtype=np.bool_)
+    for b, obs_images in enumerate(batch):
+        for c, image in enumerate(match_cameras(obs_images, camera_names)):
+            if image is None:
+                continue
+            check_image(camera_names[c], image)
+            unit = resize_with_pad(image, height, width)
+            images[b, c] = unit.transpose(2, 0, 1) * np.float32(2.0) - np.float32(1.0)
+            masks[b, c] = True
+    return images, masks
+
+
+# --------------------------------------------------------------------------------------------
+# Normalization
+# --------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class NormStats:
+    """Normalization statistics of one feature (state or action).
+
+    :ivar mode: ``IDENTITY``, ``QUANTILES`` (q01/q99), ``QUANTILE10`` (q10/q90), ``MIN_MAX``
+        (min/max) or ``MEAN_STD`` (mean/std).
+    :ivar low: q01 / q10 / min / mean (float32, one value per real dim); None for IDENTITY.
+    :ivar high: q99 / q90 / max / std; None for IDENTITY.
+    """
+
+    mode: str
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+    @property
+    def dim(self) -> int | None:
+        return None if self.low is None else int(self.low.shape[0])
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> NormStats | None:
+        """Read ``{"mode": ..., "q01": [...], "q99": [...]}`` (lists or arrays); None -> None.
+
+        :raises ArtifactError: ``artifact-schema`` for an unknown mode or missing statistics.
+        """
+        if data is None:
+            return None
+        mode = str(data.get("mode", "")).upper()
+        if mode not in _MODE_STATS:
+            raise ArtifactError(
+                f"unknown normalization mode {data.get('mode')!r}; known: {sorted(_MODE_STATS)}",
+                slug="artifact-schema",
+            )
+        names = _MODE_STATS[mode]
+        if names is None:
+            return cls(mode=mode)
+        missing = [k for k in names if data.get(k) is None]
+        if missing:
+            raise ArtifactError(
+                f"normalization mode {mode} needs {list(names)}; missing {missing}",
+                slug="artifact-schema",
+            )
+        low = np.asarray(data[names[0]], dtype=np.float32).reshape(-1)
+        high = np.asarray(data[names[1]], dtype=np.float32).reshape(-1)
+        if low.shape != high.shape:
+            raise ArtifactError(
+                f"normalization {names[0]} and {names[1]} differ in length "
+                f"({low.shape[0]} vs {high.shape[0]})",
+                slug="artifact-schema",
+            )
+        return cls(mode=mode, low=low, high=high)
+
+    @classmethod
+    def mean_std(cls, mean: Any, std: Any) -> NormStats:
+        """MEAN_STD statistics (an embodiment's ``mean_*`` / ``std_*``)."""
+        return cls.from_dict({"mode": "MEAN_STD", "mean": mean, "std": std})  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        names = _MODE_STATS[self.mode]
+        if names is None:
+            return {"mode": self.mode}
+        assert self.low is not None and self.high is not None
+        return {"mode": self.mode, names[0]: self.low.tolist(), names[1]: self.high.tolist()}
+
+
+def _coerce_stats(stats: NormStats | Mapping[str, Any] | None) -> NormStats | None:
+    if stats is None or isinstance(stats, NormStats):
+        return stats
+    return NormStats.from_dict(stats)
+
+
+def _nonzero(denom: np.ndarray) -> np.ndarray:
+    return np.where(denom == 0, np.float32(NORM_EPS), denom).astype(np.float32)
+
+
+def _check_dim(values: np.ndarray, stats: NormStats, what: str) -> None:
+    if stats.dim is not None and values.shape[-1] != stats.dim:
+        raise ValidationError(
+            f"{what} has {values.shape[-1]} values but its normalization statistics have "
+            f"{stats.dim}",
+            slug="state-length-mismatch" if what == "state" else "action-length-mismatch",
+        )
+
+
+def normalize(values: np.ndarray, stats: NormStats | Mapping[str, Any] | None) -> np.ndarray:
+    """Map robot units to model units; float32, lerobot's operation order.
+
+    QUANTILES: ``2 (x - q01) / (q99 - q01) - 1`` (a zero denominator becomes eps);
+    MEAN_STD: ``(x - mean) / (std + eps)``; IDENTITY or None: unchanged.
+    """
+    x = np.asarray(values, dtype=np.float32)
+    s = _coerce_stats(stats)
+    if s is None or s.mode == "IDENTITY":
+        return x.copy()
+    _check_dim(x, s, "state")
+    assert s.low is not None and s.high is not None
+    if s.mode == "MEAN_STD":
+        return (x - s.low) / (s.high + np.float32(NORM_EPS))
+    denom = _nonzero(s.high - s.low)
+    return np.float32(2.0) * (x - s.low) / denom - np.float32(1.0)
+
+
+def unnormalize(values: np.ndarray, stats: NormStats | Mapping[str, Any] | None) -> np.ndarray:
+    """Map model units back to robot units (the inverse of :func:`normalize`).
+
+    MEAN_STD uses ``y * std + mean`` as lerobot does (it differs from the exact inverse of
+    ``(x - mean) / (std + eps)`` by at most ``1e-8 * |y|``).
+    """
+    y = np.asarray(values, dtype=np.float32)
+    s = _coerce_stats(stats)
+    if s is None or s.mode == "IDENTITY":
+        return y.copy()
+    _check_dim(y, s, "action")
+    assert s.low is not None and s.high is not None
+    if s.mode == "MEAN_STD":
+        return y * s.high + s.low
+    denom = _nonzero(s.high - s.low)
+    return (y + np.float32(1.0)) * denom / np.float32(2.0) + s.low
+
+
+def pad_vector(values: np.ndarray, size: int) -> np.ndarray:
+    """Zero-pad the last axis to ``size`` (float32)."""
+    x = np.asarray(values, dtype=np.float32)
+    if x.shape[-1] > size:
+        raise ValidationError(
+            f"vector of {x.shape[-1]} values does not fit the model's {size}",
+            slug="state-length-mismatch",
+        )
+    out = np.zeros((*x.shape[:-1], size), dtype=np.float32)
+    out[..., : x.shape[-1]] = x
+    return out
+
+
+def unnormalize_actions(
+    actions: np.ndarray, action_dim: int, stats: NormStats | Mapping[str, Any] | None
+) -> np.ndarray:
+    """Keep the first ``action_dim`` dims of (..., max_action_dim) model actions and unnormalize."""
+    return unnormalize(np.asarray(actions, dtype=np.float32)[..., :action_dim], stats)
+
+
+# --------------------------------------------------------------------------------------------
+# Prompts
+# --------------------------------------------------------------------------------------------
+
+
+def clean_task(text: str | None) -> str:
+    """openpi's task cleaning: strip, ``_`` -> space, newline -> space."""
+    return (text or DEFAULT_TASK).strip().replace("_", " ").replace("\n", " ")
+
+
+def discretize_state(normalized_state: np.ndarray, bins: int = 256) -> np.ndarray:
+    """Bin a normalized state over [-1, 1]: ``digitize(x, linspace(-1, 1, bins + 1)[:-1]) - 1``.
+
+    Values below -1 give -1 and values at or above the last edge give ``bins - 1``, as in openpi.
+    """
+    edges = np.linspace(-1.0, 1.0, bins + 1)[:-1]
+    return np.digitize(np.asarray(normalized_state), bins=edges) - 1
+
+
+def build_prompt(
+    task: str | None,
+    normalized_state: np.ndarray | None,
+    prompt_format: str,
+    state_bins: int = 256,
+) -> str:
+    """The text the tokenizer sees.
+
+    :param task: the instruction; None means the empty task.
+    :param normalized_state: the normalized, UNPADDED state (1-D); used by pi0.5 only.
+    :param prompt_format: ``"pi05"`` or ``"pi0"``.
+    """
+    if prompt_format == "pi05":
+        if normalized_state is None:
+            raise ValueError("the pi05 prompt needs the normalized state")
+        state_str = " ".join(str(int(b)) for b in discretize_state(normalized_state, state_bins))
+        return f"Task: {clean_task(task)}, State: {state_str};\nAction: "
+    if prompt_format == "pi0":
+        text = task or DEFAULT_TASK
+        return text if text.endswith("\n") else text + "\n"
+    raise ArtifactError(
+        f"unknown prompt format {prompt_format!r}; known: {list(PROMPT_FORMATS)}",
+        slug="artifact-schema",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The whole input side
+# --------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class ModelInputs:
+    """The graph inputs for a batch, all batch-first numpy arrays.
+
+    :ivar images: float32 (B, N, 3, H, W) in [-1, 1].
+    :ivar image_masks: bool (B, N).
+    :ivar tokens: int64 (B, L).
+    :ivar token_masks: bool (B, L).
+    :ivar state: float32 (B, max_state_dim), normalized and zero-padded.
+    :ivar prompts: the prompt strings that were tokenized (for debugging and logs).
+    """
+
+    images: np.ndarray
+    image_masks: np.ndarray
+    tokens: np.ndarray
+    token_masks: np.ndarray
+    state: np.ndarray
+    prompts: tuple[str, ...] = ()
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.state.shape[0])
+
+    def prefix_feeds(self) -> dict[str, np.ndarray]:
+        return {
+            "images": self.images,
+            "image_masks": self.image_masks,
+            "tokens": self.tokens,
+            "token_masks": self.token_masks,
+        }
+
+
+def prepare_inputs(
+    *,
+    images: Sequence[Mapping[str, np.ndarray]],
+    states: Sequence[np.ndarray],
+    prompts: Sequence[str | None],
+    camera_names: Sequence[str],
+    image_size: tuple[int, int],
+    max_state_dim: int,
+    state_stats: NormStats | Mapping[str, Any] | None,
+    prompt_format: str,
+    tokenizer: Any,
+    state_bins: int = 256,
+) -> ModelInputs:
+    """Everything from raw observations to graph inputs (the runtime and the parity gate use it).
+
+    :param tokenizer: a :class:`reflex_core.runtime.tokenizer.PromptTokenizer` (anything with
+        ``encode(list[str]) -> (tokens, masks)``).
+    """
+    if not (len(images) == len(states) == len(prompts)):
+        raise ValueError("images, states and prompts must have one entry per observation")
+    img, img_masks = preprocess_images(images, camera_names, *image_size)
+    normalized = [
+        normalize(np.asarray(s, dtype=np.float32).reshape(-1), state_stats) for s in states
+    ]
+    texts = [
+        build_prompt(p, n, prompt_format, state_bins)
+        for p, n in zip(prompts, normalized, strict=True)
+    ]
+    tokens, token_masks = tokenizer.encode(texts)
+    state = (
+        np.stack([pad_vector(n, max_state_dim) for n in normalized])
+        if normalized
+        else np.zeros((0, max_state_dim), np.float32)
+    )
+    return ModelInputs(img, img_masks, tokens, token_masks, state, tuple(texts))

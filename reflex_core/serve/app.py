@@ -1,0 +1,656 @@
+"""The Reflex server: policies + wedge chain + transports in one Starlette app.
+
+:class:`ReflexServer` owns the loaded policy slots, the embodiment, the resolved options and the
+:class:`~reflex_core.wedges.WedgeContext`. It builds the chain from the enabled wedges around its
+terminal :class:`~reflex_core.wedges.BatchHandler`, which groups requests by policy slot and runs
+``policy.infer`` in a bounded thread pool so the event loop (and ``/health``) stays responsive
+while a chunk computes.
+
+Lifecycle: the port opens at once; policies load and warm up in the background while
+``/health`` answers 503 ``loading`` / ``warming``; then ``reflex_startup`` hooks run and the
+server reports ``ready``. A load or warm-up failure leaves it ``failed`` (the hypercorn runner
+then exits non-zero). On shutdown the state is ``stopping``: WebSocket sessions finish the frames
+they hold and close, in-flight requests complete, then ``ctx.on_shutdown`` callbacks and the
+``reflex_shutdown`` hooks run.
+
+This module never imports torch: serving runs on an edge box without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from reflex_core import __version__
+from reflex_core.errors import ConfigError, ReflexError, Unavailable, ValidationError
+from reflex_core.options import resolve_options
+from reflex_core.serve.config import ResolvedServeOptions, ServeConfig
+from reflex_core.serve.errors import (
+    INVALID_NOISE_SEED,
+    NOISE_SHAPE_MISMATCH,
+    NOT_READY,
+    UNKNOWN_POLICY,
+    JSONBytesResponse,
+    dumps,
+    error_response,
+    http_status_error,
+)
+from reflex_core.serve.idempotency import IdempotencyWindow
+from reflex_core.serve.metrics import ServeMetrics
+from reflex_core.serve.middleware import (
+    SLUG_SCOPE_KEY,
+    BearerAuthMiddleware,
+    BodyLimitMiddleware,
+    ErrorBoundaryMiddleware,
+    RequestIdMiddleware,
+    cors_middleware_kwargs,
+    request_id_of,
+)
+from reflex_core.wedges import (
+    ActRequest,
+    ActResult,
+    EnabledWedge,
+    Handler,
+    WedgeContext,
+    compose,
+    enabled_wedges,
+    ordered,
+)
+from reflex_core.wire.parse import parse_observation
+
+log = logging.getLogger("reflex.serve")
+
+LOADING, WARMING, READY, FAILED, STOPPING = "loading", "warming", "ready", "failed", "stopping"
+DEGRADED = "degraded"  # reported by /health: ready, but a wedge says it is degraded
+DEFAULT_SLOT = "default"
+OPEN_PATHS = ("/health", "/metrics")
+_SECRET_WORDS = ("key", "token", "secret", "password")
+_NOISE_SEED_MAX = 2**63 - 1
+
+PolicySource = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+
+
+def noise_from_seed(seed: int, chunk_size: int, max_action_dim: int) -> np.ndarray:
+    """The flow-matching noise a request with ``noise_seed`` gets: a reproducible (T, A) draw,
+    ``np.random.default_rng(seed).standard_normal((T, A), dtype=np.float32)``."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((chunk_size, max_action_dim), dtype=np.float32)
+
+
+def _mask_secrets(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: ("***" if v is not None and any(w in k.lower() for w in _SECRET_WORDS) else v)
+        for k, v in values.items()
+    }
+
+
+def _default_registry() -> Any:
+    from reflex_core.plugins import make_plugin_manager
+
+    return make_plugin_manager(load_entrypoints=False).registry
+
+
+class ReflexServer:
+    """One serving process: policies, embodiment, wedge chain, transports and operations routes.
+
+    :param policies: slot -> loaded ``Policy`` (must include ``"default"``), or a callable that
+        loads them; a callable runs in the executor at startup so the port opens first.
+    :param embodiment: the robot's ``EmbodimentConfig``, or None (raw actions, with a warning).
+    :param registry: the plugin registry (wedges, transports); the built-ins only by default.
+    :param options: the resolved options (:class:`ResolvedServeOptions`), or only the core's
+        :class:`ServeConfig` (every wedge then takes its defaults, i.e. stays off).
+    :param policy_loader: ``(artifact_dir, slot) -> Policy`` with this server's runtime
+        options; backs ``ctx.load_policy`` (the router wedge loads a second slot with it).
+    :param hook: the plugin manager's ``hook`` relay, for ``reflex_startup``/``reflex_shutdown``.
+    """
+
+    def __init__(
+        self,
+        policies: PolicySource,
+        *,
+        embodiment: Any = None,
+        registry: Any = None,
+        options: ResolvedServeOptions | ServeConfig | None = None,
+        policy_loader: Callable[[Path | str, str], Any] | None = None,
+        hook: Any = None,
+    ) -> None:
+        self.registry = registry if registry is not None else _default_registry()
+        if not isinstance(options, ResolvedServeOptions):
+            options = self._defaults_for(options or ServeConfig())
+        self.options = options
+        self.config = options.serve
+        self.embodiment = embodiment
+        self._policy_source = policies
+        self._policy_loader = policy_loader
+        self._hook = hook
+
+        self.state = LOADING
+        self.failure: BaseException | None = None
+        self.started_at = time.monotonic()
+        self.metrics_registry = _new_collector_registry()
+        self.metrics = ServeMetrics(self.metrics_registry)
+        self.metrics.state.state(LOADING)
+        self.policies: dict[str, Any] = {}
+        self.executor = ThreadPoolExecutor(
+            max_workers=self.config.workers_threads, thread_name_prefix="reflex-infer"
+        )
+        self.ctx = WedgeContext(
+            policies=self.policies,
+            embodiment=embodiment,
+            metrics=self.metrics_registry,
+            load_policy=self._load_extra_policy,
+            executor=self.executor,
+        )
+        # Structure every wedge's config now: a bad option fails before the port opens.
+        self.enabled: list[EnabledWedge] = ordered(
+            enabled_wedges(self.registry.wedges, options.wedges)
+        )
+        self.wedge_names = [w.spec.name for w in self.enabled]
+        self.idempotency: IdempotencyWindow[ActResult] = IdempotencyWindow(
+            self.config.idempotency_window_s
+        )
+        self._tracer = self._make_tracer()
+        self._handler: Handler | None = None
+        self._model_meta: dict[str, dict[str, Any]] = {}
+        self._bring_up_task: asyncio.Task[None] | None = None
+        self._startup_hooks_ran = False
+        self._shut_down = False
+        self.stopping = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.ws_sessions: set[Any] = set()
+        self._route_paths: set[str] = set()
+        self.app = self._build_app()
+
+    # ------------------------------------------------------------------------------ setup
+
+    def _defaults_for(self, serve: ServeConfig) -> ResolvedServeOptions:
+        return ResolvedServeOptions(
+            serve=serve,
+            wedges={
+                n: resolve_options(s.options, {}, None, owner=n)
+                for n, s in self.registry.wedges.items()
+            },
+            transports={
+                n: resolve_options(t.options, {}, None, owner=n)
+                for n, t in self.registry.transports.items()
+            },
+        )
+
+    def _make_tracer(self) -> Any:
+        if not self.config.otel_endpoint:
+            return None
+        from reflex_core.serve.tracing import make_tracer
+
+        tracer, provider = make_tracer(self.config.otel_endpoint)
+        self.ctx.on_shutdown.append(provider.shutdown)
+        return tracer
+
+    def transport_options(self, name: str) -> dict[str, Any]:
+        """The resolved option values of one transport (``ws`` -> its queue settings)."""
+        return self.options.transports.get(name, {})
+
+    def _build_app(self) -> Starlette:
+        routes: list[BaseRoute] = [
+            Route("/health", self._health_endpoint, methods=["GET"]),
+            Route("/metrics", self._metrics_endpoint, methods=["GET"]),
+            Route("/config", self._config_endpoint, methods=["GET"]),
+        ]
+        for _name, transport in sorted(self.registry.transports.items()):
+            routes.extend(transport.routes(self))
+        self._route_paths.update(getattr(r, "path", "") for r in routes)
+
+        middleware = [
+            Middleware(RequestIdMiddleware),
+            Middleware(
+                ErrorBoundaryMiddleware,
+                count=self.metrics.count_request,
+                routes=self._route_paths,
+            ),
+        ]
+        if self.config.cors_origin:
+            from starlette.middleware.cors import CORSMiddleware
+
+            middleware.append(
+                Middleware(CORSMiddleware, **cors_middleware_kwargs(self.config.cors_origin))
+            )
+        if self.config.api_key:
+            middleware.append(
+                Middleware(BearerAuthMiddleware, api_key=self.config.api_key, open_paths=OPEN_PATHS)
+            )
+        middleware.append(Middleware(BodyLimitMiddleware, max_bytes=self.config.max_body_bytes))
+        app = Starlette(
+            routes=routes,
+            middleware=middleware,
+            exception_handlers={HTTPException: self._http_exception},
+            lifespan=self._lifespan,
+        )
+        app.state.reflex_server = self
+        return app
+
+    # -------------------------------------------------------------------------- lifecycle
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await self.startup()
+        try:
+            yield
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        """Start loading and warming up in the background; returns at once."""
+        if self._bring_up_task is None:
+            self._bring_up_task = asyncio.get_running_loop().create_task(self._bring_up())
+
+    async def wait_ready(self) -> None:
+        """Wait for the background start-up; raises its error if it failed."""
+        if self._bring_up_task is None:
+            await self.startup()
+        assert self._bring_up_task is not None
+        await asyncio.shield(self._bring_up_task)
+        if self.failure is not None:
+            raise self.failure
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.metrics.state.state(state)
+        log.info("server state: %s", state)
+
+    async def _in_executor(self, fn: Callable[..., Any], *args: Any) -> Any:
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+    async def _bring_up(self) -> None:
+        try:
+            self._set_state(LOADING)
+            source = self._policy_source
+            loaded = await self._in_executor(source) if callable(source) else source
+            self.policies.update(loaded)
+            if DEFAULT_SLOT not in self.policies:
+                raise ConfigError(
+                    f"no {DEFAULT_SLOT!r} policy slot (got {', '.join(self.policies) or 'none'})",
+                    slug="no-default-policy",
+                )
+            # Wedge factories run on the loop: some create asyncio objects.
+            handler, names = compose(self.enabled, self._run_batch, self.ctx)
+            self.wedge_names = names
+            if self.ctx.routes:
+                self.app.router.routes.extend(self.ctx.routes)
+                self._route_paths.update(getattr(r, "path", "") for r in self.ctx.routes)
+            if self.stopping.is_set():
+                return
+            self._set_state(WARMING)
+            for slot, policy in list(self.policies.items()):
+                await self._in_executor(policy.warmup)
+                self._model_meta[slot] = self._describe(policy)
+            if self._hook is not None:
+                self._hook.reflex_startup(app_state=self.app_state())
+                self._startup_hooks_ran = True
+            self._handler = handler
+            if not self.stopping.is_set():
+                self._set_state(READY)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failure = exc
+            self._set_state(FAILED)
+            if isinstance(exc, ReflexError):
+                log.error("start-up failed: %s", exc)
+            else:
+                log.exception("start-up failed")
+            self.failed.set()
+
+    def begin_stopping(self) -> None:
+        """Report ``stopping`` and ask WebSocket sessions to finish what they hold and close.
+        HTTP requests still in flight complete; the runner calls this on SIGTERM/SIGINT."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        if self.state != FAILED:
+            self._set_state(STOPPING)
+        for session in list(self.ws_sessions):
+            session.request_close()
+
+    async def shutdown(self) -> None:
+        """Run ``ctx.on_shutdown`` callbacks and ``reflex_shutdown`` hooks once."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.begin_stopping()
+        task = self._bring_up_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for callback in reversed(self.ctx.on_shutdown):
+            try:
+                outcome = callback()
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                log.exception("a shutdown callback failed: %r", callback)
+        if self._hook is not None and self._startup_hooks_ran:
+            try:
+                self._hook.reflex_shutdown(app_state=self.app_state())
+            except Exception:
+                log.exception("a reflex_shutdown hook failed")
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def app_state(self) -> dict[str, Any]:
+        """What ``reflex_startup`` / ``reflex_shutdown`` receive."""
+        return {
+            "policies": self.policies,
+            "embodiment": self.embodiment,
+            "metrics": self.metrics_registry,
+            "config": self.config_snapshot(),
+            "wedges": list(self.wedge_names),
+        }
+
+    def _load_extra_policy(self, slot: str, artifact_dir: Path | str) -> Any:
+        if self._policy_loader is None:
+            raise ConfigError(
+                "this server was built without a policy loader; it cannot load another slot",
+                slug="policy-loader-unavailable",
+            )
+        policy = self._policy_loader(artifact_dir, slot)
+        self.policies[slot] = policy
+        return policy
+
+    @staticmethod
+    def _describe(policy: Any) -> dict[str, Any]:
+        info = dict(getattr(policy, "info", {}) or {})
+        return {"family": info.get("family"), "model_version": info.get("model_version")}
+
+    # ----------------------------------------------------------------------- request path
+
+    @property
+    def ready(self) -> bool:
+        return self._handler is not None
+
+    def _not_ready(self) -> Unavailable:
+        if self.state == FAILED:
+            return Unavailable("the server failed to start; see /health", slug="startup-failed")
+        return Unavailable(
+            f"the server is {self.state}; retry shortly", slug=NOT_READY, retry_after_s=1.0
+        )
+
+    def prepare(self, payload: Any, *, request_id: str, received_ns: int) -> ActRequest:
+        """Parse and validate one decoded observation: parse -> ``policy.validate``.
+
+        ``noise_seed`` (an integer) is a transport-level field, not part of the observation:
+        it fixes the flow-matching noise (:func:`noise_from_seed`) for a reproducible chunk.
+        """
+        if self._handler is None:
+            raise self._not_ready()
+        policy = self.policies[DEFAULT_SLOT]
+        noise = None
+        if isinstance(payload, dict) and "noise_seed" in payload:
+            payload = dict(payload)
+            seed = payload.pop("noise_seed")
+            if seed is not None:
+                if type(seed) is not int or not 0 <= seed <= _NOISE_SEED_MAX:
+                    raise ValidationError(
+                        f"noise_seed must be an integer in 0..2**63-1, got {seed!r}",
+                        slug=INVALID_NOISE_SEED,
+                        field="noise_seed",
+                    )
+                noise = noise_from_seed(seed, policy.chunk_size, policy.max_action_dim)
+        observation = parse_observation(payload)
+        policy.validate(observation)
+        return ActRequest(
+            observation=observation, request_id=request_id, received_ns=received_ns, noise=noise
+        )
+
+    async def act(self, request: ActRequest) -> ActResult:
+        """Run one request through the composed wedge chain (with latency metrics)."""
+        handler = self._handler
+        if handler is None:
+            raise self._not_ready()
+        metrics = self.metrics
+        metrics.in_flight.inc()
+        started = time.perf_counter()
+        policy, outcome = request.policy, "ok"
+        try:
+            if self._tracer is None:
+                result = await handler(request)
+            else:
+                with self._tracer.start_as_current_span("reflex.act") as span:
+                    span.set_attribute("reflex.request_id", request.request_id)
+                    result = await handler(request)
+                    span.set_attribute("reflex.policy", str(result.metadata.get("policy")))
+            policy = result.metadata.get("policy", policy)
+            return result
+        except ReflexError as exc:
+            outcome = exc.slug
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception:
+            outcome = "internal-error"
+            raise
+        finally:
+            metrics.in_flight.dec()
+            metrics.observe_act(policy, outcome, time.perf_counter() - started)
+
+    async def submit(self, request: ActRequest) -> tuple[ActResult, bool]:
+        """:meth:`act` behind the idempotency window; returns the result and whether it
+        replays an earlier request with the same ``request_id``."""
+        key = request.observation.request_id
+        if key is None or not self.idempotency.enabled:
+            return await self.act(request), False
+        result, replayed = await self.idempotency.run(key, lambda: self.act(request))
+        if replayed:
+            self.metrics.idempotent_replays.inc()
+        return result, replayed
+
+    def build_chunk(
+        self,
+        request: ActRequest,
+        result: ActResult,
+        *,
+        received_wall_ns: int,
+        replayed: bool = False,
+    ) -> dict[str, Any]:
+        """The action-chunk frame for a result: actions plus metadata (model, policy slot,
+        timings keyed to ``capture_time_ns``, embodiment or raw_actions, the wedges' notes)."""
+        meta = dict(result.metadata)
+        timings = dict(meta.get("timings") or ())
+        timings["server_receive_ns"] = received_wall_ns
+        timings["total_ms"] = round((time.monotonic_ns() - request.received_ns) / 1e6, 3)
+        capture = request.observation.capture_time_ns
+        if capture is not None:
+            timings["capture_time_ns"] = capture
+            timings["capture_to_response_ms"] = round((time.time_ns() - capture) / 1e6, 3)
+        meta["timings"] = timings
+        meta["request_id"] = request.request_id
+        if self.embodiment is not None:
+            meta["embodiment"] = self.embodiment.name
+        else:
+            meta["raw_actions"] = True
+        if replayed:
+            meta["idempotent_replay"] = True
+        return {
+            "type": "action_chunk",
+            "seq": request.observation.seq,
+            "actions": result.actions.tolist(),
+            "metadata": meta,
+        }
+
+    async def _run_batch(self, requests: Sequence[ActRequest]) -> list[ActResult]:
+        """The terminal BatchHandler: one ``policy.infer`` per policy slot in the batch."""
+        if not requests:
+            return []
+        slots: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            slots.setdefault(request.policy, []).append(i)
+        if len(slots) == 1:
+            ((slot, _),) = slots.items()
+            return await self._infer_slot(slot, requests)
+        results: list[ActResult | None] = [None] * len(requests)
+        groups = list(slots.items())
+        outputs = await asyncio.gather(
+            *(self._infer_slot(slot, [requests[i] for i in idx]) for slot, idx in groups)
+        )
+        for (_slot, idx), group_results in zip(groups, outputs, strict=True):
+            for i, result in zip(idx, group_results, strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    def _batch_noise(self, policy: Any, requests: Sequence[ActRequest]) -> np.ndarray | None:
+        if all(r.noise is None for r in requests):
+            return None
+        shape = (policy.chunk_size, policy.max_action_dim)
+        rows = []
+        for r in requests:
+            if r.noise is None:
+                rows.append(np.random.default_rng().standard_normal(shape, dtype=np.float32))
+                continue
+            noise = np.asarray(r.noise, dtype=np.float32)
+            if noise.shape != shape:
+                raise ValidationError(
+                    f"noise has shape {noise.shape}, policy {r.policy!r} needs {shape}",
+                    slug=NOISE_SHAPE_MISMATCH,
+                    field="noise",
+                )
+            rows.append(noise)
+        return np.stack(rows)
+
+    async def _infer_slot(self, slot: str, requests: Sequence[ActRequest]) -> list[ActResult]:
+        policy = self.policies.get(slot)
+        if policy is None:
+            raise ReflexError(
+                f"no policy in slot {slot!r} (have {', '.join(sorted(self.policies))})",
+                slug=UNKNOWN_POLICY,
+                status=500,
+            )
+        observations = [r.observation for r in requests]
+        noise = self._batch_noise(policy, requests)
+        started = time.perf_counter()
+        output = await self._in_executor(policy.infer, observations, noise)
+        seconds = time.perf_counter() - started
+        self.metrics.observe_inference(slot, len(requests), seconds)
+        base = dict(output.timings)
+        # the runtime's own total is the policy's; "total_ms" in a response is the server's
+        if "total_ms" in base:
+            base["policy_ms"] = base.pop("total_ms")
+        base["inference_ms"] = round(seconds * 1e3, 3)
+        base["batch_size"] = len(requests)
+        model = self._model_meta.get(slot) or self._describe(policy)
+        features = output.features
+        return [
+            ActResult(
+                actions=output.actions[i],
+                metadata={"policy": slot, "model": dict(model), "timings": dict(base)},
+                features=None if features is None else features[i],
+            )
+            for i in range(len(requests))
+        ]
+
+    # ---------------------------------------------------------------- operations routes
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``/health``: the state (200 only when ready), model, embodiment, wedges."""
+        wedge_health: dict[str, dict[str, Any]] = {}
+        degraded = False
+        for name, probe in sorted(self.ctx.health.items()):
+            try:
+                report = dict(probe())
+            except Exception as exc:  # a broken probe is itself a degradation
+                log.exception("health probe %r failed", name)
+                report = {"degraded": True, "error": f"{type(exc).__name__}: {exc}"}
+            degraded = degraded or bool(report.get("degraded"))
+            wedge_health[name] = report
+        status = self.state
+        if status == READY and degraded:
+            status = DEGRADED
+        default = self.policies.get(DEFAULT_SLOT)
+        info = dict(getattr(default, "info", {}) or {}) if default is not None else None
+        body: dict[str, Any] = {
+            "status": status,
+            "ready": status == READY,
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "model": info,
+            "policies": {s: dict(getattr(p, "info", {}) or {}) for s, p in self.policies.items()},
+            "providers": (info or {}).get("providers"),
+            "embodiment": getattr(self.embodiment, "name", None),
+            "raw_actions": self.embodiment is None,
+            "wedges": list(self.wedge_names),
+            "wedge_health": wedge_health,
+        }
+        if self.embodiment is None:
+            body["warnings"] = [
+                "no embodiment: /act returns raw model actions, not robot units "
+                "(serve with --embodiment NAME or --custom-embodiment-config PATH)"
+            ]
+        if self.failure is not None:
+            failure = self.failure
+            body["error"] = (
+                failure.to_dict()
+                if isinstance(failure, ReflexError)
+                else {"type": "error", "error": "internal-error", "message": type(failure).__name__}
+            )
+        return (200 if status == READY else 503), body
+
+    def config_snapshot(self) -> dict[str, Any]:
+        """``/config``: the non-secret serving configuration (never the API key)."""
+        return {
+            "serve": self.config.public_dict(),
+            "embodiment": getattr(self.embodiment, "name", None),
+            "policies": sorted(self.policies),
+            "wedges": {
+                "enabled": list(self.wedge_names),
+                "options": {n: _mask_secrets(v) for n, v in sorted(self.options.wedges.items())},
+            },
+            "transports": {n: _mask_secrets(v) for n, v in sorted(self.options.transports.items())},
+        }
+
+    async def _health_endpoint(self, request: Request) -> Response:
+        status, body = self.health()
+        headers = (
+            {"Retry-After": "1"} if status == 503 and self.state in (LOADING, WARMING) else None
+        )
+        return JSONBytesResponse(dumps(body), status_code=status, headers=headers)
+
+    async def _metrics_endpoint(self, request: Request) -> Response:
+        payload, content_type = self.metrics.render()
+        return Response(payload, headers={"Content-Type": content_type})
+
+    async def _config_endpoint(self, request: Request) -> Response:
+        return JSONBytesResponse(dumps(self.config_snapshot()))
+
+    async def _http_exception(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error = http_status_error(exc.status_code, exc.detail)
+        request.scope[SLUG_SCOPE_KEY] = error.slug
+        return error_response(error, request_id_of(request.scope), dict(exc.headers or {}))
+
+
+def _new_collector_registry() -> Any:
+    from prometheus_client import CollectorRegistry
+
+    return CollectorRegistry(auto_describe=True)
+
+
+def create_app(policies: PolicySource, **kwargs: Any) -> Starlette:
+    """Build the Starlette app of a :class:`ReflexServer` (tests drive it through
+    ``httpx.ASGITransport``; the server object is ``app.state.reflex_server``)."""
+    return ReflexServer(policies, **kwargs).app

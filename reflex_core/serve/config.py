@@ -1,0 +1,298 @@
+"""``reflex serve`` options: the core's own flags, the TOML config file, and their resolution.
+
+The core's flags are :class:`~reflex_core.options.Option` values like any wedge's, so they read
+from the ``[serve]`` table of the config file the same way a wedge reads its own table::
+
+    [serve]
+    port = 8080
+    cors-origin = ["http://localhost:3000"]
+
+    [actionguard]
+    guard = "clamp"
+
+The command line wins over the file, the file over the defaults. The API key also comes from
+``REFLEX_API_KEY`` (command line > environment > file).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from reflex_core.errors import ConfigError
+from reflex_core.options import Option, resolve_options
+
+API_KEY_ENV = "REFLEX_API_KEY"
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+SERVE_SECTION = "serve"
+
+
+def _port(value: Any) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be in 0..65535, got {port}")
+    return port
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"must be >= 1, got {number}")
+    return number
+
+
+def _non_negative_int(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {number}")
+    return number
+
+
+def _non_negative_float(value: Any) -> float:
+    number = float(value)
+    if not number >= 0:  # also rejects NaN
+        raise ValueError(f"must be >= 0, got {value!r}")
+    return number
+
+
+def _positive_float(value: Any) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"must be > 0, got {value!r}")
+    return number
+
+
+def _providers(value: Any) -> list[str]:
+    parts = value if isinstance(value, list) else str(value).split(",")
+    providers = [str(p).strip() for p in parts if str(p).strip()]
+    if not providers:
+        raise ValueError("give at least one provider, e.g. CPUExecutionProvider")
+    return providers
+
+
+def _url(value: Any) -> str:
+    text = str(value)
+    if not text.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http(s) URL, got {text!r}")
+    return text
+
+
+def _origin(value: Any) -> str:
+    text = str(value).rstrip("/")
+    if text != "*" and not text.startswith(("http://", "https://")):
+        raise ValueError(f"a CORS origin looks like https://host[:port] or '*', got {value!r}")
+    return text
+
+
+SERVE_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--embodiment",
+        "robot preset name (franka, so100, ur5, or a plugin's); "
+        "without it the server returns raw model actions",
+        metavar="NAME",
+    ),
+    Option(
+        "--custom-embodiment-config", "path to your own embodiment JSON", type=Path, metavar="PATH"
+    ),
+    Option("--host", "interface to bind (default 127.0.0.1: local only)", default="127.0.0.1"),
+    Option("--port", "TCP port (default 8000; 0 picks a free one)", type=_port, default=8000),
+    Option(
+        "--api-key",
+        f"require 'Authorization: Bearer KEY' (or set {API_KEY_ENV}); "
+        "/health and /metrics stay open",
+        metavar="KEY",
+    ),
+    Option(
+        "--cors-origin",
+        "allow browser calls from this origin (repeatable; CORS is off without it)",
+        type=_origin,
+        multiple=True,
+        metavar="ORIGIN",
+    ),
+    Option(
+        "--max-body-bytes",
+        "largest request body or WebSocket frame accepted (default 8 MiB; 413 above)",
+        type=_positive_int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="N",
+    ),
+    Option(
+        "--providers",
+        "onnxruntime execution providers in order, comma-separated (default: the best available)",
+        type=_providers,
+        metavar="P,...",
+    ),
+    Option(
+        "--allow-cpu-fallback",
+        "fall back to CPU when a requested GPU provider cannot load (otherwise that is an error)",
+        is_flag=True,
+        default=False,
+    ),
+    Option(
+        "--adaptive-steps",
+        "stop denoising early when successive steps change less than TOL",
+        type=_positive_float,
+        metavar="TOL",
+    ),
+    Option(
+        "--prefix-cache",
+        "prefix KV cache entries per policy (0 disables)",
+        type=_non_negative_int,
+        metavar="N",
+    ),
+    Option(
+        "--workers-threads",
+        "inference threads (bounded executor, default 2); /health answers while they compute",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+    ),
+    Option(
+        "--idempotency-window-s",
+        "a retry with the same request_id within S seconds gets the same chunk (default 30; 0 disables)",
+        type=_non_negative_float,
+        default=30.0,
+        metavar="S",
+    ),
+    Option(
+        "--graceful-timeout-s",
+        "on SIGTERM/SIGINT, how long in-flight requests may take to finish (default 30)",
+        type=_non_negative_float,
+        default=30.0,
+        metavar="S",
+    ),
+    Option(
+        "--otel-endpoint",
+        "send OpenTelemetry traces to this OTLP/HTTP endpoint (needs reflex-core[otel])",
+        type=_url,
+        metavar="URL",
+    ),
+)
+
+
+@attrs.frozen
+class ServeConfig:
+    """The core's resolved serving options (see :data:`SERVE_OPTIONS` for their meaning)."""
+
+    artifact_dir: Path | None = None
+    embodiment: str | None = None
+    custom_embodiment_config: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = attrs.field(default=None, repr=False)
+    cors_origin: tuple[str, ...] = ()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    providers: tuple[str, ...] | None = None
+    allow_cpu_fallback: bool = False
+    adaptive_steps: float | None = None
+    prefix_cache: int | None = None
+    workers_threads: int = 2
+    idempotency_window_s: float = 30.0
+    graceful_timeout_s: float = 30.0
+    otel_endpoint: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.api_key is not None and not self.api_key.strip():
+            raise ConfigError("the API key must not be empty", slug="invalid-config-value")
+        if self.embodiment and self.custom_embodiment_config:
+            raise ConfigError(
+                "give either --embodiment or --custom-embodiment-config, not both",
+                slug="embodiment-conflict",
+            )
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_key)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Everything but secrets: what ``GET /config`` shows."""
+        data = attrs.asdict(self, recurse=False)
+        data.pop("api_key")
+        data["auth_enabled"] = self.auth_enabled
+        for key, value in data.items():
+            if isinstance(value, Path):
+                data[key] = str(value)
+            elif isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+
+@attrs.frozen
+class ResolvedServeOptions:
+    """The core's config plus the option values of every wedge and transport, by name."""
+
+    serve: ServeConfig
+    wedges: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    transports: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Read a ``serve.toml``: a mapping of section name -> table."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist", slug="config-file-missing") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not valid TOML: {exc}", slug="config-file-invalid"
+        ) from exc
+    not_tables = sorted(k for k, v in data.items() if not isinstance(v, dict))
+    if not_tables:
+        raise ConfigError(
+            f"config file {path}: top-level key(s) {', '.join(not_tables)} must be inside a "
+            f"table such as [serve] or [<wedge name>]",
+            slug="config-file-invalid",
+        )
+    return data
+
+
+def resolve_serve_options(
+    cli_values: Mapping[str, Any],
+    file_sections: Mapping[str, Mapping[str, Any]] | None,
+    registry: Any,
+    *,
+    artifact_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ResolvedServeOptions:
+    """Resolve the core's, every wedge's and every transport's options.
+
+    :param cli_values: ``vars(args)``; ``None`` means "not given on the command line".
+    :param file_sections: the parsed config file (section -> table), or None.
+    :param registry: the plugin registry (its wedges and transports own sections).
+    :raises ConfigError: an unknown section or key, or a bad value (``unknown-config-section``,
+        ``unknown-config-key``, ``invalid-config-value``).
+    """
+    env = os.environ if env is None else env
+    sections = dict(file_sections or {})
+    owners = {SERVE_SECTION, *registry.wedges, *registry.transports}
+    unknown = sorted(set(sections) - owners)
+    if unknown:
+        raise ConfigError(
+            f"unknown config section(s) {', '.join(f'[{s}]' for s in unknown)}; known: "
+            f"{', '.join(f'[{s}]' for s in sorted(owners))} (a wedge's section exists only "
+            f"when its plugin is installed)",
+            slug="unknown-config-section",
+        )
+    core = resolve_options(SERVE_OPTIONS, cli_values, sections.get(SERVE_SECTION), owner="serve")
+    if cli_values.get("api_key") is None and env.get(API_KEY_ENV):
+        core["api_key"] = env[API_KEY_ENV]
+    core["cors_origin"] = tuple(core["cors_origin"] or ())
+    if core["providers"] is not None:
+        core["providers"] = tuple(core["providers"])
+    serve = ServeConfig(artifact_dir=artifact_dir, **core)
+    wedges = {
+        name: resolve_options(spec.options, cli_values, sections.get(name), owner=name)
+        for name, spec in sorted(registry.wedges.items())
+    }
+    transports = {
+        name: resolve_options(t.options, cli_values, sections.get(name), owner=name)
+        for name, t in sorted(registry.transports.items())
+    }
+    return ResolvedServeOptions(serve=serve, wedges=wedges, transports=transports)

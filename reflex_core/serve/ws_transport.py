@@ -1,0 +1,193 @@
+"""``GET /ws``: a WebSocket session per connection (the built-in streaming transport).
+
+Observations arrive as JSON text frames (or binary frames holding UTF-8 JSON); each gets an
+``action_chunk`` frame back, in the order received. A bad frame gets an error frame
+``{"type": "error", "error": slug, ...}`` (with its ``seq`` when it had one) and the socket stays
+open.
+
+A reader task moves frames into a bounded queue; one worker answers them in order. When the
+client sends faster than the server answers and the queue is full, the reader either stops
+reading (``--ws-when-full wait``: TCP back-pressure reaches the client) or answers the extra
+frame with ``queue-full`` (``reject``). Memory per connection stays bounded either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketState
+
+from reflex_core.errors import PayloadTooLarge, ReflexError, Unavailable
+from reflex_core.serve.errors import QUEUE_FULL, InternalError, dumps
+from reflex_core.serve.middleware import request_id_of, request_id_var
+from reflex_core.wire.parse import error_frame, parse_json_body
+
+if TYPE_CHECKING:
+    from reflex_core.serve.app import ReflexServer
+
+log = logging.getLogger("reflex.serve.ws")
+
+_CLOSE = object()
+GOING_AWAY = 1001
+
+
+class WebSocketSession:
+    """One connection: reader -> bounded queue -> in-order worker."""
+
+    def __init__(
+        self, server: ReflexServer, websocket: WebSocket, queue_size: int, reject_when_full: bool
+    ) -> None:
+        self.server = server
+        self.websocket = websocket
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self.reject_when_full = reject_when_full
+        self.request_id = request_id_of(websocket.scope) or uuid.uuid4().hex
+        self.closing = False
+        self.frames = 0
+        self.pending = 0  # frames queued, not yet taken by the worker
+        self._send_lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        await self.websocket.accept()
+        server = self.server
+        server.ws_sessions.add(self)
+        server.metrics.ws_sessions.inc()
+        self._reader = asyncio.create_task(self._read())
+        worker = asyncio.create_task(self._work())
+        try:
+            await asyncio.wait({self._reader, worker}, return_when=asyncio.FIRST_COMPLETED)
+            if self.closing or worker.done():
+                # the server is stopping: answer the frames already read, then say goodbye
+                self._reader.cancel()
+                try:
+                    await worker
+                except Exception as exc:  # the client left while we were draining
+                    log.debug("session %s ended while draining: %r", self.request_id, exc)
+                    return
+                if self.websocket.application_state == WebSocketState.CONNECTED:
+                    with contextlib.suppress(Exception):
+                        await self.websocket.close(GOING_AWAY, "server shutting down")
+            else:
+                # the client went away: nobody is left to answer
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+                self._reader.result()
+        finally:
+            for task in (self._reader, worker):
+                task.cancel()
+            server.metrics.ws_queue_depth.dec(self.pending)
+            server.ws_sessions.discard(self)
+            server.metrics.ws_sessions.dec()
+
+    def request_close(self) -> None:
+        """Stop reading; the worker answers the frames already queued, then the socket closes."""
+        self.closing = True
+        if self._reader is not None:
+            self._reader.cancel()
+        if self.queue.empty():
+            self.queue.put_nowait(_CLOSE)
+
+    async def _read(self) -> None:
+        receive = self.websocket.receive
+        depth = self.server.metrics.ws_queue_depth
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            self.frames += 1
+            item = (data, time.monotonic_ns(), time.time_ns(), self.frames)
+            if self.queue.full() and self.reject_when_full:
+                exc = Unavailable(
+                    f"this session already holds {self.queue.maxsize} unanswered frames; "
+                    "wait for answers before sending more",
+                    slug=QUEUE_FULL,
+                    retry_after_s=0.1,
+                )
+                await self._send_error(exc, f"{self.request_id}.{self.frames}", None)
+                continue
+            await self.queue.put(item)
+            self.pending += 1
+            depth.inc()
+
+    async def _work(self) -> None:
+        depth = self.server.metrics.ws_queue_depth
+        while True:
+            if self.closing and self.queue.empty():
+                return
+            item = await self.queue.get()
+            if item is _CLOSE:
+                return
+            self.pending -= 1
+            depth.dec()
+            await self._answer(*item)
+
+    async def _answer(
+        self, data: str | bytes, received_ns: int, received_wall_ns: int, n: int
+    ) -> None:
+        server = self.server
+        request_id = f"{self.request_id}.{n}"
+        token = request_id_var.set(request_id)
+        seq = None
+        try:
+            try:
+                if len(data) > server.config.max_body_bytes:
+                    raise PayloadTooLarge(
+                        f"frame exceeds the server's limit of {server.config.max_body_bytes} bytes",
+                        details={"max_body_bytes": server.config.max_body_bytes},
+                    )
+                payload = parse_json_body(data)
+                if isinstance(payload, dict):
+                    candidate = payload.get("seq")
+                    seq = candidate if type(candidate) is int else None
+                act_request = server.prepare(
+                    payload, request_id=request_id, received_ns=received_ns
+                )
+                result, replayed = await server.submit(act_request)
+                text = dumps(
+                    server.build_chunk(
+                        act_request, result, received_wall_ns=received_wall_ns, replayed=replayed
+                    )
+                ).decode()
+            except ReflexError as exc:
+                await self._send_error(exc, request_id, seq)
+                return
+            except Exception:
+                log.exception("frame %s failed", request_id)
+                await self._send_error(InternalError(), request_id, seq)
+                return
+            async with self._send_lock:
+                await self.websocket.send_text(text)
+            server.metrics.count_request("/ws", 200, "ok")
+        finally:
+            request_id_var.reset(token)
+
+    async def _send_error(self, exc: ReflexError, request_id: str, seq: int | None) -> None:
+        frame = error_frame(exc, request_id)
+        if seq is not None:
+            frame["seq"] = seq
+        async with self._send_lock:
+            await self.websocket.send_text(dumps(frame).decode())
+        self.server.metrics.count_request("/ws", exc.status, exc.slug)
+
+
+def ws_routes(server: ReflexServer) -> list[BaseRoute]:
+    """The ``/ws`` route bound to ``server``."""
+    options = server.transport_options("ws")
+    queue_size = int(options.get("ws_queue_size") or 4)
+    reject = options.get("ws_when_full") == "reject"
+
+    async def ws(websocket: WebSocket) -> None:
+        await WebSocketSession(server, websocket, queue_size, reject).run()
+
+    return [WebSocketRoute("/ws", ws, name="ws")]

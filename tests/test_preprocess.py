@@ -1,0 +1,254 @@
+"""Preprocessing (reflex_core.runtime.preprocess / tokenizer): images, state, prompts, tokens."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reflex_core.errors import ArtifactError, ValidationError
+from reflex_core.runtime.preprocess import (
+    NormStats,
+    bilinear_resize,
+    build_prompt,
+    clean_task,
+    discretize_state,
+    match_cameras,
+    normalize,
+    pad_vector,
+    prepare_inputs,
+    preprocess_images,
+    resize_with_pad,
+    resized_shape,
+    unnormalize,
+    unnormalize_actions,
+)
+from reflex_core.runtime.tokenizer import PromptTokenizer
+
+
+def _fixtures():
+    path = Path(__file__).parent / "fixtures" / "runtime_graphs.py"
+    spec = importlib.util.spec_from_file_location("runtime_graphs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rg = _fixtures()
+
+
+# -- images -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [((12, 16), (6, 8)), ((5, 7), (11, 13)), ((480, 640), (168, 224)), ((3, 3), (3, 3))],
+)
+def test_bilinear_resize_matches_torch_interpolate(src, dst) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    img = rng.random((*src, 3), dtype=np.float32)
+    ours = bilinear_resize(img, *dst)
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(img).permute(2, 0, 1)[None], size=dst, mode="bilinear", align_corners=False
+    )[0].permute(1, 2, 0)
+    assert ours.shape == (*dst, 3)
+    np.testing.assert_allclose(ours, ref.numpy(), atol=2e-6)
+
+
+def test_resize_with_pad_matches_a_torch_reference_and_centres_the_image() -> None:
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    out = resize_with_pad(img, 24, 24)
+    # the openpi/lerobot recipe, in torch: interpolate, then pad the short side centred with 0
+    t = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    rh, rw = resized_shape(30, 50, 24, 24)
+    assert (rh, rw) == (14, 24)
+    r = F.interpolate(t, size=(rh, rw), mode="bilinear", align_corners=False).clamp(0, 1)
+    top, rest = divmod(24 - rh, 2)
+    ref = F.pad(r, (0, 0, top, top + rest), value=0.0)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(out, ref, atol=2e-6)
+    assert out.dtype == np.float32
+    assert np.all(out[:5] == 0) and np.all(out[-5:] == 0)  # 10 rows of padding, 5 each side
+    assert out[5:19].min() >= 0 and out[5:19].max() <= 1
+
+
+def test_preprocess_images_maps_to_minus_one_one_and_masks_missing_cameras() -> None:
+    white = np.full((4, 4, 3), 255, dtype=np.uint8)
+    images, masks = preprocess_images([{"wrist": white}, {}], ["base", "wrist"], 4, 4)
+    assert images.shape == (2, 2, 3, 4, 4) and images.dtype == np.float32
+    assert masks.tolist() == [[False, True], [False, False]]
+    assert np.all(images[0, 1] == 1.0)
+    assert np.all(images[0, 0] == -1.0) and np.all(images[1] == -1.0)
+
+
+def test_black_padding_becomes_minus_one() -> None:
+    img = np.full((2, 4, 3), 255, dtype=np.uint8)
+    images, _ = preprocess_images([{"base": img}], ["base"], 4, 4)
+    assert np.all(images[0, 0, :, 0] == -1.0) and np.all(images[0, 0, :, 3] == -1.0)
+    assert np.all(images[0, 0, :, 1:3] == 1.0)
+
+
+def test_camera_shorthand_unknown_and_duplicate_names() -> None:
+    a = np.zeros((2, 2, 3), np.uint8)
+    assert match_cameras({"image": a}, ["front", "wrist"])[0] is a
+    assert match_cameras({"wrist": a}, ["front", "wrist"]) == [None, a]
+    # a camera really called "image" is matched by its own name
+    assert match_cameras({"image": a}, ["wrist", "image"]) == [None, a]
+    with pytest.raises(ValidationError) as exc:
+        match_cameras({"left": a}, ["front", "wrist"])
+    assert exc.value.slug == "unknown-camera" and exc.value.status == 422
+    assert exc.value.details["known"] == ["front", "wrist"]
+    with pytest.raises(ValidationError) as exc:
+        match_cameras({"image": a, "front": a}, ["front", "wrist"])
+    assert exc.value.slug == "duplicate-camera"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 4), np.uint8),
+        np.zeros((4, 4, 4), np.uint8),
+        np.zeros((0, 4, 3), np.uint8),
+        np.zeros((4, 4, 3), np.int32),
+    ],
+)
+def test_bad_images_are_rejected(bad) -> None:
+    with pytest.raises(ValidationError) as exc:
+        preprocess_images([{"base": bad}], ["base"], 4, 4)
+    assert exc.value.slug == "image-invalid" and exc.value.field == "images.base"
+
+
+# -- normalization ----------------------------------------------------------------------------
+
+
+def test_quantiles_normalization_formula_and_zero_denominator() -> None:
+    stats = {"mode": "QUANTILES", "q01": [0.0, 1.0, 2.0], "q99": [2.0, 3.0, 2.0]}
+    x = np.array([1.0, 3.0, 2.5], np.float32)
+    y = normalize(x, stats)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y[:2], [0.0, 1.0])
+    assert y[2] == pytest.approx(2 * 0.5 / 1e-8 - 1, rel=1e-5)  # eps replaces the zero span
+    np.testing.assert_allclose(
+        unnormalize(
+            np.array([-1.0, 0.0], np.float32), {**stats, "q01": [0.0, 1.0], "q99": [2.0, 3.0]}
+        ),
+        [0.0, 2.0],
+    )
+
+
+def test_mean_std_and_identity() -> None:
+    stats = NormStats.mean_std([1.0, -2.0], [2.0, 0.5])
+    np.testing.assert_allclose(normalize(np.array([3.0, -1.0]), stats), [1.0, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(unnormalize(np.array([1.0, 2.0]), stats), [3.0, -1.0], rtol=1e-6)
+    x = np.array([5.0, 6.0], np.float32)
+    assert np.array_equal(normalize(x, {"mode": "IDENTITY"}), x)
+    assert np.array_equal(normalize(x, None), x)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    mode=st.sampled_from(["QUANTILES", "MEAN_STD", "MIN_MAX", "QUANTILE10"]),
+    values=st.lists(st.floats(-50, 50, width=32), min_size=3, max_size=3),
+)
+def test_unnormalize_inverts_normalize(mode, values) -> None:
+    names = {
+        "QUANTILES": ("q01", "q99"),
+        "MEAN_STD": ("mean", "std"),
+        "MIN_MAX": ("min", "max"),
+        "QUANTILE10": ("q10", "q90"),
+    }[mode]
+    stats = {"mode": mode, names[0]: [-3.0, 0.0, 10.0], names[1]: [5.0, 0.25, 30.0]}
+    x = np.array(values, np.float32)
+    np.testing.assert_allclose(unnormalize(normalize(x, stats), stats), x, atol=1e-4, rtol=1e-5)
+
+
+def test_stats_errors_are_artifact_schema() -> None:
+    with pytest.raises(ArtifactError) as exc:
+        NormStats.from_dict({"mode": "WEIRD"})
+    assert exc.value.slug == "artifact-schema"
+    with pytest.raises(ArtifactError):
+        NormStats.from_dict({"mode": "QUANTILES", "q01": [0.0]})
+    with pytest.raises(ValidationError) as exc2:
+        normalize(np.zeros(2), {"mode": "QUANTILES", "q01": [0, 0, 0], "q99": [1, 1, 1]})
+    assert exc2.value.slug == "state-length-mismatch"
+
+
+def test_pad_and_unnormalize_actions_use_the_first_dims() -> None:
+    assert pad_vector(np.array([1.0, 2.0]), 4).tolist() == [1.0, 2.0, 0.0, 0.0]
+    with pytest.raises(ValidationError):
+        pad_vector(np.zeros(5), 4)
+    model = np.arange(12, dtype=np.float32).reshape(1, 2, 6)
+    out = unnormalize_actions(
+        model, 2, {"mode": "MEAN_STD", "mean": [10.0, 20.0], "std": [1.0, 2.0]}
+    )
+    assert out.shape == (1, 2, 2)
+    np.testing.assert_allclose(out[0], [[10.0, 22.0], [16.0, 34.0]])
+
+
+# -- prompts and tokens -----------------------------------------------------------------------
+
+
+def test_discretize_state_matches_openpi_bins() -> None:
+    x = np.array([-1.5, -1.0, -0.999, 0.0, 0.5, 0.9921875, 1.0, 2.0])
+    assert discretize_state(x).tolist() == [-1, 0, 0, 128, 192, 255, 255, 255]
+
+
+def test_pi05_and_pi0_prompts() -> None:
+    state = np.array([-1.0, 0.0, 0.99], np.float32)
+    assert (
+        build_prompt("  pick_up the\ncube ", state, "pi05")
+        == "Task: pick up the cube, State: 0 128 254;\nAction: "
+    )
+    assert build_prompt(None, state, "pi05") == "Task: , State: 0 128 254;\nAction: "
+    assert build_prompt("pick up", None, "pi0") == "pick up\n"
+    assert build_prompt("pick up\n", None, "pi0") == "pick up\n"
+    assert build_prompt(None, None, "pi0") == "\n"
+    assert clean_task("a_b\nc") == "a b c"
+    with pytest.raises(ArtifactError):
+        build_prompt("x", state, "pi7")
+
+
+def test_tokenizer_adds_bos_pads_right_and_truncates(tmp_path) -> None:
+    tok = PromptTokenizer.from_file(
+        rg.write_tokenizer(tmp_path / "tok.json"), max_length=6, pad_id=0
+    )
+    tokens, masks = tok.encode(["pick up the red cube", "pick up the red cube place it in box"])
+    assert tokens.dtype == np.int64 and masks.dtype == np.bool_
+    assert tokens.shape == masks.shape == (2, 6)
+    assert tokens[0, 0] == 2 and 0 not in tokens[0].tolist()  # BOS + 5 words fill 6
+    assert masks[0].tolist() == [True, True, True, True, True, True]
+    assert tokens[1, 0] == 2 and masks[1].all()  # truncated, BOS kept
+    short, smask = tok.encode(["pick"])
+    assert short[0, 0] == 2 and short[0, 1] not in (0, 3)  # BOS, then a known word
+    assert smask[0].tolist() == [True, True, False, False, False, False]
+    assert short[0, 2:].tolist() == [0, 0, 0, 0]
+    with pytest.raises(ArtifactError) as exc:
+        PromptTokenizer.from_file(tmp_path / "missing.json", 4)
+    assert exc.value.slug == "artifact-missing"
+
+
+def test_prepare_inputs_uses_the_unpadded_normalized_state_in_the_pi05_prompt(tmp_path) -> None:
+    tok = PromptTokenizer.from_file(rg.write_tokenizer(tmp_path / "tok.json"), max_length=32)
+    stats = {"mode": "QUANTILES", "q01": [0.0, 0.0], "q99": [2.0, 4.0]}
+    inputs = prepare_inputs(
+        images=[{}],
+        states=[np.array([1.0, 4.0], np.float32)],
+        prompts=["pick up"],
+        camera_names=["base"],
+        image_size=(4, 4),
+        max_state_dim=5,
+        state_stats=stats,
+        prompt_format="pi05",
+        tokenizer=tok,
+    )
+    assert inputs.prompts == ("Task: pick up, State: 128 255;\nAction: ",)
+    np.testing.assert_allclose(inputs.state, [[0.0, 1.0, 0.0, 0.0, 0.0]])
+    assert inputs.state.dtype == np.float32 and inputs.state.shape == (1, 5)
+    assert inputs.tokens.shape == (1, 32) and inputs.image_masks.tolist() == [[False]]
