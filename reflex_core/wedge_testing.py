@@ -1,0 +1,459 @@
+"""Test doubles and harnesses for wedge authors (no torch, no ONNX needed).
+
+A wedge is tested by composing it with :func:`reflex_core.wedges.compose` around a
+``BatchHandler`` that behaves like the real policy where it matters to wedges: it runs ONE
+vectorised computation for the whole batch, each row's actions depend on that row's
+observation and noise (so a mixed-up or dropped row shows), it reports pooled features, and it
+can take time (a fixed part plus a part per row, like a batched ORT call) or fail on demand.
+
+* :func:`make_request`, :class:`FakeBatchPolicy`, :class:`FakePolicySet` (several policies
+  keyed by ``request.policy``), :class:`FakePolicyInfo`: unit tests around ``compose``;
+* :class:`FakeRuntimePolicy` (the runtime ``Policy`` interface) and :func:`serve_lifespan`:
+  the wedge inside the real ``ReflexServer`` app, driven with ``httpx.ASGITransport``;
+* ``python -m reflex_core.wedge_testing`` / :func:`fake_server_process`: that server under the
+  real Hypercorn runner with the installed plugins' wedges and options;
+* :func:`server_process`: any ``reflex serve ...`` command on 127.0.0.1, ready-checked, stopped
+  with SIGTERM; :func:`exported_artifact`: a real ``reflex export`` once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from reflex_core.wedges import ActRequest, ActResult
+from reflex_core.wire.types import Observation
+
+_request_ids = itertools.count()
+
+
+def make_request(
+    state: Sequence[float] | np.ndarray,
+    *,
+    policy: str = "default",
+    noise: np.ndarray | None = None,
+    episode_id: str | None = None,
+    capture_time_ns: int | None = None,
+    deadline_ns: int | None = None,
+    received_ns: int | None = None,
+    request_id: str | None = None,
+    prompt: str | None = "pick up the cube",
+    seq: int | None = None,
+) -> ActRequest:
+    """An :class:`ActRequest` with sensible defaults (received now, a fresh request id)."""
+    rid = request_id or f"test-{next(_request_ids)}"
+    obs = Observation(
+        state=np.asarray(state, dtype=np.float32),
+        prompt=prompt,
+        seq=seq,
+        capture_time_ns=capture_time_ns,
+        request_id=rid,
+        episode_id=episode_id,
+    )
+    return ActRequest(
+        observation=obs,
+        request_id=rid,
+        received_ns=time.monotonic_ns() if received_ns is None else received_ns,
+        policy=policy,
+        deadline_ns=deadline_ns,
+        noise=noise,
+    )
+
+
+class PolicyFailure(RuntimeError):
+    """What :class:`FakeBatchPolicy` raises when told to fail."""
+
+
+@attrs.define(eq=False)
+class FakeBatchPolicy:
+    """A deterministic batched policy: ``actions[b] = tanh(state_b @ W) + pos * (state_b @ V)
+    + noise_scale * noise_b[:, :D]`` for the whole batch in one NumPy expression.
+
+    :ivar chunk_size: T. :ivar action_dim: D. :ivar max_action_dim: width of the noise.
+    :ivar fixed_s: simulated time per call. :ivar per_row_s: added time per row.
+    :ivar fail_next: the next N calls raise :class:`PolicyFailure`.
+    :ivar calls: the batch size of every call, in order.
+    :ivar policies_seen: ``request.policy`` of every row, per call.
+    """
+
+    state_dim: int = 4
+    action_dim: int = 3
+    chunk_size: int = 5
+    max_action_dim: int = 6
+    feature_dim: int = 8
+    noise_scale: float = 0.25
+    fixed_s: float = 0.0
+    per_row_s: float = 0.0
+    offset: float = 0.0
+    seed: int = 0
+    fail_next: int = 0
+    calls: list[int] = attrs.field(factory=list)
+    policies_seen: list[list[str]] = attrs.field(factory=list)
+    _w: np.ndarray = attrs.field(init=False)
+    _v: np.ndarray = attrs.field(init=False)
+    _f: np.ndarray = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        self._w = rng.standard_normal((self.state_dim, self.action_dim)).astype(np.float32)
+        self._v = 0.1 * rng.standard_normal((self.state_dim, self.action_dim)).astype(np.float32)
+        self._f = rng.standard_normal((self.state_dim, self.feature_dim)).astype(np.float32)
+
+    def compute(self, states: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, S) states and (B, T, max_action_dim) noise -> (B, T, D) actions, (B, F) features."""
+        pos = np.arange(self.chunk_size, dtype=np.float32)[None, :, None]
+        base = np.tanh(states @ self._w)[:, None, :] + self.offset
+        actions = base + pos * (states @ self._v)[:, None, :]
+        actions = actions + self.noise_scale * noise[:, :, : self.action_dim]
+        features = np.tanh(states @ self._f)
+        return actions.astype(np.float32), features.astype(np.float32)
+
+    def noise_for(self, request: ActRequest) -> np.ndarray:
+        if request.noise is not None:
+            return np.asarray(request.noise, dtype=np.float32)
+        return np.random.default_rng().standard_normal(
+            (self.chunk_size, self.max_action_dim), dtype=np.float32
+        )
+
+    async def __call__(self, requests: Sequence[ActRequest]) -> list[ActResult]:
+        self.calls.append(len(requests))
+        self.policies_seen.append([r.policy for r in requests])
+        delay = self.fixed_s + self.per_row_s * len(requests)
+        if delay:
+            await asyncio.sleep(delay)
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise PolicyFailure(f"policy failed on a batch of {len(requests)}")
+        states = np.stack([np.asarray(r.observation.state, np.float32) for r in requests])
+        noise = np.stack([self.noise_for(r) for r in requests])
+        actions, features = self.compute(states, noise)
+        return [
+            ActResult(
+                actions=actions[i],
+                features=features[i],
+                metadata={"policy": r.policy, "batch_rows": len(requests)},
+            )
+            for i, r in enumerate(requests)
+        ]
+
+
+@attrs.define(eq=False)
+class FakePolicySet:
+    """Several fake policies behind one ``BatchHandler``, keyed by ``request.policy`` like the
+    server's terminal handler: a batch is split by policy and each part runs as one call."""
+
+    policies: dict[str, FakeBatchPolicy]
+
+    async def __call__(self, requests: Sequence[ActRequest]) -> list[ActResult]:
+        results: list[ActResult | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.policy, []).append(i)
+        for key, indices in groups.items():
+            if key not in self.policies:
+                raise KeyError(f"no fake policy {key!r}")
+            part = await self.policies[key]([requests[i] for i in indices])
+            for i, result in zip(indices, part, strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+
+@attrs.define
+class FakePolicyInfo:
+    """What a router or a health check reads off a loaded policy, without a runtime."""
+
+    slot: str
+    info: dict[str, Any]
+    chunk_size: int = 5
+    max_action_dim: int = 6
+    action_dim: int = 3
+
+
+@attrs.frozen
+class FakePolicyOutput:
+    """What :meth:`FakeRuntimePolicy.infer` returns (the runtime's ``PolicyOutput`` fields)."""
+
+    actions: np.ndarray
+    features: np.ndarray | None
+    timings: dict[str, Any]
+
+
+@attrs.define(eq=False)
+class FakeRuntimePolicy:
+    """The runtime's ``Policy`` interface (slot, info, dims, validate, infer, warmup) over
+    :class:`FakeBatchPolicy`'s math, for serving a wedge in the real app without ONNX.
+
+    ``infer`` is synchronous and sleeps ``fixed_s + per_row_s * B`` like a batched ORT call, so
+    batching pays off the way it does on a real model.
+    """
+
+    slot: str = "default"
+    model_version: str = "fake0001"
+    math: FakeBatchPolicy = attrs.field(factory=FakeBatchPolicy)
+    fixed_s: float = 0.0
+    per_row_s: float = 0.0
+    camera_names: tuple[str, ...] = ()
+    calls: list[int] = attrs.field(factory=list)
+
+    @property
+    def state_dim(self) -> int:
+        return self.math.state_dim
+
+    @property
+    def action_dim(self) -> int:
+        return self.math.action_dim
+
+    @property
+    def chunk_size(self) -> int:
+        return self.math.chunk_size
+
+    @property
+    def max_action_dim(self) -> int:
+        return self.math.max_action_dim
+
+    @property
+    def feature_dim(self) -> int:
+        return self.math.feature_dim
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {
+            "family": "fake",
+            "mode": "fake",
+            "model_version": self.model_version,
+            "chunk_size": self.chunk_size,
+            "action_dim": self.action_dim,
+            "state_dim": self.state_dim,
+            "cameras": list(self.camera_names),
+            "providers": ["CPUExecutionProvider"],
+            "embodiment": None,
+            "raw_actions": True,
+        }
+
+    def validate(self, observation: Observation) -> None:
+        from reflex_core.errors import ValidationError
+
+        if observation.state.shape != (self.state_dim,):
+            raise ValidationError(
+                f"state has {observation.state.size} values, the policy takes {self.state_dim}",
+                slug="state-length-mismatch",
+                field="state",
+            )
+
+    def infer(
+        self, observations: Sequence[Observation], noise: np.ndarray | None = None
+    ) -> FakePolicyOutput:
+        started = time.perf_counter()
+        batch = len(observations)
+        self.calls.append(batch)
+        delay = self.fixed_s + self.per_row_s * batch
+        if delay:
+            time.sleep(delay)
+        if noise is None:
+            noise = np.random.default_rng().standard_normal(
+                (batch, self.chunk_size, self.max_action_dim), dtype=np.float32
+            )
+        states = np.stack([np.asarray(o.state, np.float32) for o in observations])
+        actions, features = self.math.compute(states, np.asarray(noise, np.float32))
+        ms = (time.perf_counter() - started) * 1e3
+        return FakePolicyOutput(actions, features, {"total_ms": ms, "steps": 1})
+
+    def warmup(self) -> None:
+        self.infer([Observation(state=np.zeros(self.state_dim, np.float32))])
+        self.calls.clear()
+
+
+@contextlib.asynccontextmanager
+async def serve_lifespan(app: Any, *, timeout_s: float = 30.0) -> AsyncIterator[Any]:
+    """Run an ASGI app's lifespan around the block (``httpx.ASGITransport`` sends only HTTP
+    scopes) and yield its ``ReflexServer`` once ready."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    message = await asyncio.wait_for(outbox.get(), timeout_s)
+    if message["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"lifespan startup failed: {message}")
+    server = app.state.reflex_server
+    try:
+        await asyncio.wait_for(server.wait_ready(), timeout_s)
+        yield server
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(outbox.get(), timeout_s)
+        await asyncio.wait_for(task, timeout_s)
+
+
+_EXPORTED: dict[tuple[str, str | None, str | None], Path] = {}
+
+
+def export_available() -> bool:
+    """Whether ``reflex export`` can run here (the export pipeline and torch are installed)."""
+    import importlib.util
+
+    return (
+        importlib.util.find_spec("reflex_core.export.pipeline") is not None
+        and importlib.util.find_spec("torch") is not None
+    )
+
+
+def exported_artifact(
+    model: str = "tiny-pi05", *, embodiment: str | None = "franka", mode: str | None = None
+) -> Path:
+    """A real artifact made with ``reflex export MODEL`` (the command a user runs), exported
+    once per process and reused: wedge tests that need the real runtime share one export.
+
+    Raises RuntimeError when the export fails; check :func:`export_available` first.
+    """
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    key = (model, embodiment, mode)
+    if key in _EXPORTED and (_EXPORTED[key] / "reflex_config.json").is_file():
+        return _EXPORTED[key]
+    out = Path(tempfile.mkdtemp(prefix=f"reflex-{model}-")) / "export"
+    cmd = [sys.executable, "-m", "reflex_core.cli", "export", model, "-o", str(out)]
+    if embodiment is not None:
+        cmd += ["--embodiment", embodiment]
+    if mode is not None:
+        cmd += ["--mode", mode]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    _EXPORTED[key] = out
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server_process(
+    argv: Sequence[str], *, log_path: Path, load_plugins: str | None = None,
+    timeout_s: float = 120.0,
+) -> Iterator[str]:  # fmt: skip
+    """Run ``argv + ["--port", N]`` (``reflex serve ...`` or :func:`main`) on 127.0.0.1 in a
+    subprocess; yield its base URL once ``/health`` is 200, then SIGTERM it and require a clean
+    exit (0). ``load_plugins`` sets ``REFLEX_LOAD_PLUGINS``."""
+    import os
+    import subprocess
+
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if load_plugins is not None:
+        env["REFLEX_LOAD_PLUGINS"] = load_plugins
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*argv, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {log_path.read_text()}")
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(base + "/health", timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server not ready: {log_path.read_text()}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                code = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+        if code != 0:
+            raise RuntimeError(f"server exited {code}: {log_path.read_text()}")
+
+
+@contextlib.contextmanager
+def fake_server_process(
+    *args: str, log_path: Path, load_plugins: str | None = None, timeout_s: float = 60.0
+) -> Iterator[str]:
+    """:func:`server_process` around :func:`main`: a fake policy, the installed wedges with
+    ``args``, real Hypercorn."""
+    import sys
+
+    argv = [sys.executable, "-m", "reflex_core.wedge_testing", *args]
+    with server_process(
+        argv, log_path=log_path, load_plugins=load_plugins, timeout_s=timeout_s
+    ) as base:
+        yield base
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m reflex_core.wedge_testing --port N [--fixed-s S] [--per-row-s S]
+    [any reflex serve / wedge option]``: serve a :class:`FakeRuntimePolicy` under the real
+    Hypercorn runner with the installed plugins' wedges, for testing a wedge end to end without
+    exporting a model. ``--load-slot NAME`` lets ``ctx.load_policy`` (the router) load fakes."""
+    import argparse
+    import logging
+    import sys
+
+    from reflex_core.options import add_options
+    from reflex_core.plugins import make_plugin_manager
+    from reflex_core.serve import ReflexServer
+    from reflex_core.serve.config import SERVE_OPTIONS, resolve_serve_options
+    from reflex_core.serve.hypercorn_runner import run
+
+    pm = make_plugin_manager()
+    registry = pm.registry
+    parser = argparse.ArgumentParser(prog="python -m reflex_core.wedge_testing")
+    parser.add_argument("--fixed-s", type=float, default=0.0, help="fake call time")
+    parser.add_argument("--per-row-s", type=float, default=0.0, help="fake time per row")
+    add_options(parser, SERVE_OPTIONS)
+    for spec in registry.wedges.values():
+        add_options(parser, spec.options)
+    for transport in registry.transports.values():
+        add_options(parser, transport.options)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    options = resolve_serve_options(vars(args), None, registry)
+
+    def fake(slot: str, seed: int) -> FakeRuntimePolicy:
+        return FakeRuntimePolicy(
+            slot=slot,
+            model_version=f"fake-{slot}",
+            math=FakeBatchPolicy(seed=seed),
+            fixed_s=args.fixed_s,
+            per_row_s=args.per_row_s,
+        )
+
+    def load_slot(source: Any, slot: str) -> FakeRuntimePolicy:
+        return fake(slot, seed=sum(map(ord, str(source))) % 1000)
+
+    server = ReflexServer(
+        {"default": fake("default", 0)},
+        registry=registry,
+        options=options,
+        policy_loader=load_slot,
+        hook=pm.hook,
+    )
+    return run(server)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
