@@ -1,0 +1,53 @@
+"""openpi's WebSocket policy protocol for Reflex: unmodified openpi clients
+(``openpi_client.websocket_client_policy.WebsocketClientPolicy``) drive ``reflex serve``.
+
+Registers the ``openpi`` transport: a WebSocket route at ``/`` and ``GET /healthz``, plus the
+``--openpi-key-map`` option (``[openpi]`` table in the config file). See README.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reflex_core.hookspecs import hookimpl
+from reflex_core.options import Option
+from reflex_core.registry import Transport
+
+__version__ = "0.1.0"
+
+
+def _key_map(value: Any) -> dict[str, str]:
+    from reflex_openpi.keymap import parse_key_map
+
+    return parse_key_map(value)
+
+
+OPTIONS = (
+    Option(
+        "--openpi-key-map",
+        "openpi observation keys -> state, prompt, images.<camera> or ignore, e.g. "
+        "observation/image=images.front,observation/wrist_image=images.wrist (added to the "
+        "defaults; see the reflex-openpi README)",
+        type=_key_map,
+        metavar="KEY=TARGET,...",
+    ),
+)
+
+
+def _routes(server: Any) -> list[Any]:
+    from reflex_openpi.transport import openpi_routes
+
+    return openpi_routes(server)
+
+
+@hookimpl
+def reflex_register_transports(register: Callable[[Transport], None]) -> None:
+    register(
+        Transport(
+            name="openpi",
+            routes=_routes,
+            options=OPTIONS,
+            description="openpi's WebSocket protocol at / (msgpack-numpy) and GET /healthz",
+        )
+    )

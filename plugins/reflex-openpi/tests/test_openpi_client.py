@@ -1,0 +1,169 @@
+"""The unmodified openpi client from PyPI against a real ``reflex serve`` (Hypercorn
+subprocess) with this plugin installed: metadata, actions of the right shape through the
+wedges, the custom key map, /healthz, GET / left alone, and the error path (text frame + 1011)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+import numpy as np
+import pytest
+from openpi_client.websocket_client_policy import WebsocketClientPolicy
+from reflex_openpi.codec import unpackb
+from websockets.exceptions import ConnectionClosedError
+from websockets.sync.client import connect as ws_connect
+
+from reflex_core.embodiments import EmbodimentConfig
+
+pytestmark = [
+    pytest.mark.slow,
+    # openpi-client (unmodified) opens its socket without a `with`, which websockets >= 17.1
+    # reports as deprecated; that is the client's business, not a failure here.
+    pytest.mark.filterwarnings("ignore:connect\\(\\) must be used as a context manager"),
+]
+
+REPO = Path(__file__).resolve().parents[3]
+REFLEX = str(Path(sys.executable).with_name("reflex"))
+
+
+def _artifact_fixtures() -> Any:
+    """The repository's session-cached exports (tests/conftest_artifacts.py)."""
+    name = "reflex_tests_conftest_artifacts"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, REPO / "tests" / "conftest_artifacts.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+export_artifact_dir = _artifact_fixtures().export_artifact_dir
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(export_artifact_dir: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    artifact = export_artifact_dir("tiny-pi05", "decomposed")
+    port = free_port()
+    log = tmp_path_factory.mktemp("openpi") / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [REFLEX, "serve", str(artifact), "--embodiment", "franka", "--port", str(port),
+             "--guard", "clamp", "--guard-trip-after", "0",
+             "--openpi-key-map", "observation/extra=ignore,observation/top=images.front"],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+            yield port
+        finally:
+            proc.terminate()
+            assert proc.wait(30) == 0, log.read_text()
+
+
+def observation(**extra: Any) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    return {
+        "observation/image": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+        "observation/wrist_image": rng.integers(0, 255, (3, 24, 24), dtype=np.uint8),
+        "observation/state": np.array([0.0, 0.0, 0.0, -1.5708, 0.0, 1.8675, 0.0, 0.02]),
+        "prompt": "pick up the red block",
+        **extra,
+    }
+
+
+def test_openpi_client_round_trip(server: int) -> None:
+    client = WebsocketClientPolicy("127.0.0.1", server)
+    meta = client.get_server_metadata()
+    assert meta["server"] == "reflex" and meta["ready"] is True
+    assert (meta["chunk_size"], meta["action_dim"], meta["embodiment"]) == (16, 8, "franka")
+    assert meta["wedges"] == ["actionguard"]
+    assert meta["key_map"]["observation/extra"] == "ignore"
+
+    first = client.infer(observation())
+    assert first["actions"].shape == (16, 8) and first["actions"].dtype == np.float32
+    assert first["server_timing"]["infer_ms"] > 0 and "prev_total_ms" not in first["server_timing"]
+    # the wedges ran: every chunk an openpi client gets went through ActionGuard
+    assert first["reflex"]["guard"]["verdict"] in ("pass", "clamped")
+    assert first["reflex"]["embodiment"] == "franka"
+    ranges = EmbodimentConfig.load_preset("franka").action_ranges
+    assert np.all(first["actions"] >= ranges[:, 0] - 1e-6)  # clamped into the joint limits
+    assert np.all(first["actions"] <= ranges[:, 1] + 1e-6)
+
+    # the key map option: an extra key ignored, another camera name routed to images.front
+    routed = {k: v for k, v in observation().items() if k != "observation/image"}
+    second = client.infer(
+        {
+            **routed,
+            "observation/extra": np.zeros(3),
+            "observation/top": np.zeros((8, 8, 3), np.uint8),
+        }
+    )
+    assert second["actions"].shape == (16, 8)
+    assert second["server_timing"]["prev_total_ms"] > 0
+
+
+def test_a_bad_observation_gets_a_text_frame_and_close_1011(server: int) -> None:
+    client = WebsocketClientPolicy("127.0.0.1", server)
+    with pytest.raises(RuntimeError) as info:
+        client.infer(observation(**{"observation/state": np.zeros(3)}))
+    error = json.loads(str(info.value).split("\n", 1)[1])
+    assert (error["error"], error["status"]) == ("state-length-mismatch", 422)
+    with pytest.raises(ConnectionClosedError) as closed:
+        client._ws.recv(timeout=10)  # the server closed the socket after the text frame
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+
+
+def test_refused_dtypes_close_with_1011_too(server: int) -> None:
+    with ws_connect(f"ws://127.0.0.1:{server}/") as ws:
+        assert unpackb(ws.recv(timeout=10))["server"] == "reflex"
+        bad = {
+            "observation/state": {
+                "__ndarray__": True,
+                "data": b"\0" * 8,
+                "dtype": "|O",
+                "shape": [1],
+            }
+        }
+        ws.send(msgpack.packb(bad))
+        text = ws.recv(timeout=10)
+        assert isinstance(text, str) and json.loads(text)["error"] == "openpi-bad-frame"
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+
+
+def test_healthz_and_plain_get_root(server: int) -> None:
+    base = f"http://127.0.0.1:{server}"
+    assert httpx.get(base + "/healthz", timeout=5).text == "OK\n"
+    root = httpx.get(base + "/", timeout=5)
+    assert root.status_code == 404 and root.json()["error"] == "not-found"
+    assert httpx.get(base + "/health", timeout=5).json()["status"] == "ready"

@@ -1,0 +1,359 @@
+"""What the sync and asyncio streams share: endpoints, reconnect backoff, observation encoding
+and chunk decoding. No I/O happens here."""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+import numpy as np
+
+from reflex_core.errors import ConfigError, ReflexError, ValidationError
+from reflex_core.sdk.errors import ServerError, error_from_payload
+from reflex_core.wire.images import encode_image_bytes
+from reflex_core.wire.parse import parse_action_chunk
+
+TRANSPORTS = ("auto", "ws", "http")
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+_SUFFIXES = ("/ws", "/act", "/health")
+
+
+@attrs.frozen
+class Endpoints:
+    """The server's URLs, derived from the one URL a user gives."""
+
+    base: str
+    ws: str
+    act: str
+    health: str
+
+
+def endpoints_from_url(url: str) -> Endpoints:
+    """``http://host:8000``, ``ws://host:8000/ws`` or ``https://proxy/reflex`` -> every route.
+
+    A path prefix (a reverse proxy mounting the server under ``/reflex``) is kept; a trailing
+    ``/ws``, ``/act`` or ``/health`` is taken as the route, not the prefix.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    http_scheme = {"http": "http", "ws": "http", "https": "https", "wss": "https"}.get(scheme)
+    if http_scheme is None or not parts.netloc:
+        raise ConfigError(
+            f"server URL {url!r}: expected http(s)://host:port or ws(s)://host:port",
+            slug="invalid-server-url",
+            field="url",
+        )
+    path = parts.path.rstrip("/")
+    for suffix in _SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    base = urlunsplit((http_scheme, parts.netloc, path, "", ""))
+    ws_scheme = "wss" if http_scheme == "https" else "ws"
+    return Endpoints(
+        base=base,
+        ws=urlunsplit((ws_scheme, parts.netloc, path + "/ws", "", "")),
+        act=base + "/act",
+        health=base + "/health",
+    )
+
+
+@attrs.frozen
+class Backoff:
+    """Exponential backoff between reconnect attempts, bounded by a total time budget.
+
+    :ivar initial_s: the first delay; each next one doubles, up to ``max_s``.
+    :ivar budget_s: give up once this much time has gone by since the connection was lost.
+    """
+
+    initial_s: float = 0.05
+    max_s: float = 1.0
+    budget_s: float = 10.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial_s
+        while True:
+            yield delay
+            delay = min(self.max_s, delay * 2)
+
+
+def resolve_embodiment(embodiment: Any) -> Any:
+    """``None``, an ``EmbodimentConfig``, a preset name or a path to an embodiment JSON file."""
+    if embodiment is None or not isinstance(embodiment, str | Path):
+        return embodiment
+    from reflex_core.embodiments import EmbodimentConfig
+
+    text = str(embodiment)
+    if text.endswith(".json") or Path(text).is_file():
+        return EmbodimentConfig.from_file(text)
+    return EmbodimentConfig.load_preset(text)
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _wire_image(name: str, image: Any, image_format: str, quality: int) -> str:
+    """numpy/Pillow image -> base64 JPEG; encoded bytes -> base64; a string is taken as base64
+    (or a data URL) already."""
+    if isinstance(image, str):
+        return image
+    try:
+        data = encode_image_bytes(image, image_format, quality=quality)
+    except ReflexError as exc:
+        raise ValidationError(
+            f"images.{name}: {exc.message}", slug=exc.slug, field=f"images.{name}"
+        ) from exc
+    return base64.b64encode(data).decode("ascii")
+
+
+@attrs.define
+class PendingObservation:
+    """An observation sent and not yet answered: what its chunk is matched and timed against."""
+
+    seq: int
+    payload: dict[str, Any]
+    capture_time_ns: int
+    sent_ns: int  # time.monotonic_ns() of the (last) send
+
+
+@attrs.define
+class ObservationEncoder:
+    """Builds wire observations: numbering, capture time, session prompt and episode, images,
+    and the state-length check against the embodiment."""
+
+    prompt: str | None = None
+    embodiment: Any = None
+    episode_id: str | None = None
+    session_id: str = attrs.field(factory=lambda: f"session_{uuid.uuid4().hex[:12]}")
+    image_format: str = "JPEG"
+    image_quality: int = 90
+    next_seq: int = 0
+
+    def encode(
+        self,
+        state: Any,
+        images: Mapping[str, Any] | None = None,
+        prompt: str | None = None,
+        *,
+        seq: int | None = None,
+        capture_time_ns: int | None = None,
+        request_id: str | None = None,
+        max_gpu_seconds: float | None = None,
+        episode_id: str | None = None,
+    ) -> PendingObservation:
+        vector = np.asarray(state, dtype=np.float64)
+        if vector.ndim != 1 or vector.size == 0:
+            raise ValidationError(
+                f"state must be a non-empty 1-D sequence of numbers, got shape {vector.shape}",
+                slug="invalid-value",
+                field="state",
+            )
+        if not np.isfinite(vector).all():
+            raise ValidationError(
+                "state holds NaN or Infinity", slug="non-finite-state", field="state"
+            )
+        if self.embodiment is not None and vector.size != self.embodiment.state_dim:
+            raise ValidationError(
+                f"state has {vector.size} values; embodiment {self.embodiment.name!r} expects "
+                f"{self.embodiment.state_dim}",
+                slug="state-length-mismatch",
+                field="state",
+                details={"expected": self.embodiment.state_dim, "got": int(vector.size)},
+            )
+        if seq is None:
+            seq = self.next_seq
+        self.next_seq = max(self.next_seq, seq + 1)
+        if capture_time_ns is None:
+            capture_time_ns = time.time_ns()
+        payload: dict[str, Any] = {
+            "state": vector.tolist(),
+            "seq": seq,
+            "capture_time_ns": int(capture_time_ns),
+            # A stable idempotency key: a retry after a dropped connection gets the same chunk.
+            "request_id": request_id or f"{self.session_id}-{seq}",
+        }
+        if images:
+            payload["images"] = {
+                name: _wire_image(name, image, self.image_format, self.image_quality)
+                for name, image in images.items()
+            }
+        text = prompt if prompt is not None else self.prompt
+        if text is not None:
+            payload["prompt"] = text
+        if max_gpu_seconds is not None:
+            payload["max_gpu_seconds"] = float(max_gpu_seconds)
+        episode = episode_id if episode_id is not None else self.episode_id
+        if episode is not None:
+            payload["episode_id"] = episode
+        return PendingObservation(
+            seq=seq, payload=payload, capture_time_ns=int(capture_time_ns), sent_ns=0
+        )
+
+
+def chunk_from_payload(payload: Any, pending: PendingObservation | None) -> dict[str, Any]:
+    """A server's action-chunk payload -> the dict ``recv_action`` returns.
+
+    Keys: ``type``, ``seq``, ``actions`` ((T, D) float32 numpy array, robot units),
+    ``metadata`` (the server's, untouched), and ``timings``: the server's timings plus
+    ``capture_time_ns`` (the observation's), ``received_ns`` (wall clock when the chunk
+    arrived), ``latency_ms`` (capture to arrival) and ``round_trip_ms`` (send to arrival).
+    """
+    if isinstance(payload, Mapping) and payload.get("type") == "error":
+        raise typed_error_frame(payload)
+    try:
+        chunk = parse_action_chunk(payload)
+    except ReflexError as exc:
+        raise ServerError(
+            f"the server's reply is not a valid action chunk: {exc.message}",
+            slug=exc.slug,
+            status=502,
+        ) from exc
+    received_ns = time.time_ns()
+    timings = dict(chunk.metadata.get("timings") or {})
+    if pending is not None:
+        timings["capture_time_ns"] = pending.capture_time_ns
+        timings["latency_ms"] = round((received_ns - pending.capture_time_ns) / 1e6, 3)
+        timings["round_trip_ms"] = round((time.monotonic_ns() - pending.sent_ns) / 1e6, 3)
+    timings["received_ns"] = received_ns
+    return {
+        "type": "action_chunk",
+        "seq": chunk.seq if chunk.seq is not None else (pending.seq if pending else None),
+        "actions": chunk.actions,
+        "metadata": chunk.metadata,
+        "timings": timings,
+    }
+
+
+def typed_error_frame(frame: Mapping[str, Any]) -> ReflexError:
+    """A WebSocket error frame -> the typed error (its ``status`` field picks the class)."""
+    status = frame.get("status")
+    return error_from_payload(
+        status if type(status) is int and 400 <= status <= 599 else 502, frame
+    )
+
+
+READY_STATES = ("ready", "degraded")
+
+
+def not_ready_error(status_code: int, body: Any) -> ReflexError | None:
+    """Read a ``GET /health`` answer: None when the server takes requests (ready or degraded,
+    or a proxy that does not forward /health: the request itself will tell), else the
+    ``Unavailable`` error describing its state (loading, warming, failed, stopping)."""
+    if status_code != 503:
+        return None
+    state = body.get("status") if isinstance(body, Mapping) else None
+    if state in READY_STATES:
+        return None
+    from reflex_core.errors import Unavailable
+
+    return Unavailable(
+        f"the server is {state or 'unavailable'}", slug="not-ready", retry_after_s=1.0
+    )
+
+
+class PendingTable:
+    """Observations sent over a WebSocket and not answered yet, in sending order.
+
+    The server answers frames in the order it read them, so a frame is matched by its ``seq``,
+    and an answer for seq ``s`` means every observation sent before ``s`` that is still here
+    was refused without a seq. The one such refusal is ``queue-full``: the server sends it
+    for the frame it is reading, before the answers it owes, and without parsing it (so
+    without its seq). It is counted as an *orphan*; orphans leave the table when a later
+    answer passes them, or all at once when nothing else is left to answer.
+    """
+
+    def __init__(self) -> None:
+        self._items: collections.OrderedDict[int, PendingObservation] = collections.OrderedDict()
+        self.orphans = 0
+
+    def __len__(self) -> int:
+        """Observations still owed an answer (orphans excluded)."""
+        return max(0, len(self._items) - self.orphans)
+
+    def add(self, item: PendingObservation) -> None:
+        self._items[item.seq] = item
+
+    def values(self) -> list[PendingObservation]:
+        return list(self._items.values())
+
+    def oldest_seq(self) -> int | None:
+        return next(iter(self._items), None)
+
+    def forget_orphans(self) -> None:
+        """After a reconnect everything still here is sent again and answered again."""
+        self.orphans = 0
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.orphans = 0
+
+    def take(self, frame: Mapping[str, Any]) -> PendingObservation | None | bool:
+        """The observation a frame answers (removed from the table); ``True`` for a
+        ``queue-full`` refusal of an unknown one; None for an answer to nothing pending (a
+        duplicate after a resend), which the caller skips."""
+        seq = frame.get("seq")
+        if type(seq) is int:
+            if seq not in self._items:
+                return None
+            passed = 0
+            for older in list(self._items):
+                if older == seq:
+                    break
+                del self._items[older]  # refused earlier with queue-full
+                passed += 1
+            self.orphans = max(0, self.orphans - passed)
+            item = self._items.pop(seq)
+            self._settle()
+            return item
+        if frame.get("error") == "queue-full":
+            self.orphans += 1
+            self._settle()
+            return True
+        if not self._items:
+            return None
+        _, item = self._items.popitem(last=False)  # an in-order error about an unparsed frame
+        return item
+
+    def _settle(self) -> None:
+        if self.orphans and self.orphans >= len(self._items):
+            self.clear()
+
+
+class NotReady(Exception):
+    """The server answered /health but is not taking requests yet (retried within budget)."""
+
+    def __init__(self, error: ReflexError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def json_body(response: Any) -> Any:
+    """An httpx response's JSON, or None."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def handshake_body(exc: Any) -> Any:
+    """The JSON body of a refused WebSocket handshake (websockets ``InvalidStatus``), or None."""
+    try:
+        return json.loads(exc.response.body or b"")
+    except ValueError:
+        return None
+
+
+def refused_by_reflex(exc: Any) -> bool:
+    """Whether a refused WebSocket handshake is the Reflex server saying no (401, or its JSON
+    error body) rather than "no WebSocket here" (a bare 403/404 from a router or a proxy)."""
+    body = handshake_body(exc)
+    return exc.response.status_code == 401 or (isinstance(body, dict) and "error" in body)
