@@ -506,3 +506,31 @@ def test_the_template_copies_into_a_working_plugin(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed" in proc.stdout
+
+
+def test_every_plugin_distribution_in_the_repo_is_listed() -> None:
+    """`reflex plugins --json` in the set-up venv lists each distribution under plugins/."""
+    import subprocess
+    import sys
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[1]
+    expected = {
+        tomllib.loads((d / "pyproject.toml").read_text())["project"]["name"]
+        for d in sorted((repo / "plugins").glob("reflex-*"))
+        if (d / "pyproject.toml").is_file()
+    }
+    assert expected, "no plugin distributions found under plugins/"
+    out = subprocess.run(
+        [sys.executable, "-m", "reflex_core.cli", "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    payload = json.loads(out.stdout)
+    assert payload["failures"] == []
+    listed = {p["distribution"] for p in payload["plugins"]}
+    assert expected <= listed, f"missing from `reflex plugins`: {sorted(expected - listed)}"
+    for plugin in payload["plugins"]:
+        assert plugin["version"] and plugin["hooks"], plugin
