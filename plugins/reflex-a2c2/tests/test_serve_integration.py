@@ -1,0 +1,126 @@
+"""The A2C2 wedge inside the real server (ASGI app via httpx), alone and with the router and
+the batching wedge: features come from the server's own terminal handler."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from reflex_a2c2 import MLPHead, input_width
+from reflex_a2c2 import reflex_register_wedges as register_a2c2
+from reflex_batching import reflex_register_wedges as register_batching
+from reflex_router import reflex_register_wedges as register_router
+
+from reflex_core.errors import ConfigError
+from reflex_core.plugins import make_plugin_manager
+from reflex_core.serve import ReflexServer
+from reflex_core.serve.config import resolve_serve_options
+from reflex_core.wedge_testing import FakeBatchPolicy, FakeRuntimePolicy, serve_lifespan
+
+F, D = 8, 3
+
+
+def _plugin(register: Any) -> Any:
+    return type("P", (), {"reflex_register_wedges": staticmethod(register)})()
+
+
+def _head(path: Path, feature_dim: int = F) -> Path:
+    rng = np.random.default_rng(0)
+    width = input_width(feature_dim, D)
+    return MLPHead(
+        weights=[rng.standard_normal((width, 16)).astype(np.float32) * 0.3,
+                 rng.standard_normal((16, D)).astype(np.float32) * 0.3],
+        biases=[np.zeros(16, np.float32), np.zeros(D, np.float32)],
+        x_mean=np.zeros(width, np.float32),
+        x_std=np.ones(width, np.float32),
+        y_scale=np.full(D, 0.05, np.float32),
+        feature_dim=feature_dim,
+        action_dim=D,
+        suggested_max_norm=1.0,
+    ).save(path)  # fmt: skip
+
+
+def _server(**cli: Any) -> tuple[ReflexServer, dict[str, FakeRuntimePolicy]]:
+    plugins = {"a2c2": _plugin(register_a2c2), "batching": _plugin(register_batching),
+               "router": _plugin(register_router)}  # fmt: skip
+    pm = make_plugin_manager(load_entrypoints=False, extra_plugins=plugins)
+    options = resolve_serve_options(cli, None, pm.registry)
+    loaded = {"default": FakeRuntimePolicy(math=FakeBatchPolicy(seed=0))}
+
+    def loader(source: Any, slot: str) -> FakeRuntimePolicy:
+        loaded[slot] = FakeRuntimePolicy(slot=slot, math=FakeBatchPolicy(seed=1))
+        return loaded[slot]
+
+    server = ReflexServer(
+        {"default": loaded["default"]}, registry=pm.registry, options=options,
+        policy_loader=loader,
+    )  # fmt: skip
+    return server, loaded
+
+
+def _body(i: int, **extra: Any) -> dict[str, Any]:
+    state = np.random.default_rng(i).standard_normal(4).round(4).tolist()
+    return {"state": state, "noise_seed": i, **extra}
+
+
+async def _post(server: ReflexServer, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    async with serve_lifespan(server.app):
+        transport = httpx.ASGITransport(app=server.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://reflex") as client:
+            responses = list(await asyncio.gather(*(client.post("/act", json=b) for b in bodies)))
+            responses.append(await client.get("/metrics"))
+    return responses
+
+
+def test_correction_applies_by_measured_latency(tmp_path: Path) -> None:
+    head = _head(tmp_path / "head.npz")
+    server, _ = _server(a2c2_head=str(head), a2c2_latency_threshold_ms=50.0)
+    stale = _body(0, capture_time_ns=time.time_ns() - 120_000_000)  # captured 120 ms ago
+    fresh = _body(0)
+    plain, _ = _server()
+    *responses, metrics = asyncio.run(_post(server, [stale, fresh]))
+    base, _ = asyncio.run(_post(plain, [stale]))
+    corrected, passed = (r.json() for r in responses)
+    assert corrected["metadata"]["correction"]["applied"] is True
+    assert corrected["metadata"]["correction"]["latency_ms"] >= 120.0
+    assert passed["metadata"]["correction"]["reason"] == "below-threshold"
+    np.testing.assert_allclose(passed["actions"], base.json()["actions"], atol=1e-6)
+    assert not np.allclose(corrected["actions"], base.json()["actions"])
+    assert 'reflex_a2c2_chunks_total{outcome="applied"} 1.0' in metrics.text
+
+
+def test_router_batching_and_correction_compose_in_the_server(tmp_path: Path) -> None:
+    head = _head(tmp_path / "head.npz")
+    server, loaded = _server(
+        a2c2_head=str(head), policy_b="/models/b", split=50.0, max_batch=8,
+        batch_timeout_ms=200.0,
+    )  # fmt: skip
+    bodies = [_body(i, episode_id=f"ep-{i}") for i in range(8)]
+    *responses, _ = asyncio.run(_post(server, bodies))
+    assert server.wedge_names == ["router", "batching", "a2c2"]
+    slots = [r.json()["metadata"]["policy_slot"] for r in responses]
+    assert set(slots) == {"a", "b"}
+    for r in responses:
+        meta = r.json()["metadata"]
+        assert meta["correction"]["applied"] is True
+        assert meta["batch"]["size"] == slots.count(meta["policy_slot"])
+    assert sum(loaded["b"].calls) == slots.count("b") and len(loaded["b"].calls) == 1
+
+
+def test_a_head_that_does_not_fit_the_policy_fails_startup(tmp_path: Path) -> None:
+    head = _head(tmp_path / "wide.npz", feature_dim=16)
+    server, _ = _server(a2c2_head=str(head))
+
+    async def main() -> None:
+        async with serve_lifespan(server.app):
+            pass
+
+    with pytest.raises(ConfigError) as info:
+        asyncio.run(main())
+    assert info.value.slug == "a2c2-head-mismatch"
+    assert server.state == "failed"

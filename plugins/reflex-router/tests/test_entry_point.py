@@ -1,0 +1,37 @@
+"""The installed distribution: its entry point loads and registers the router and its options."""
+
+from __future__ import annotations
+
+import argparse
+from importlib import metadata
+
+from reflex_core.options import add_options, resolve_options
+from reflex_core.plugins import make_plugin_manager
+from reflex_core.wedges import Stage, enabled_wedges
+
+
+def test_entry_point_is_installed() -> None:
+    (ep,) = [e for e in metadata.entry_points(group="reflex.plugins") if e.name == "router"]
+    assert ep.dist is not None and ep.dist.name == "reflex-router"
+
+
+def test_plugin_manager_loads_it_and_parses_its_options() -> None:
+    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "router"})
+    assert pm.load_failures == []
+    spec = pm.registry.wedges["router"]
+    assert pm.registry.owner("wedges", "router") == "router"
+    assert spec.stage == Stage.ROUTER
+    flags = {o.flag for o in spec.options}
+    assert {"--policy-a", "--policy-b", "--split", "--shadow", "--shadow-log"} <= flags
+    parser = argparse.ArgumentParser()
+    add_options(parser, spec.options)
+    cli = vars(parser.parse_args(["--policy-b", "/m/b", "--shadow"]))
+    values = resolve_options(
+        spec.options, cli, {"split": 10, "router-trip-after": 5}, owner="router"
+    )
+    (wedge,) = enabled_wedges(pm.registry.wedges, {"router": values})
+    assert wedge.config.policy_b == "/m/b"
+    assert wedge.config.shadow is True
+    assert wedge.config.split == 10.0
+    assert wedge.config.router_trip_after == 5
+    assert wedge.config.effective_split == 10.0

@@ -1,0 +1,79 @@
+"""The router in the real server around the real ONNX runtime (tiny-pi05 from ``reflex
+export``): slot B loaded through ``ctx.load_policy`` -> ``load_policy``, shadow mode comparing
+two copies of the same model (same noise, so the difference is zero)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from reflex_router import reflex_register_wedges
+
+from reflex_core.jsonl import read_jsonl
+from reflex_core.plugins import make_plugin_manager
+from reflex_core.serve import ReflexServer
+from reflex_core.serve.config import resolve_serve_options
+from reflex_core.wedge_testing import export_available, exported_artifact, serve_lifespan
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not export_available(), reason="needs reflex-core[export] to export"),
+]
+
+
+class _Plugin:
+    reflex_register_wedges = staticmethod(reflex_register_wedges)
+
+
+def _server(artifact: Path, **cli: Any) -> ReflexServer:
+    from reflex_core.embodiments import load_embodiment
+    from reflex_core.runtime import load_policy
+
+    embodiment = load_embodiment(name="franka")
+    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"router": _Plugin()})
+    options = resolve_serve_options(cli, None, pm.registry)
+    return ReflexServer(
+        lambda: {"default": load_policy(artifact, embodiment=embodiment)},
+        embodiment=embodiment,
+        registry=pm.registry,
+        options=options,
+        policy_loader=lambda src, slot: load_policy(src, slot=slot, embodiment=embodiment),
+    )
+
+
+def test_shadow_of_the_same_model_records_zero_difference(tmp_path: Path) -> None:
+    artifact = exported_artifact("tiny-pi05", embodiment="franka")
+    log_path = tmp_path / "shadow.jsonl"
+    server = _server(artifact, policy_b=str(artifact), shadow=True, shadow_log=str(log_path))
+
+    async def main() -> list[httpx.Response]:
+        async with serve_lifespan(server.app) as running:
+            policy = running.policies["default"]
+            transport = httpx.ASGITransport(app=server.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+                return [
+                    await client.post(
+                        "/act",
+                        json={
+                            "state": np.linspace(-0.3, 0.3, policy.state_dim).tolist(),
+                            "prompt": "pick up the cube",
+                            "episode_id": f"ep-{i}",
+                        },
+                    )
+                    for i in range(3)
+                ]
+
+    responses = asyncio.run(main())
+    assert all(r.status_code == 200 for r in responses), responses[0].text
+    assert set(server.policies) == {"default", "b"}
+    records = read_jsonl(log_path).records
+    assert len(records) == 3
+    for rec, response in zip(records, responses, strict=True):
+        np.testing.assert_allclose(rec["actions_a"], response.json()["actions"], atol=1e-6)
+        assert rec["l2"] < 1e-5 and rec["max_abs"] < 1e-5
+        assert rec["model_version_a"] == rec["model_version_b"] is not None
+        assert len(rec["features"]) == server.policies["default"].artifact.feature_dim
