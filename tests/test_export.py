@@ -493,7 +493,7 @@ def test_cli_export_records_options_and_reports_progress(
     summary = json.loads(captured.out)
     assert summary["output"] == str(out) and summary["parity"]["passed"] is True
     for line in ("loading tiny-pi05 ...", "parity: vlm_prefix on 2 cases: done in",
-                 "parity: end to end (runtime runner, 4 steps) on 2 cases: done in"):  # fmt: skip
+                 "parity: end to end (DecomposedRunner, 4 steps) on 2 cases: done in"):  # fmt: skip
         assert line in captured.err
     artifact = Artifact.load(out)
     assert artifact.num_steps == 4

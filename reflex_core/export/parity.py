@@ -391,15 +391,23 @@ def run_parity(
     with progress.step(f"parity: building {settings.cases} seeded cases"):
         cases = make_cases(policy, tokenizer, settings)
         pools = [_reference_pool(policy, case, graphs) for case in cases]
+    # The runtime's own sessions (what `reflex serve` opens) serve both the per-graph checks
+    # and the end-to-end one: each graph is loaded once, so the gate holds the torch model plus
+    # one copy of the graphs.
+    with progress.step("parity: opening the runtime's sessions"):
+        runtime = load_policy(artifact, verify=False, providers=["cpu"], threads=settings.threads)
+    runner_sessions = runtime.runner.sessions
     plan = _cpu_plan()
     results: dict[str, dict[str, Any]] = {}
 
     for graph in graphs:
         per_case = []
         with progress.step(f"parity: {graph.name} on {len(cases)} cases"):
-            session, _ = open_session(
-                artifact_dir / graph.file, plan, role=graph.name, threads=settings.threads
-            )
+            session = runner_sessions.get(graph.name)
+            if session is None:  # a graph the runtime does not run itself
+                session, _ = open_session(
+                    artifact_dir / graph.file, plan, role=graph.name, threads=settings.threads
+                )
             session_inputs = [i.name for i in session.get_inputs()]
             output_names = [o.name for o in graph.outputs]
             for case, pool in zip(cases, pools, strict=True):
@@ -425,11 +433,10 @@ def run_parity(
         _note_worst(progress, graph.name, per_case)
 
     per_case = []
+    runner_name = type(runtime.runner).__name__
     with progress.step(
-        f"parity: end to end (runtime runner, {num_steps} steps) on {len(cases)} cases"
+        f"parity: end to end ({runner_name}, {num_steps} steps) on {len(cases)} cases"
     ):
-        runtime = load_policy(artifact, verify=False, providers=["cpu"], threads=settings.threads)
-        runner_name = type(runtime.runner).__name__
         for case, pool in zip(cases, pools, strict=True):
             with torch.no_grad():
                 expected_actions = (
@@ -457,7 +464,7 @@ def run_parity(
                     "features", compare_arrays(expected_features, run.features), settings
                 )
             per_case.append(summarize(case.index, outputs))
-        del runtime
+    del runtime, runner_sessions
     results[END_TO_END] = {
         "runner": runner_name,
         "num_steps": num_steps,
