@@ -14,13 +14,21 @@ flag without its leading dashes. Core options live under ``[serve]``, a wedge's 
     guard-trip-after = 3
 
 Command-line values win over the file.
+
+Also here: the value converters options share (:func:`positive_float`, :func:`comma_list`, ...;
+an ``Option.type``) and :func:`load_toml_config`, the one reader of a TOML config file.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import tomllib
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -140,3 +148,80 @@ def resolve_options(
                 slug="invalid-config-value",
             )
     return values
+
+
+# -- value converters (``Option.type``) -----------------------------------------------------------
+# Each takes a command-line string or a TOML value and raises ValueError saying what it expected;
+# argparse turns that into a usage error, resolve_options into ``invalid-config-value``.
+
+
+def positive_float(value: Any) -> float:
+    """A finite number > 0 (NaN and infinity are refused)."""
+    number = float(value)
+    if not (number > 0 and math.isfinite(number)):
+        raise ValueError(f"must be a finite number > 0, got {value!r}")
+    return number
+
+
+def non_negative_float(value: Any) -> float:
+    """A finite number >= 0 (NaN and infinity are refused)."""
+    number = float(value)
+    if not (number >= 0 and math.isfinite(number)):
+        raise ValueError(f"must be a finite number >= 0, got {value!r}")
+    return number
+
+
+def positive_int(value: Any) -> int:
+    """An integer >= 1."""
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"must be >= 1, got {number}")
+    return number
+
+
+def non_negative_int(value: Any) -> int:
+    """An integer >= 0."""
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {number}")
+    return number
+
+
+def comma_list(value: Any) -> list[str]:
+    """``a,b,c`` on the command line or a list in the config file -> its non-empty items,
+    stripped; at least one."""
+    parts = value if isinstance(value, list | tuple) else str(value).split(",")
+    items = [str(part).strip() for part in parts if str(part).strip()]
+    if not items:
+        raise ValueError(f"expected one or more comma-separated values, got {value!r}")
+    return items
+
+
+def http_url(value: Any) -> str:
+    """An ``http://`` or ``https://`` URL with a host."""
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return text
+
+
+# -- config files ------------------------------------------------------------------------------
+
+
+def load_toml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML config file (``serve.toml``, ``robot.toml``) into a dict.
+
+    :raises ConfigError: ``config-file-missing`` when there is no such file,
+        ``config-file-invalid`` when it is not valid TOML.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist", slug="config-file-missing") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not valid TOML: {exc}", slug="config-file-invalid"
+        ) from exc

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import cattrs
+from cattrs.v import format_exception
 
 from reflex_core.errors import ConfigError, PluginError
 from reflex_core.options import Option
@@ -223,13 +224,21 @@ def collect(
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
+def _describe(exc: BaseException, type_: Any) -> str:
+    # cattrs' default says only "invalid value" for a validator's ValueError; the validator's
+    # own message is what tells the user which bound they crossed.
+    if isinstance(exc, ValueError | TypeError) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
 def structure_config(spec: WedgeSpec, values: Mapping[str, Any]) -> Any:
     """Turn resolved option values into the wedge's config object."""
     try:
         return _converter.structure(dict(values), spec.config_cls)
     except Exception as exc:  # cattrs raises ClassValidationError groups; flatten them
         detail = (
-            "; ".join(cattrs.transform_error(exc))
+            "; ".join(cattrs.transform_error(exc, format_exception=_describe))
             if isinstance(exc, cattrs.BaseValidationError)
             else str(exc)
         )

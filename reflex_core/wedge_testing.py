@@ -8,12 +8,17 @@ can take time (a fixed part plus a part per row, like a batched ORT call) or fai
 
 * :func:`make_request`, :class:`FakeBatchPolicy`, :class:`FakePolicySet` (several policies
   keyed by ``request.policy``), :class:`FakePolicyInfo`: unit tests around ``compose``;
-* :class:`FakeRuntimePolicy` (the runtime ``Policy`` interface) and :func:`serve_lifespan`:
-  the wedge inside the real ``ReflexServer`` app, driven with ``httpx.ASGITransport``;
+* :func:`plugin_wedge`: the :class:`~reflex_core.registry.WedgeSpec` a plugin registers;
+* :class:`FakeRuntimePolicy` (the runtime ``Policy`` interface; :func:`double_info` builds
+  the ``info`` of such a double), :func:`wedge_server`,
+  :func:`serve_lifespan` and :func:`asgi_client`: the wedge inside the real ``ReflexServer``
+  app, driven with ``httpx.ASGITransport``;
 * ``python -m reflex_core.wedge_testing`` / :func:`fake_server_process`: that server under the
   real Hypercorn runner with the installed plugins' wedges and options;
-* :func:`server_process`: any ``reflex serve ...`` command on 127.0.0.1, ready-checked, stopped
-  with SIGTERM; :func:`exported_artifact`: a real ``reflex export`` once per process.
+* :func:`server_process`: any ``reflex serve ...`` command on 127.0.0.1, ready-checked
+  (:func:`wait_until_ready`), stopped with SIGTERM;
+* :func:`exported_artifact`: a real ``reflex export`` once per process, and
+  :func:`runtime_server`: the wedge around the real runtime on it.
 """
 
 from __future__ import annotations
@@ -22,15 +27,21 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 
 from reflex_core.wedges import ActRequest, ActResult
 from reflex_core.wire.types import Observation
+
+if TYPE_CHECKING:
+    import httpx
+
+    from reflex_core.registry import WedgeSpec
+    from reflex_core.serve import ReflexServer
 
 _request_ids = itertools.count()
 
@@ -186,13 +197,31 @@ class FakePolicyOutput:
     timings: dict[str, Any]
 
 
+def double_info(policy: Any, *, family: str, mode: str, model_version: str) -> dict[str, Any]:
+    """The runtime ``Policy.info`` of a policy double (its dims and ``camera_names``): on the
+    CPU provider, without an embodiment (raw actions)."""
+    return {
+        "family": family,
+        "mode": mode,
+        "model_version": model_version,
+        "chunk_size": policy.chunk_size,
+        "action_dim": policy.action_dim,
+        "state_dim": policy.state_dim,
+        "cameras": list(policy.camera_names),
+        "providers": ["CPUExecutionProvider"],
+        "embodiment": None,
+        "raw_actions": True,
+    }
+
+
 @attrs.define(eq=False)
 class FakeRuntimePolicy:
     """The runtime's ``Policy`` interface (slot, info, dims, validate, infer, warmup) over
     :class:`FakeBatchPolicy`'s math, for serving a wedge in the real app without ONNX.
 
     ``infer`` is synchronous and sleeps ``fixed_s + per_row_s * B`` like a batched ORT call, so
-    batching pays off the way it does on a real model.
+    batching pays off the way it does on a real model; while ``infer_error`` is set, ``infer``
+    raises it (after the sleep), like a runtime that crashes.
     """
 
     slot: str = "default"
@@ -202,6 +231,7 @@ class FakeRuntimePolicy:
     per_row_s: float = 0.0
     camera_names: tuple[str, ...] = ()
     calls: list[int] = attrs.field(factory=list)
+    infer_error: BaseException | None = None
 
     @property
     def state_dim(self) -> int:
@@ -225,18 +255,7 @@ class FakeRuntimePolicy:
 
     @property
     def info(self) -> dict[str, Any]:
-        return {
-            "family": "fake",
-            "mode": "fake",
-            "model_version": self.model_version,
-            "chunk_size": self.chunk_size,
-            "action_dim": self.action_dim,
-            "state_dim": self.state_dim,
-            "cameras": list(self.camera_names),
-            "providers": ["CPUExecutionProvider"],
-            "embodiment": None,
-            "raw_actions": True,
-        }
+        return double_info(self, family="fake", mode="fake", model_version=self.model_version)
 
     def validate(self, observation: Observation) -> None:
         from reflex_core.errors import ValidationError
@@ -257,6 +276,8 @@ class FakeRuntimePolicy:
         delay = self.fixed_s + self.per_row_s * batch
         if delay:
             time.sleep(delay)
+        if self.infer_error is not None:
+            raise self.infer_error
         if noise is None:
             noise = np.random.default_rng().standard_normal(
                 (batch, self.chunk_size, self.max_action_dim), dtype=np.float32
@@ -271,10 +292,70 @@ class FakeRuntimePolicy:
         self.calls.clear()
 
 
+def plugin_wedge(plugin: Any) -> WedgeSpec:
+    """The one wedge ``plugin`` (a module or any object with the hook) registers through its
+    ``reflex_register_wedges``."""
+    specs: list[WedgeSpec] = []
+    plugin.reflex_register_wedges(register=specs.append)
+    if len(specs) != 1:
+        raise ValueError(f"expected one wedge from {plugin!r}, got {[s.name for s in specs]}")
+    return specs[0]
+
+
+def wedge_server(
+    plugins: Mapping[str, Any],
+    policies: Any,
+    *,
+    cli: Mapping[str, Any] | None = None,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+    embodiment: Any = None,
+    policy_loader: Callable[[Any, str], Any] | None = None,
+) -> ReflexServer:
+    """A :class:`~reflex_core.serve.ReflexServer` with the built-ins plus exactly ``plugins``
+    (name -> plugin; installed ones are not loaded), its options resolved the way
+    ``reflex serve`` resolves them.
+
+    :param policies: slot -> policy (e.g. :class:`FakeRuntimePolicy`), or a callable returning
+        that (loaded at startup, like real artifacts).
+    :param cli: option values as parsed from the command line, by ``dest``
+        (``{"max_batch": 8}``); they win over ``sections``.
+    :param sections: config-file tables (``{"actionguard": {"guard": "clamp"}}``).
+    :param embodiment: an ``EmbodimentConfig``, or None (raw actions).
+    :param policy_loader: ``(source, slot) -> policy`` for ``ctx.load_policy`` (the router).
+    """
+    from reflex_core.plugins import make_plugin_manager
+    from reflex_core.serve import ReflexServer
+    from reflex_core.serve.config import resolve_serve_options
+
+    pm = make_plugin_manager(load_entrypoints=False, extra_plugins=dict(plugins))
+    return ReflexServer(
+        policies,
+        embodiment=embodiment,
+        registry=pm.registry,
+        options=resolve_serve_options(cli or {}, sections, pm.registry),
+        policy_loader=policy_loader,
+        hook=pm.hook,
+    )
+
+
+def asgi_client(app: Any, **kwargs: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` that calls ``app`` in process (``http://reflex``); ``kwargs``
+    go to the client (``headers=``, ``timeout=``). Run the app's lifespan around it with
+    :func:`serve_lifespan`."""
+    import httpx
+
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://reflex", **kwargs
+    )
+
+
 @contextlib.asynccontextmanager
-async def serve_lifespan(app: Any, *, timeout_s: float = 30.0) -> AsyncIterator[Any]:
+async def serve_lifespan(
+    app: Any, *, timeout_s: float = 30.0, wait_ready: bool = True
+) -> AsyncIterator[Any]:
     """Run an ASGI app's lifespan around the block (``httpx.ASGITransport`` sends only HTTP
-    scopes) and yield its ``ReflexServer`` once ready."""
+    scopes) and yield its ``ReflexServer``, once ready unless ``wait_ready`` is False (to see
+    a start-up fail)."""
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
@@ -285,12 +366,15 @@ async def serve_lifespan(app: Any, *, timeout_s: float = 30.0) -> AsyncIterator[
         raise RuntimeError(f"lifespan startup failed: {message}")
     server = app.state.reflex_server
     try:
-        await asyncio.wait_for(server.wait_ready(), timeout_s)
+        if wait_ready:
+            await asyncio.wait_for(server.wait_ready(), timeout_s)
         yield server
     finally:
         await inbox.put({"type": "lifespan.shutdown"})
-        await asyncio.wait_for(outbox.get(), timeout_s)
+        message = await asyncio.wait_for(outbox.get(), timeout_s)
         await asyncio.wait_for(task, timeout_s)
+        if message["type"] != "lifespan.shutdown.complete":
+            raise RuntimeError(f"lifespan shutdown failed: {message}")
 
 
 _EXPORTED: dict[tuple[str, str | None, str | None], Path] = {}
@@ -336,6 +420,32 @@ def exported_artifact(
     return out
 
 
+def runtime_server(
+    plugins: Mapping[str, Any],
+    artifact_dir: Path,
+    *,
+    embodiment: str | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> ReflexServer:
+    """:func:`wedge_server` around the real ONNX runtime: ``artifact_dir`` (e.g. from
+    :func:`exported_artifact`) is loaded at start-up as the ``default`` slot, and a slot the
+    router asks for (``ctx.load_policy``) is loaded the same way.
+
+    :param embodiment: a preset name (``franka``) applied to the policies and the server.
+    """
+    from reflex_core.embodiments import load_embodiment
+    from reflex_core.runtime import load_policy
+
+    robot = load_embodiment(name=embodiment)
+    return wedge_server(
+        plugins,
+        lambda: {"default": load_policy(artifact_dir, embodiment=robot)},
+        cli=cli,
+        embodiment=robot,
+        policy_loader=lambda source, slot: load_policy(source, slot=slot, embodiment=robot),
+    )
+
+
 def _free_port() -> int:
     import socket
 
@@ -344,39 +454,52 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until_ready(
+    base: str, proc: Any, *, log_path: Path | None = None, timeout_s: float = 60.0
+) -> None:
+    """Poll ``base + "/health"`` until it answers 200. Raises RuntimeError, with the server's
+    log when ``log_path`` is given, once the server process ``proc`` (a ``subprocess.Popen``)
+    has exited or ``timeout_s`` has passed."""
+    import httpx
+
+    def log() -> str:
+        return log_path.read_text() if log_path is not None else "(no log)"
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log()}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server not ready: {log()}")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def server_process(
     argv: Sequence[str], *, log_path: Path, load_plugins: str | None = None,
-    timeout_s: float = 120.0,
+    env: Mapping[str, str] | None = None, timeout_s: float = 120.0,
 ) -> Iterator[str]:  # fmt: skip
     """Run ``argv + ["--port", N]`` (``reflex serve ...`` or :func:`main`) on 127.0.0.1 in a
     subprocess; yield its base URL once ``/health`` is 200, then SIGTERM it and require a clean
-    exit (0). ``load_plugins`` sets ``REFLEX_LOAD_PLUGINS``."""
+    exit (0). ``load_plugins`` sets ``REFLEX_LOAD_PLUGINS``; ``env`` adds environment
+    variables."""
     import os
     import subprocess
 
-    import httpx
-
     port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     if load_plugins is not None:
-        env["REFLEX_LOAD_PLUGINS"] = load_plugins
+        environment["REFLEX_LOAD_PLUGINS"] = load_plugins
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [*argv, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+            [*argv, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=environment
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {log_path.read_text()}")
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(base + "/health", timeout=2).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server not ready: {log_path.read_text()}")
-                time.sleep(0.1)
+            wait_until_ready(base, proc, log_path=log_path, timeout_s=timeout_s)
             yield base
         finally:
             proc.terminate()

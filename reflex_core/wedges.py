@@ -88,6 +88,18 @@ class ActResult:
     features: np.ndarray | None = None
 
 
+def answering_slot(request: ActRequest, result: ActResult | None = None) -> str:
+    """The policy slot that produced ``result``: its ``metadata["policy"]`` (a slot name, or a
+    dict with a ``slot``), else, or without a result, the slot the request asked for."""
+    if result is not None:
+        policy = result.metadata.get("policy")
+        if isinstance(policy, str):
+            return policy
+        if isinstance(policy, dict) and isinstance(policy.get("slot"), str):
+            return policy["slot"]
+    return request.policy
+
+
 Handler = Callable[[ActRequest], Awaitable[ActResult]]
 BatchHandler = Callable[[Sequence[ActRequest]], Awaitable[list[ActResult]]]
 WedgeFactory = Callable[[Any, Any, "WedgeContext"], Any]

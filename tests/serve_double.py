@@ -1,6 +1,7 @@
 """Test helpers for the serve tests: a policy double with the runtime's ``Policy`` interface,
 an ASGI lifespan driver for ``httpx.ASGITransport`` (which does not run lifespan), and request
-builders.
+builders. What a wedge author needs as well (the lifespan driver, the output type) comes from
+the public harness, :mod:`reflex_core.wedge_testing`.
 
 The double is deterministic where the server must not mix things up: each row's actions depend
 on that row's state and noise, so a swapped, dropped or re-run row shows. It can be slowed down
@@ -14,7 +15,6 @@ Hypercorn for the subprocess tests.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import contextlib
 import io
@@ -28,14 +28,8 @@ import attrs
 import numpy as np
 
 from reflex_core.errors import ValidationError
+from reflex_core.wedge_testing import FakePolicyOutput, double_info, serve_lifespan
 from reflex_core.wire.types import Observation
-
-
-@attrs.frozen
-class DoubleOutput:
-    actions: np.ndarray
-    features: np.ndarray | None
-    timings: dict[str, Any]
 
 
 @attrs.define(eq=False)
@@ -63,18 +57,7 @@ class DoublePolicy:
 
     @property
     def info(self) -> dict[str, Any]:
-        return {
-            "family": "pi05",
-            "mode": "double",
-            "model_version": "double01",
-            "chunk_size": self.chunk_size,
-            "action_dim": self.action_dim,
-            "state_dim": self.state_dim,
-            "cameras": list(self.camera_names),
-            "providers": ["CPUExecutionProvider"],
-            "embodiment": None,
-            "raw_actions": True,
-        }
+        return double_info(self, family="pi05", mode="double", model_version="double01")
 
     def validate(self, observation: Observation) -> None:
         if observation.state.shape[0] != self.state_dim:
@@ -94,7 +77,7 @@ class DoublePolicy:
 
     def infer(
         self, observations: Sequence[Observation], noise: np.ndarray | None = None
-    ) -> DoubleOutput:
+    ) -> FakePolicyOutput:
         self.in_infer.set()
         try:
             if self.gate is not None:
@@ -117,7 +100,7 @@ class DoublePolicy:
             actions = base[:, None, :] + steps + noise[:, :, : self.action_dim]
             features = np.repeat(states.mean(axis=1, keepdims=True), self.feature_dim, axis=1)
             ms = (time.perf_counter() - started) * 1e3
-            return DoubleOutput(
+            return FakePolicyOutput(
                 actions=actions.astype(np.float32),
                 features=features.astype(np.float32),
                 timings={
@@ -169,24 +152,8 @@ def png_b64(height: int = 4, width: int = 4) -> str:
 async def lifespan(app: Any, *, wait_ready: bool = True) -> AsyncIterator[Any]:
     """Run ``app``'s ASGI lifespan (startup ... shutdown) around the block and yield its
     ReflexServer; ``httpx.ASGITransport`` sends only HTTP scopes."""
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
-    task = asyncio.create_task(app(scope, inbox.get, outbox.put))
-    await inbox.put({"type": "lifespan.startup"})
-    message = await asyncio.wait_for(outbox.get(), 10)
-    if message["type"] != "lifespan.startup.complete":
-        raise RuntimeError(f"lifespan startup failed: {message}")
-    server = app.state.reflex_server
-    try:
-        if wait_ready:
-            await asyncio.wait_for(server.wait_ready(), 10)
+    async with serve_lifespan(app, timeout_s=10, wait_ready=wait_ready) as server:
         yield server
-    finally:
-        await inbox.put({"type": "lifespan.shutdown"})
-        message = await asyncio.wait_for(outbox.get(), 10)
-        assert message["type"] == "lifespan.shutdown.complete", message
-        await asyncio.wait_for(task, 10)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,10 +6,8 @@ breaks exactly one thing.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,25 +17,6 @@ import pytest
 
 from reflex_core.artifact import CONFIG_FILE, PARITY_FILE, Artifact, sha256_file
 from reflex_core.errors import ArtifactError
-
-
-def _artifact_fixtures() -> Any:
-    """tests/conftest_artifacts.py, loaded once per process (its fixtures are shared)."""
-    name = "reflex_tests_conftest_artifacts"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("conftest_artifacts.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_fx = _artifact_fixtures()
-export_artifact_dir = _fx.export_artifact_dir
-tiny_pi05_decomposed = _fx.tiny_pi05_decomposed
-tiny_pi05_monolithic = _fx.tiny_pi05_monolithic
 
 pytestmark = pytest.mark.slow  # the first test of a session exports the tiny models
 

@@ -3,7 +3,6 @@ real server: a normal run, and every failure ending in exactly one safe stop wit
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -22,21 +21,6 @@ from reflex_core.errors import ConfigError
 REFLEX = str(Path(sys.executable).with_name("reflex"))
 PY = sys.executable
 
-
-def _load_servers() -> Any:
-    name = "reflex_tests_robot_side_servers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("robot_side_servers.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-servers = _load_servers()
 
 OBSERVE = """
 import json, os, sys, time
@@ -141,7 +125,7 @@ class Robot:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(servers: Any):
     with servers.ThreadedServer() as running:
         yield running
 
@@ -259,7 +243,9 @@ def test_a_server_error_frame_safe_stops_with_its_slug(server, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_a_server_killed_mid_run_safe_stops_with_transport_error(tmp_path: Path) -> None:
+def test_a_server_killed_mid_run_safe_stops_with_transport_error(
+    servers: Any, tmp_path: Path
+) -> None:
     robot = Robot(tmp_path)
     with servers.double_subprocess(tmp_path) as (server_proc, base):
         connect = subprocess.Popen(

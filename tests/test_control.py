@@ -4,10 +4,7 @@ merging, ``@connect`` on a class and on a function, and one run against a real s
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.util
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,20 +22,6 @@ from reflex_core.control import (
 )
 from reflex_core.errors import ConfigError, ValidationError
 from reflex_core.sdk import Backoff, TransportError
-
-
-def _load_servers() -> Any:
-    name = "reflex_tests_robot_side_servers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("robot_side_servers.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
 
 HZ = 10.0
 TICK = 1.0 / HZ
@@ -312,8 +295,7 @@ def test_a_step_function_is_a_robot() -> None:
 
 
 @pytest.mark.slow
-def test_connect_runs_a_class_and_a_function_against_a_real_server() -> None:
-    servers = _load_servers()
+def test_connect_runs_a_class_and_a_function_against_a_real_server(servers: Any) -> None:
     from reflex_core.embodiments import EmbodimentConfig
 
     franka = EmbodimentConfig.load_preset("franka")

@@ -4,7 +4,6 @@ the report, and no process left behind."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,22 +16,6 @@ import pytest
 REFLEX = str(Path(sys.executable).with_name("reflex"))
 
 pytestmark = pytest.mark.slow
-
-
-def _artifact_fixtures() -> Any:
-    name = "reflex_tests_conftest_artifacts"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("conftest_artifacts.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-export_artifact_dir = _artifact_fixtures().export_artifact_dir
 
 
 def processes_mentioning(text: str) -> list[int]:

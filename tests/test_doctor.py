@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,17 +11,6 @@ import pytest
 from reflex_core.cli import build_parser
 from reflex_core.commands import doctor
 from reflex_core.plugins import make_plugin_manager
-
-
-def _fixtures():
-    path = Path(__file__).parent / "fixtures" / "runtime_graphs.py"
-    spec = importlib.util.spec_from_file_location("runtime_graphs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rg = _fixtures()
 
 
 def run_doctor(capsys, *argv: str) -> tuple[int, dict]:
@@ -108,8 +96,8 @@ def test_a_provider_that_is_advertised_but_does_not_load_is_reported() -> None:
     assert doctor.probe_providers(["CPUExecutionProvider"]) == {"CPUExecutionProvider": None}
 
 
-def test_a_good_artifact_passes(tmp_path, capsys) -> None:
-    art = rg.write_artifact(tmp_path / "art")
+def test_a_good_artifact_passes(runtime_graphs, tmp_path, capsys) -> None:
+    art = runtime_graphs.write_artifact(tmp_path / "art")
     code, payload = run_doctor(
         capsys, str(art), "--custom-embodiment-config", str(embodiment_file(tmp_path))
     )
@@ -129,12 +117,12 @@ def test_a_good_artifact_passes(tmp_path, capsys) -> None:
     ):
         assert checks[name]["status"] == "PASS", (name, checks[name])
     assert "inverted" in checks["gripper"]["message"] and "f <= 0.4" in checks["gripper"]["message"]
-    assert checks["dry run"]["details"]["timings"]["steps"] == rg.Dims().num_steps
+    assert checks["dry run"]["details"]["timings"]["steps"] == runtime_graphs.Dims().num_steps
     assert checks["cameras"]["message"] == "base, wrist"
 
 
-def test_a_tampered_artifact_fails_and_skips_the_dry_run(tmp_path, capsys) -> None:
-    art = rg.write_artifact(tmp_path / "art")
+def test_a_tampered_artifact_fails_and_skips_the_dry_run(runtime_graphs, tmp_path, capsys) -> None:
+    art = runtime_graphs.write_artifact(tmp_path / "art")
     (art / "tokenizer.json").write_text((art / "tokenizer.json").read_text() + " ")
     code, payload = run_doctor(capsys, str(art))
     checks = by_name(payload)
@@ -147,16 +135,16 @@ def test_a_tampered_artifact_fails_and_skips_the_dry_run(tmp_path, capsys) -> No
     assert checks["embodiment"]["status"] == "WARN"  # none given
 
 
-def test_parity_failure_and_missing_artifact(tmp_path, capsys) -> None:
-    failed = rg.write_artifact(tmp_path / "failed", parity_passed=False)
+def test_parity_failure_and_missing_artifact(runtime_graphs, tmp_path, capsys) -> None:
+    failed = runtime_graphs.write_artifact(tmp_path / "failed", parity_passed=False)
     code, payload = run_doctor(capsys, str(failed))
     assert code == 1 and by_name(payload)["parity"]["status"] == "FAIL"
     code, payload = run_doctor(capsys, str(tmp_path / "missing"))
     assert code == 1 and by_name(payload)["artifact"]["details"]["slug"] == "artifact-missing"
 
 
-def test_embodiment_mismatches(tmp_path, capsys) -> None:
-    art = rg.write_artifact(tmp_path / "art")
+def test_embodiment_mismatches(runtime_graphs, tmp_path, capsys) -> None:
+    art = runtime_graphs.write_artifact(tmp_path / "art")
     code, payload = run_doctor(
         capsys,
         str(art),
@@ -180,8 +168,8 @@ def test_environment_only_and_human_output(capsys) -> None:
 
 
 @pytest.mark.parametrize("providers", ["cuda"])
-def test_dry_run_reports_unavailable_providers(tmp_path, capsys, providers) -> None:
-    art = rg.write_artifact(tmp_path / "art")
+def test_dry_run_reports_unavailable_providers(runtime_graphs, tmp_path, capsys, providers) -> None:
+    art = runtime_graphs.write_artifact(tmp_path / "art")
     code, payload = run_doctor(capsys, str(art), "--providers", providers)
     dry = by_name(payload)["dry run"]
     assert (
@@ -191,9 +179,9 @@ def test_dry_run_reports_unavailable_providers(tmp_path, capsys, providers) -> N
     assert by_name(payload)["dry run"]["status"] == "PASS"
 
 
-def test_the_embodiment_recorded_at_export_is_checked(tmp_path, capsys) -> None:
+def test_the_embodiment_recorded_at_export_is_checked(runtime_graphs, tmp_path, capsys) -> None:
     doc = json.loads(embodiment_file(tmp_path, chunk=6).read_text())
-    art = rg.write_artifact(tmp_path / "art", embodiment={"name": "custom", **doc})
+    art = runtime_graphs.write_artifact(tmp_path / "art", embodiment={"name": "custom", **doc})
     code, payload = run_doctor(capsys, str(art))
     checks = by_name(payload)
     assert code == 0

@@ -5,7 +5,6 @@ with pip next to an unchanged core."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,27 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
+from reflex_core.wedge_testing import server_process
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 REFLEX = str(Path(sys.executable).with_name("reflex"))
 PY = sys.executable
 
 pytestmark = pytest.mark.slow
-
-
-def _load(name: str, filename: str) -> Any:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_fx = _load("reflex_tests_conftest_artifacts", "conftest_artifacts.py")
-export_artifact_dir = _fx.export_artifact_dir
-servers = _load("reflex_tests_robot_side_servers", "robot_side_servers.py")
 
 
 @pytest.fixture(scope="module")
@@ -49,21 +35,11 @@ def artifact(export_artifact_dir: Any) -> Path:
 def reflex_serve(
     artifact: Path, log: Path, *flags: str, env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    port = servers.free_port()
-    base = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [REFLEX, "serve", str(artifact), "--embodiment", "franka", "--port", str(port), *flags],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
-        )
-        try:
-            servers.wait_health(base, timeout_s=120)
-            yield base
-        finally:
-            proc.terminate()
-            assert proc.wait(30) == 0, log.read_text()
+    """``reflex serve`` of the tiny artifact as the franka on 127.0.0.1 until the block ends;
+    it must then exit cleanly on SIGTERM."""
+    argv = [REFLEX, "serve", str(artifact), "--embodiment", "franka", *flags]
+    with server_process(argv, log_path=log, env=env, timeout_s=120) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

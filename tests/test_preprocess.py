@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -28,18 +25,6 @@ from reflex_core.runtime.preprocess import (
     unnormalize_actions,
 )
 from reflex_core.runtime.tokenizer import PromptTokenizer
-
-
-def _fixtures():
-    path = Path(__file__).parent / "fixtures" / "runtime_graphs.py"
-    spec = importlib.util.spec_from_file_location("runtime_graphs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rg = _fixtures()
-
 
 # -- images -----------------------------------------------------------------------------------
 
@@ -86,6 +71,49 @@ def test_preprocess_images_maps_to_minus_one_one_and_masks_missing_cameras() -> 
     assert masks.tolist() == [[False, True], [False, False]]
     assert np.all(images[0, 1] == 1.0)
     assert np.all(images[0, 0] == -1.0) and np.all(images[1] == -1.0)
+
+
+def _reference_unit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The documented recipe step by step on the whole frame: /255, bilinear resize keeping the
+    aspect ratio, clip, centred zero padding (HWC, [0, 1])."""
+    unit = image.astype(np.float32)
+    if image.dtype == np.uint8:
+        unit = unit / np.float32(255.0)
+    if unit.shape[:2] == (height, width):
+        return unit
+    out = np.zeros((height, width, 3), np.float32)
+    rh, rw = resized_shape(*unit.shape[:2], height, width)
+    top, left = (height - rh) // 2, (width - rw) // 2
+    out[top : top + rh, left : left + rw] = np.clip(bilinear_resize(unit, rh, rw), 0.0, 1.0)
+    return out
+
+
+def _reference_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """:func:`_reference_unit` as a graph input: CHW, ``x * 2 - 1``."""
+    unit = _reference_unit(image, height, width)
+    return unit.transpose(2, 0, 1) * np.float32(2.0) - np.float32(1.0)
+
+
+def test_batched_image_preprocessing_is_bit_identical_to_the_recipe() -> None:
+    rng = np.random.default_rng(3)
+    frames = [
+        rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),  # downscale, pad rows
+        rng.integers(0, 256, (20, 90, 3), dtype=np.uint8),  # wide
+        rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),  # already the model's size
+        rng.integers(0, 256, (7, 5, 3), dtype=np.uint8),  # upscale
+        rng.random((17, 33, 3)),  # float64 in [0, 1]
+    ]
+    batch = [{"base": f, "wrist": frames[(i + 2) % len(frames)]} for i, f in enumerate(frames)]
+    batch.append({"wrist": frames[0]})
+    images, masks = preprocess_images(batch, ["base", "wrist"], 32, 32)
+    for b, obs in enumerate(batch):
+        for c, name in enumerate(["base", "wrist"]):
+            if name in obs:
+                assert np.array_equal(images[b, c], _reference_image(obs[name], 32, 32))
+            else:
+                assert not masks[b, c] and np.all(images[b, c] == -1.0)
+    for frame in frames:
+        assert np.array_equal(resize_with_pad(frame, 32, 32), _reference_unit(frame, 32, 32))
 
 
 def test_black_padding_becomes_minus_one() -> None:
@@ -215,9 +243,9 @@ def test_pi05_and_pi0_prompts() -> None:
         build_prompt("x", state, "pi7")
 
 
-def test_tokenizer_adds_bos_pads_right_and_truncates(tmp_path) -> None:
+def test_tokenizer_adds_bos_pads_right_and_truncates(runtime_graphs, tmp_path) -> None:
     tok = PromptTokenizer.from_file(
-        rg.write_tokenizer(tmp_path / "tok.json"), max_length=6, pad_id=0
+        runtime_graphs.write_tokenizer(tmp_path / "tok.json"), max_length=6, pad_id=0
     )
     tokens, masks = tok.encode(["pick up the red cube", "pick up the red cube place it in box"])
     assert tokens.dtype == np.int64 and masks.dtype == np.bool_
@@ -234,8 +262,39 @@ def test_tokenizer_adds_bos_pads_right_and_truncates(tmp_path) -> None:
     assert exc.value.slug == "artifact-missing"
 
 
-def test_prepare_inputs_uses_the_unpadded_normalized_state_in_the_pi05_prompt(tmp_path) -> None:
-    tok = PromptTokenizer.from_file(rg.write_tokenizer(tmp_path / "tok.json"), max_length=32)
+def test_prepare_inputs_batch_equals_each_observation_alone(runtime_graphs, tmp_path) -> None:
+    tok = PromptTokenizer.from_file(
+        runtime_graphs.write_tokenizer(tmp_path / "tok.json"), max_length=16
+    )
+    rng = np.random.default_rng(5)
+    stats = {"mode": "QUANTILES", "q01": [-1.0, 0.0, 2.0], "q99": [1.0, 4.0, 2.0]}
+    states = [rng.uniform(-3, 5, 3).astype(np.float32) for _ in range(6)]
+    prompts = [None, "pick_up the\ncube ", "", "place", "pick up", "stack"]
+    for fmt in ("pi05", "pi0"):
+        kwargs: dict = dict(
+            camera_names=["base"],
+            image_size=(4, 4),
+            max_state_dim=5,
+            state_stats=stats,
+            prompt_format=fmt,
+            tokenizer=tok,
+        )
+        batch = prepare_inputs(images=[{}] * 6, states=states, prompts=prompts, **kwargs)
+        for i in range(6):
+            alone = prepare_inputs(images=[{}], states=[states[i]], prompts=[prompts[i]], **kwargs)
+            assert batch.prompts[i] == alone.prompts[0]
+            for name in ("tokens", "token_masks", "state", "images", "image_masks"):
+                assert np.array_equal(getattr(batch, name)[i], getattr(alone, name)[0]), name
+    empty = prepare_inputs(images=[], states=[], prompts=[], **kwargs)
+    assert empty.state.shape == (0, 5) and empty.tokens.shape == (0, 16)
+
+
+def test_prepare_inputs_uses_the_unpadded_normalized_state_in_the_pi05_prompt(
+    runtime_graphs, tmp_path
+) -> None:
+    tok = PromptTokenizer.from_file(
+        runtime_graphs.write_tokenizer(tmp_path / "tok.json"), max_length=32
+    )
     stats = {"mode": "QUANTILES", "q01": [0.0, 0.0], "q99": [2.0, 4.0]}
     inputs = prepare_inputs(
         images=[{}],

@@ -3,8 +3,6 @@ session are injected."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
@@ -31,14 +29,6 @@ from reflex_core.runtime.sessions import (
 GPU_BUILD = [TENSORRT, CUDA, CPU]
 CPU_BUILD = ["AzureExecutionProvider", CPU]
 KNOWN = ort.get_all_providers()
-
-
-def _fixtures():
-    path = Path(__file__).parent / "fixtures" / "runtime_graphs.py"
-    spec = importlib.util.spec_from_file_location("runtime_graphs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_auto_prefers_tensorrt_then_cuda_then_cpu() -> None:
@@ -160,11 +150,10 @@ def test_device_and_feeds_helpers() -> None:
     assert getattr(exc.value, "slug", None) == "artifact-graph-io"
 
 
-def test_load_policy_refuses_a_silent_cpu_fallback(tmp_path, monkeypatch) -> None:
+def test_load_policy_refuses_a_silent_cpu_fallback(runtime_graphs, tmp_path, monkeypatch) -> None:
     from reflex_core.runtime import load_policy
 
-    rg = _fixtures()
-    art = rg.write_artifact(tmp_path / "art")
+    art = runtime_graphs.write_artifact(tmp_path / "art")
     # pretend this is the GPU wheel on a machine without CUDA: CUDA is listed, sessions get CPU
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
 

@@ -403,29 +403,14 @@ def test_warmup_info_and_noise_reproducibility(artifacts) -> None:
 # -- real tiny-pi05 artifacts (exported through the real pipeline) ------------------------------
 
 
-def _shared_artifacts():
-    """tests/conftest_artifacts.py, loaded once per process (its export cache is shared)."""
-    name = "reflex_tests_conftest_artifacts"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("conftest_artifacts.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["tiny-pi05", "tiny-pi0"])
 def test_real_tiny_artifacts_decomposed_equals_monolithic_equals_torch(
-    source, tmp_path_factory
+    source, export_artifact_dir, tiny_checkpoint
 ) -> None:
     torch = pytest.importorskip("torch")
-    shared = _shared_artifacts()
-    root = tmp_path_factory.getbasetemp() / "reflex-artifacts"
-    root.mkdir(exist_ok=True)
-    dirs = {mode: shared.export_cached(root, source, mode) for mode in ("decomposed", "monolithic")}
-    loaded = shared.load_tiny_checkpoint(source)
+    dirs = {mode: export_artifact_dir(source, mode) for mode in ("decomposed", "monolithic")}
+    loaded = tiny_checkpoint(source)
     from reflex_core.runtime.preprocess import prepare_inputs
 
     dec, mono = load_policy(dirs["decomposed"]), load_policy(dirs["monolithic"])

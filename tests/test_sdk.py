@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import io
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,21 +31,6 @@ from reflex_core.sdk.common import ObservationEncoder, PendingTable, chunk_from_
 from reflex_core.sdk.errors import ServerError, error_from_payload
 from reflex_core.wire import decode_image
 
-
-def _load_servers() -> Any:
-    name = "reflex_tests_robot_side_servers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("robot_side_servers.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-servers = _load_servers()
 STATE = [0.1 * i for i in range(8)]
 FAST = Backoff(initial_s=0.02, max_s=0.2, budget_s=10.0)
 
@@ -198,7 +180,7 @@ def test_queue_full_refusals_without_a_seq_are_orphans() -> None:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(servers: Any):
     with servers.ThreadedServer() as running:
         yield running
 
@@ -224,7 +206,7 @@ def test_round_trip_in_order_with_images(server, transport: str) -> None:
 
 
 @pytest.mark.slow
-def test_auto_falls_back_to_http_when_the_server_has_no_websocket() -> None:
+def test_auto_falls_back_to_http_when_the_server_has_no_websocket(servers: Any) -> None:
     with servers.ThreadedServer(without=frozenset({"ws"})) as no_ws:
         with ActionStream(no_ws.base, reconnect=FAST) as stream:
             chunk = stream.act(STATE, timeout=10)
@@ -234,7 +216,7 @@ def test_auto_falls_back_to_http_when_the_server_has_no_websocket() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", ["ws", "http"])
-def test_auth_errors_are_typed(transport: str) -> None:
+def test_auth_errors_are_typed(servers: Any, transport: str) -> None:
     with servers.ThreadedServer(api_key="sesame") as locked:
         with pytest.raises(AuthError) as info:
             with ActionStream(locked.base, transport=transport, api_key="wrong") as stream:
@@ -262,7 +244,7 @@ def test_validation_errors_carry_the_servers_slug(server, transport: str) -> Non
 
 
 @pytest.mark.slow
-def test_not_ready_is_unavailable_with_retry_after() -> None:
+def test_not_ready_is_unavailable_with_retry_after(servers: Any) -> None:
     loading = servers.ThreadedServer(warmup_delay_s=1.0)
     loading.start(wait_ready=False)
     try:
@@ -282,7 +264,7 @@ def test_not_ready_is_unavailable_with_retry_after() -> None:
 
 
 @pytest.mark.slow
-def test_a_full_server_queue_is_unavailable() -> None:
+def test_a_full_server_queue_is_unavailable(servers: Any) -> None:
     with servers.ThreadedServer(
         infer_delay_s=0.3, ws={"ws_queue_size": 1, "ws_when_full": "reject"}
     ) as busy:
@@ -301,7 +283,7 @@ def test_a_full_server_queue_is_unavailable() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", ["ws", "http"])
-def test_a_timeout_keeps_the_observation_pending(transport: str) -> None:
+def test_a_timeout_keeps_the_observation_pending(servers: Any, transport: str) -> None:
     with servers.ThreadedServer(infer_delay_s=0.6) as slow:
         with ActionStream(slow.base, transport=transport) as stream:
             seq = stream.send_observation(STATE)
@@ -314,7 +296,7 @@ def test_a_timeout_keeps_the_observation_pending(transport: str) -> None:
 
 
 @pytest.mark.slow
-def test_an_unreachable_server_is_a_transport_error() -> None:
+def test_an_unreachable_server_is_a_transport_error(servers: Any) -> None:
     port = servers.free_port()
     started = time.monotonic()
     with pytest.raises(TransportError) as info:
@@ -324,7 +306,7 @@ def test_an_unreachable_server_is_a_transport_error() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", ["ws", "http"])
-def test_reconnects_after_a_server_restart_mid_stream(transport: str) -> None:
+def test_reconnects_after_a_server_restart_mid_stream(servers: Any, transport: str) -> None:
     first = servers.ThreadedServer().start()
     second = servers.ThreadedServer(port=first.port, warmup_delay_s=0.3)
     try:
@@ -347,7 +329,7 @@ def test_reconnects_after_a_server_restart_mid_stream(transport: str) -> None:
 
 
 @pytest.mark.slow
-def test_auto_moves_to_http_when_the_restarted_server_has_no_websocket() -> None:
+def test_auto_moves_to_http_when_the_restarted_server_has_no_websocket(servers: Any) -> None:
     first = servers.ThreadedServer().start()
     second = servers.ThreadedServer(port=first.port, without=frozenset({"ws"}))
     try:
@@ -367,7 +349,7 @@ def test_auto_moves_to_http_when_the_restarted_server_has_no_websocket() -> None
 
 
 @pytest.mark.slow
-def test_reconnecting_gives_up_after_its_budget() -> None:
+def test_reconnecting_gives_up_after_its_budget(servers: Any) -> None:
     running = servers.ThreadedServer().start()
     try:
         budget = Backoff(initial_s=0.02, max_s=0.1, budget_s=0.5)
@@ -387,7 +369,7 @@ def test_reconnecting_gives_up_after_its_budget() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", ["ws", "http"])
-def test_async_stream_round_trip_errors_and_timeout(transport: str) -> None:
+def test_async_stream_round_trip_errors_and_timeout(servers: Any, transport: str) -> None:
     with servers.ThreadedServer(infer_delay_s=0.2) as running:
 
         async def session() -> None:
@@ -409,7 +391,7 @@ def test_async_stream_round_trip_errors_and_timeout(transport: str) -> None:
 
 
 @pytest.mark.slow
-def test_async_stream_reconnects_after_a_restart() -> None:
+def test_async_stream_reconnects_after_a_restart(servers: Any) -> None:
     first = servers.ThreadedServer().start()
     second = servers.ThreadedServer(port=first.port)
 

@@ -23,6 +23,7 @@ from reflex_core.wedges import (
     EnabledWedge,
     Stage,
     WedgeContext,
+    answering_slot,
     compose,
     enabled_wedges,
     unbatched,
@@ -273,3 +274,40 @@ def test_chain_order_does_not_depend_on_plugin_registration_order(make_pm: Any) 
         wedges = enabled_wedges(pm.registry.wedges, {})
         orders.append(compose(wedges, Policy(), CTX)[1])
     assert orders[0] == orders[1] == ["guard", "smoothing", "slo", "deadline"]
+
+
+def test_answering_slot_reads_the_policy_metadata_else_the_requested_slot() -> None:
+    req = attrs.evolve(request(1.0, "r"), policy="b")
+    chunk = np.zeros((2, 2), np.float32)
+    assert answering_slot(req) == "b"
+    assert answering_slot(req, ActResult(chunk)) == "b"
+    assert answering_slot(req, ActResult(chunk, metadata={"policy": "a"})) == "a"
+    assert (
+        answering_slot(req, ActResult(chunk, metadata={"policy": {"slot": "shadow"}})) == "shadow"
+    )
+    assert answering_slot(req, ActResult(chunk, metadata={"policy": {"name": 3}})) == "b"
+
+
+def test_a_config_validator_message_reaches_the_user() -> None:
+    import attrs as _attrs
+
+    from reflex_core.errors import ConfigError
+    from reflex_core.registry import WedgeSpec, structure_config
+    from reflex_core.validators import positive
+
+    @_attrs.frozen
+    class Config:
+        rate: float = _attrs.field(default=1.0, validator=positive)
+
+    spec = WedgeSpec(
+        name="rated",
+        stage=15,
+        config_cls=Config,
+        options=(),
+        factory=lambda config, nxt, ctx: nxt,
+        is_enabled=lambda config: True,
+    )
+    with pytest.raises(ConfigError) as info:
+        structure_config(spec, {"rate": -2.0})
+    assert info.value.slug == "invalid-config-value"
+    assert "rate" in info.value.message and "-2.0" in info.value.message

@@ -15,10 +15,8 @@ TOML list is taken as the argument vector as it is.
 
 from __future__ import annotations
 
-import math
 import os
 import shlex
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,14 @@ from typing import Any
 import attrs
 
 from reflex_core.errors import ConfigError
-from reflex_core.options import Option, resolve_options
+from reflex_core.options import (
+    Option,
+    load_toml_config,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    resolve_options,
+)
 
 SECTION = "connect"
 API_KEY_ENV = "REFLEX_API_KEY"
@@ -42,27 +47,6 @@ def _command(value: Any) -> tuple[str, ...]:
     if not argv:
         raise ValueError("empty command")
     return argv
-
-
-def _positive_float(value: Any) -> float:
-    number = float(value)
-    if not (number > 0 and math.isfinite(number)):
-        raise ValueError(f"must be a positive number, got {value!r}")
-    return number
-
-
-def _non_negative_float(value: Any) -> float:
-    number = float(value)
-    if not (number >= 0 and math.isfinite(number)):
-        raise ValueError(f"must be >= 0, got {value!r}")
-    return number
-
-
-def _positive_int(value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"must be >= 1, got {number}")
-    return number
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -89,32 +73,32 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--safe-stop-timeout-s",
         "how long the safe-stop command may take before it is killed (default 5)",
-        type=_positive_float,
+        type=positive_float,
         default=5.0,
         metavar="S",
     ),
     Option(
         "--command-timeout-s",
         "longest wait for an observation line, and longest an act command may run (default 2)",
-        type=_positive_float,
+        type=positive_float,
         default=2.0,
         metavar="S",
     ),
     Option(
         "--request-timeout-s",
         "longest wait for the server's chunk (default 5); past it: transport_error",
-        type=_positive_float,
+        type=positive_float,
         default=5.0,
         metavar="S",
     ),
     Option(
         "--rate-hz",
         f"control steps per second (default: the embodiment's, else {DEFAULT_RATE_HZ:g})",
-        type=_positive_float,
+        type=positive_float,
         metavar="HZ",
     ),
     Option("--api-key", f"bearer token for the server (or set {API_KEY_ENV})", metavar="KEY"),
-    Option("--max-steps", "stop after N control steps", type=_positive_int, metavar="N"),
+    Option("--max-steps", "stop after N control steps", type=positive_int, metavar="N"),
     Option("--prompt", "the task prompt when observations carry none", metavar="TEXT"),
     Option(
         "--embodiment",
@@ -138,14 +122,14 @@ OPTIONS: tuple[Option, ...] = (
         "--reconnect-budget-s",
         "time allowed to re-open a dropped connection before safe-stopping (default 0: a "
         "dropped connection safe-stops at once)",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         metavar="S",
     ),
     Option(
         "--connect-timeout-s",
         "how long to wait for the server to be ready at start-up (default 30)",
-        type=_positive_float,
+        type=positive_float,
         default=30.0,
         metavar="S",
     ),
@@ -179,15 +163,7 @@ class ConnectConfig:
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``[connect]`` table of a TOML file."""
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist", slug="config-file-missing") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"config file {path} is not valid TOML: {exc}", slug="config-file-invalid"
-        ) from exc
+    data = load_toml_config(path)
     unknown = sorted(set(data) - {SECTION})
     if unknown:
         raise ConfigError(

@@ -20,6 +20,7 @@ What they reproduce (lerobot / openpi pi0 and pi0.5, see notes/lerobot-pi-checkp
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,8 +53,13 @@ _MODE_STATS: dict[str, tuple[str, str] | None] = {
 # --------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def _bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices and weights of ``interpolate(mode="bilinear", align_corners=False)``."""
+    """Source indices and weights of ``interpolate(mode="bilinear", align_corners=False)``.
+
+    Cached: a camera keeps its resolution from frame to frame, so the same few (in, out) pairs
+    come back on every request. The arrays are read-only because the cache shares them.
+    """
     # torch's CPU kernel: a float32 scale, and the source coordinate rounded once to float32
     # (a fused multiply-add); this reproduces its weights bit for bit
     scale = np.float64(np.float32(in_size / out_size))
@@ -62,6 +68,8 @@ def _bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray,
     i0 = np.minimum(src.astype(np.int64), in_size - 1)
     i1 = np.minimum(i0 + 1, in_size - 1)
     frac = src - i0.astype(np.float32)
+    for arr in (i0, i1, frac):
+        arr.flags.writeable = False
     return i0, i1, frac
 
 
@@ -95,17 +103,62 @@ def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
     :param image: uint8 (H, W, 3) RGB, or float (H, W, 3) already in [0, 1].
     :returns: float32 (height, width, 3) in [0, 1]; the padding is 0 (black).
     """
-    img = _as_unit_float(image)
-    in_h, in_w = img.shape[:2]
+    if image.shape[:2] == (height, width):
+        return _as_unit_float(image)
+    out = np.zeros((height, width, image.shape[2]), dtype=np.float32)
+    _resize_into(image, out.transpose(2, 0, 1))
+    return out
+
+
+def _resize_into(image: np.ndarray, slot: np.ndarray) -> None:
+    """Write ``resize_with_pad(image)`` into ``slot``, a zeroed (C, height, width) view whose
+    padding is left untouched, without the full-frame intermediates of :func:`resize_with_pad`.
+
+    The values are the same bit for bit: every step is elementwise, so converting to [0, 1]
+    only the source pixels the interpolation reads (instead of the whole frame first) changes
+    nothing but the work, which for a 640x480 camera is most of it.
+    """
+    height, width = slot.shape[1:]
+    in_h, in_w = image.shape[:2]
     if (in_h, in_w) == (height, width):
-        return img
+        if image.dtype == np.uint8:  # cast and divide in float32, straight into the slot
+            np.divide(image.transpose(2, 0, 1), np.float32(255.0), out=slot, dtype=np.float32)
+        else:
+            slot[...] = _as_unit_float(image).transpose(2, 0, 1)
+        return
     rh, rw = resized_shape(in_h, in_w, height, width)
-    resized = np.clip(bilinear_resize(img, rh, rw), 0.0, 1.0)
+    resized = np.clip(_resize_unit(image, rh, rw), 0.0, 1.0)
     top = (height - rh) // 2
     left = (width - rw) // 2
-    out = np.zeros((height, width, img.shape[2]), dtype=np.float32)
-    out[top : top + rh, left : left + rw] = resized
-    return out
+    slot[:, top : top + rh, left : left + rw] = resized.transpose(2, 0, 1)
+
+
+def _resize_unit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``bilinear_resize(_as_unit_float(image), height, width)``, reading only the source rows
+    and columns the interpolation uses (same operations in the same order, per element)."""
+    rows_idx, cols_idx, fy, fx = _resize_plan(image.shape[0], image.shape[1], height, width)
+    # (2 height, 2 width, C): rows y0 then y1, columns x0 then x1; two takes beat one 2-D
+    # fancy index by about 2x
+    src = _as_unit_float(np.take(np.take(image, rows_idx, axis=0), cols_idx, axis=1))
+    rows = src[:height] * (1.0 - fy) + src[height:] * fy
+    return rows[:, :width] * (1.0 - fx) + rows[:, width:] * fx
+
+
+@functools.lru_cache(maxsize=64)
+def _resize_plan(
+    in_h: int, in_w: int, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    y0, y1, fy = _bilinear_axis(in_h, height)
+    x0, x1, fx = _bilinear_axis(in_w, width)
+    plan = (
+        np.concatenate((y0, y1)),
+        np.concatenate((x0, x1)),
+        fy[:, None, None],
+        fx[None, :, None],
+    )
+    for arr in plan:
+        arr.flags.writeable = False
+    return plan
 
 
 def _as_unit_float(image: np.ndarray) -> np.ndarray:
@@ -187,16 +240,22 @@ def preprocess_images(
         False (and the image all -1) for a camera the observation lacks.
     """
     n = len(camera_names)
-    images = np.full((len(batch), n, 3, height, width), -1.0, dtype=np.float32)
+    shape = (len(batch), n, 3, height, width)
     masks = np.zeros((len(batch), n), dtype=np.bool_)
+    if not any(batch):  # no camera in the whole batch (a state-only client): all -1
+        return np.full(shape, -1.0, dtype=np.float32), masks
+    # Fill [0, 1] values (padding and missing cameras 0), then map the whole batch to [-1, 1]
+    # in one pass: 0 -> -1 exactly, so padding and missing cameras end up -1 as they should.
+    images = np.zeros(shape, dtype=np.float32)
     for b, obs_images in enumerate(batch):
         for c, image in enumerate(match_cameras(obs_images, camera_names)):
             if image is None:
                 continue
             check_image(camera_names[c], image)
-            unit = resize_with_pad(image, height, width)
-            images[b, c] = unit.transpose(2, 0, 1) * np.float32(2.0) - np.float32(1.0)
+            _resize_into(image, images[b, c])
             masks[b, c] = True
+    np.multiply(images, np.float32(2.0), out=images)
+    np.subtract(images, np.float32(1.0), out=images)
     return images, masks
 
 
@@ -359,8 +418,14 @@ def discretize_state(normalized_state: np.ndarray, bins: int = 256) -> np.ndarra
 
     Values below -1 give -1 and values at or above the last edge give ``bins - 1``, as in openpi.
     """
+    return np.digitize(np.asarray(normalized_state), bins=_bin_edges(bins)) - 1
+
+
+@functools.lru_cache(maxsize=8)
+def _bin_edges(bins: int) -> np.ndarray:
     edges = np.linspace(-1.0, 1.0, bins + 1)[:-1]
-    return np.digitize(np.asarray(normalized_state), bins=edges) - 1
+    edges.flags.writeable = False
+    return edges
 
 
 def build_prompt(
@@ -378,11 +443,42 @@ def build_prompt(
     if prompt_format == "pi05":
         if normalized_state is None:
             raise ValueError("the pi05 prompt needs the normalized state")
-        state_str = " ".join(str(int(b)) for b in discretize_state(normalized_state, state_bins))
-        return f"Task: {clean_task(task)}, State: {state_str};\nAction: "
+        return _pi05_prompt(task, discretize_state(normalized_state, state_bins).tolist())
     if prompt_format == "pi0":
-        text = task or DEFAULT_TASK
-        return text if text.endswith("\n") else text + "\n"
+        return _pi0_prompt(task)
+    raise ArtifactError(
+        f"unknown prompt format {prompt_format!r}; known: {list(PROMPT_FORMATS)}",
+        slug="artifact-schema",
+    )
+
+
+def _pi05_prompt(task: str | None, bins: Sequence[int]) -> str:
+    state_str = " ".join(map(str, bins))
+    return f"Task: {clean_task(task)}, State: {state_str};\nAction: "
+
+
+def _pi0_prompt(task: str | None) -> str:
+    text = task or DEFAULT_TASK
+    return text if text.endswith("\n") else text + "\n"
+
+
+def build_prompts(
+    tasks: Sequence[str | None],
+    normalized_states: np.ndarray | None,
+    prompt_format: str,
+    state_bins: int = 256,
+) -> list[str]:
+    """:func:`build_prompt` for a batch: the states (B, D) are binned in one call.
+
+    :param normalized_states: the normalized, UNPADDED states (B, D); used by pi0.5 only.
+    """
+    if prompt_format == "pi05":
+        if normalized_states is None:
+            raise ValueError("the pi05 prompt needs the normalized state")
+        rows = discretize_state(normalized_states, state_bins).tolist()
+        return [_pi05_prompt(t, row) for t, row in zip(tasks, rows, strict=True)]
+    if prompt_format == "pi0":
+        return [_pi0_prompt(t) for t in tasks]
     raise ArtifactError(
         f"unknown prompt format {prompt_format!r}; known: {list(PROMPT_FORMATS)}",
         slug="artifact-schema",
@@ -447,17 +543,22 @@ def prepare_inputs(
     if not (len(images) == len(states) == len(prompts)):
         raise ValueError("images, states and prompts must have one entry per observation")
     img, img_masks = preprocess_images(images, camera_names, *image_size)
-    normalized = [
-        normalize(np.asarray(s, dtype=np.float32).reshape(-1), state_stats) for s in states
-    ]
-    texts = [
-        build_prompt(p, n, prompt_format, state_bins)
-        for p, n in zip(prompts, normalized, strict=True)
-    ]
+    rows = [np.asarray(s, dtype=np.float32).reshape(-1) for s in states]
+    if not rows:
+        texts: list[str] = []
+        state = np.zeros((0, max_state_dim), np.float32)
+    elif len({r.shape[0] for r in rows}) == 1:
+        # One (B, D) array: normalization, binning and padding each run once for the batch
+        # (elementwise, so every row gets exactly the values it would get alone).
+        normalized = normalize(np.stack(rows), state_stats)
+        texts = build_prompts(prompts, normalized, prompt_format, state_bins)
+        state = pad_vector(normalized, max_state_dim)
+    else:  # rows of different lengths (a caller outside the policy): one at a time
+        per_row = [normalize(r, state_stats) for r in rows]
+        texts = [
+            build_prompt(p, n, prompt_format, state_bins)
+            for p, n in zip(prompts, per_row, strict=True)
+        ]
+        state = np.stack([pad_vector(n, max_state_dim) for n in per_row])
     tokens, token_masks = tokenizer.encode(texts)
-    state = (
-        np.stack([pad_vector(n, max_state_dim) for n in normalized])
-        if normalized
-        else np.zeros((0, max_state_dim), np.float32)
-    )
     return ModelInputs(img, img_masks, tokens, token_masks, state, tuple(texts))

@@ -27,6 +27,9 @@ class PromptTokenizer:
         self.max_length = int(max_length)
         self.pad_id = int(pad_id)
         self._tokenizer = tokenizer
+        # The same ids and masks without computing character offsets (nobody reads them here):
+        # about a third cheaper per prompt. Older tokenizers releases lack it.
+        self._encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
         pad_token = tokenizer.id_to_token(self.pad_id) or "<pad>"
         tokenizer.enable_truncation(self.max_length)
         tokenizer.enable_padding(
@@ -56,7 +59,7 @@ class PromptTokenizer:
         if not prompts:
             empty = np.zeros((0, self.max_length))
             return empty.astype(np.int64), empty.astype(np.bool_)
-        encodings = self._tokenizer.encode_batch(list(prompts))
+        encodings = self._encode_batch(list(prompts))
         tokens = np.array([e.ids for e in encodings], dtype=np.int64)
         masks = np.array([e.attention_mask for e in encodings], dtype=np.bool_)
         return tokens, masks

@@ -1,5 +1,5 @@
-"""What the sync and asyncio streams share: endpoints, reconnect backoff, observation encoding
-and chunk decoding. No I/O happens here."""
+"""What the sync and asyncio streams share: endpoints, reconnect backoff, observation encoding,
+chunk decoding, and :class:`StreamCore`, the stream minus its I/O. No I/O happens here."""
 
 from __future__ import annotations
 
@@ -10,14 +10,19 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import numpy as np
 
 from reflex_core.errors import ConfigError, ReflexError, ValidationError
-from reflex_core.sdk.errors import ServerError, error_from_payload
+from reflex_core.sdk.errors import (
+    RequestTimeout,
+    ServerError,
+    TransportError,
+    error_from_payload,
+)
 from reflex_core.wire.images import encode_image_bytes
 from reflex_core.wire.parse import parse_action_chunk
 
@@ -123,6 +128,24 @@ class PendingObservation:
     payload: dict[str, Any]
     capture_time_ns: int
     sent_ns: int  # time.monotonic_ns() of the (last) send
+
+
+class ObservationFields(TypedDict, total=False):
+    """The optional per-observation fields of ``send_observation`` (keyword arguments).
+
+    :ivar seq: the observation's number (default: the next one).
+    :ivar capture_time_ns: wall-clock capture time (default: now); the chunk's timings are
+        keyed to it.
+    :ivar request_id: idempotency key (default: ``<session_id>-<seq>``).
+    :ivar max_gpu_seconds: the most inference time this observation may use on the server.
+    :ivar episode_id: overrides the session's episode id.
+    """
+
+    seq: int | None
+    capture_time_ns: int | None
+    request_id: str | None
+    max_gpu_seconds: float | None
+    episode_id: str | None
 
 
 @attrs.define
@@ -357,3 +380,245 @@ def refused_by_reflex(exc: Any) -> bool:
     error body) rather than "no WebSocket here" (a bare 403/404 from a router or a proxy)."""
     body = handshake_body(exc)
     return exc.response.status_code == 401 or (isinstance(body, dict) and "error" in body)
+
+
+class StreamCore:
+    """The transport-independent half of :class:`~reflex_core.sdk.stream.ActionStream` and
+    :class:`~reflex_core.sdk.async_stream.AsyncActionStream` (sans-IO): configuration, the
+    observations waiting for an answer, the retry schedule, and turning what the server sent
+    (an HTTP response, a WebSocket frame, a refused handshake) into a chunk or a typed error.
+
+    Each stream subclasses it and adds only its I/O, blocking or asyncio: connecting, sending,
+    receiving, sleeping. Parameters: see ``ActionStream``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        prompt: str | None = None,
+        embodiment: Any = None,
+        episode_id: str | None = None,
+        transport: str = "auto",
+        connect_timeout_s: float = 30.0,
+        reconnect: Backoff | None = None,
+        wait_ready: bool = True,
+        request_timeout_s: float = 60.0,
+        image_format: str = "JPEG",
+        image_quality: int = 90,
+    ) -> None:
+        if transport not in TRANSPORTS:
+            raise ConfigError(
+                f"transport {transport!r}: choose from {', '.join(TRANSPORTS)}",
+                slug="invalid-transport",
+                field="transport",
+            )
+        self.endpoints = endpoints_from_url(url)
+        self.encoder = ObservationEncoder(
+            prompt=prompt,
+            embodiment=resolve_embodiment(embodiment),
+            episode_id=episode_id,
+            image_format=image_format,
+            image_quality=image_quality,
+        )
+        self.requested_transport = transport
+        self.transport: str | None = None  # "ws" or "http" once connected
+        self.connect_timeout_s = connect_timeout_s
+        self.backoff = reconnect or Backoff()
+        self.wait_ready = wait_ready
+        self.request_timeout_s = request_timeout_s
+        self.reconnects = 0
+        self._headers = auth_headers(api_key)
+        self._ws: Any = None
+        self._pending = PendingTable()  # sent over the WebSocket, not answered yet
+        # HTTP requests in flight, oldest first: (observation, the stream's future or task)
+        self._http_pending: collections.deque[tuple[PendingObservation, Any]] = collections.deque()
+        self._closed = False
+
+    # ------------------------------------------------------------------------ properties
+
+    @property
+    def session_id(self) -> str:
+        return self.encoder.session_id
+
+    @property
+    def embodiment(self) -> Any:
+        return self.encoder.embodiment
+
+    @property
+    def pending(self) -> int:
+        """Observations sent and not answered yet."""
+        return len(self._http_pending) if self.transport == "http" else len(self._pending)
+
+    # ------------------------------------------------------------------------ what a stream adds
+
+    def _submit_http(self, item: PendingObservation) -> None:
+        """Start ``POST /act`` for ``item`` without waiting for it, and append ``(item, its
+        future or task)`` to ``_http_pending``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------ sending
+
+    def _send_over_http(self, item: PendingObservation) -> None:
+        item.sent_ns = time.monotonic_ns()
+        self._submit_http(item)
+
+    def _ws_frame(self, item: PendingObservation) -> str:
+        """The text frame that sends ``item`` over the WebSocket (stamps its send time)."""
+        item.sent_ns = time.monotonic_ns()
+        return json.dumps(item.payload)
+
+    # ------------------------------------------------------------------------ state checks
+
+    def _check_not_closed(self) -> None:
+        if self._closed:
+            raise ReflexError("this stream is closed", slug="stream-closed", status=400)
+
+    def _check_something_pending(self) -> None:
+        if self.transport is None or self.pending == 0:
+            raise ReflexError(
+                "no observation is waiting for a chunk: call send_observation first",
+                slug="nothing-pending",
+                status=400,
+            )
+
+    def _closed_error(self) -> TransportError:
+        return TransportError("the stream was closed", details={"url": self.endpoints.base})
+
+    # ------------------------------------------------------------------------ connecting
+
+    @property
+    def _http_only(self) -> bool:
+        """Asked for HTTP, or fell back to it: no WebSocket is tried."""
+        return self.requested_transport == "http" or self.transport == "http"
+
+    def _ws_connect_options(self, deadline: float) -> dict[str, Any]:
+        """Keyword arguments of websockets' ``connect`` for the WebSocket endpoint."""
+        return {
+            "additional_headers": self._headers,
+            "open_timeout": max(0.1, min(10.0, deadline - time.monotonic())),
+            "compression": None,  # small JSON frames: latency matters more than bytes
+            "max_size": MAX_FRAME_BYTES,
+        }
+
+    def _http_client_options(self) -> dict[str, Any]:
+        """Keyword arguments of the httpx client of the HTTP transport."""
+        import httpx
+
+        return {
+            "headers": self._headers,
+            "timeout": httpx.Timeout(self.request_timeout_s, connect=10.0),
+        }
+
+    def _falls_back_to_http(self, refused: Any) -> bool:
+        """Whether a refused handshake (websockets ``InvalidStatus``) means "use HTTP /act": the
+        server or a proxy in front of it does not upgrade, and ``auto`` allows HTTP."""
+        return self.requested_transport == "auto" and not refused_by_reflex(refused)
+
+    @staticmethod
+    def _handshake_error(refused: Any) -> ReflexError:
+        """The typed error of a handshake the Reflex server refused (401, 503 ...)."""
+        return error_from_payload(refused.response.status_code, handshake_body(refused))
+
+    @staticmethod
+    def _check_health(status_code: int, body: Any) -> None:
+        """Raise :class:`NotReady` unless a ``GET /health`` answer says requests are taken."""
+        error = not_ready_error(status_code, body)
+        if error is not None:
+            raise NotReady(error)
+
+    def _retry_delay(
+        self, delays: Iterator[float], last: BaseException | None, deadline: float, target: str
+    ) -> float:
+        """How long to wait before the next attempt after ``last`` failed, or the final error
+        once that wait would pass ``deadline``: ``last`` itself when the server said why (a
+        ReflexError), else a :class:`TransportError` naming ``target``."""
+        delay = next(delays)
+        if time.monotonic() + delay > deadline:
+            if isinstance(last, ReflexError):
+                raise last
+            raise TransportError(
+                f"cannot reach {target}: {type(last).__name__}: {last}",
+                details={"url": self.endpoints.base},
+            ) from last
+        return delay
+
+    def _reconnect_failed(self, cause: BaseException, error: TransportError) -> TransportError:
+        return TransportError(
+            f"the connection to {self.endpoints.base} dropped ({cause}) and did not "
+            f"come back within {self.backoff.budget_s} s: {error.message}",
+            details={"url": self.endpoints.base},
+        )
+
+    def _reopened(self) -> list[PendingObservation]:
+        """Bookkeeping once a dropped connection is open again; returns the observations to send
+        again over the WebSocket. When it came back without WebSockets (``auto``), the
+        unanswered ones go over HTTP instead and nothing is left to resend."""
+        self.reconnects += 1
+        self._pending.forget_orphans()
+        if self.transport == "http":
+            for item in self._pending.values():
+                self._send_over_http(item)
+            self._pending.clear()
+            return []
+        return self._pending.values()
+
+    def _check_resend_deadline(self, deadline: float, dropped: BaseException) -> None:
+        """The connection dropped again while resending: give up once the budget is spent."""
+        if time.monotonic() >= deadline:
+            raise TransportError(
+                f"the connection to {self.endpoints.base} keeps dropping: {dropped}"
+            ) from dropped
+
+    # ------------------------------------------------------------------------ answers
+
+    @staticmethod
+    def _http_answer(response: Any) -> Any:
+        """An httpx response of ``POST /act`` -> the chunk payload, or its typed error."""
+        if response.status_code == 200:
+            return json_body(response)
+        raise error_from_payload(
+            response.status_code,
+            json_body(response),
+            retry_after_header=response.headers.get("retry-after"),
+        )
+
+    @staticmethod
+    def _no_chunk(seq: int | None, timeout: float | None) -> RequestTimeout:
+        return RequestTimeout(f"no action chunk for seq {seq} within {timeout} s")
+
+    def _ws_wait_s(self, deadline: float | None, timeout: float | None) -> float | None:
+        """How long the next WebSocket read may wait (None: no limit); raises
+        :class:`RequestTimeout` once ``deadline`` has passed, and the closed error when the
+        stream was closed meanwhile."""
+        remaining = time_left(deadline)
+        if remaining is not None and remaining <= 0:
+            raise self._no_chunk(self._pending.oldest_seq(), timeout)
+        if self._ws is None:
+            raise self._closed_error()
+        return remaining
+
+    def _ws_answer(self, text: str | bytes) -> dict[str, Any] | None:
+        """A WebSocket frame -> the chunk for the observation it answers (see
+        :func:`chunk_from_payload`); None for an answer to an observation already answered
+        (resent on reconnect), which the caller skips. Raises the frame's typed error."""
+        try:
+            frame = json.loads(text)
+        except ValueError as exc:
+            raise ServerError(f"the server sent a frame that is not JSON: {exc}") from exc
+        if not isinstance(frame, dict):
+            raise ServerError("the server sent a frame that is not a JSON object")
+        item = self._pending.take(frame)
+        if item is None:
+            return None
+        if frame.get("type") == "error":
+            raise typed_error_frame(frame)
+        if item is True:
+            raise ServerError(f"a seq-less frame that is not an error: {text[:200]!r}")
+        return chunk_from_payload(frame, item)
+
+
+def time_left(deadline: float | None) -> float | None:
+    """Seconds until a ``time.monotonic()`` deadline (0 once passed); None: no deadline."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())

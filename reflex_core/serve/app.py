@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import functools
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +46,11 @@ from reflex_core.serve.errors import (
     UNKNOWN_POLICY,
     JSONBytesResponse,
     dumps,
+    encode_action_chunk,
     error_response,
     http_status_error,
 )
+from reflex_core.serve.executor import InferenceExecutor
 from reflex_core.serve.idempotency import IdempotencyWindow
 from reflex_core.serve.metrics import ServeMetrics
 from reflex_core.serve.middleware import (
@@ -148,9 +147,7 @@ class ReflexServer:
         self.metrics = ServeMetrics(self.metrics_registry)
         self.metrics.state.state(LOADING)
         self.policies: dict[str, Any] = {}
-        self.executor = ThreadPoolExecutor(
-            max_workers=self.config.workers_threads, thread_name_prefix="reflex-infer"
-        )
+        self.executor = InferenceExecutor(self.config.workers_threads)
         self.ctx = WedgeContext(
             policies=self.policies,
             embodiment=embodiment,
@@ -274,8 +271,7 @@ class ReflexServer:
         log.info("server state: %s", state)
 
     async def _in_executor(self, fn: Callable[..., Any], *args: Any) -> Any:
-        call = functools.partial(contextvars.copy_context().run, fn, *args)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        return await self.executor.run(fn, *args)
 
     async def _bring_up(self) -> None:
         try:
@@ -424,7 +420,7 @@ class ReflexServer:
         if handler is None:
             raise self._not_ready()
         metrics = self.metrics
-        metrics.in_flight.inc()
+        metrics.in_flight_count += 1  # only the event loop's thread touches it
         started = time.perf_counter()
         policy, outcome = request.policy, "ok"
         try:
@@ -447,7 +443,7 @@ class ReflexServer:
             outcome = "internal-error"
             raise
         finally:
-            metrics.in_flight.dec()
+            metrics.in_flight_count -= 1
             metrics.observe_act(policy, outcome, time.perf_counter() - started)
 
     async def submit(self, request: ActRequest) -> tuple[ActResult, bool]:
@@ -471,6 +467,39 @@ class ReflexServer:
     ) -> dict[str, Any]:
         """The action-chunk frame for a result: actions plus metadata (model, policy slot,
         timings keyed to ``capture_time_ns``, embodiment or raw_actions, the wedges' notes)."""
+        return {
+            "type": "action_chunk",
+            "seq": request.observation.seq,
+            "actions": result.actions.tolist(),
+            "metadata": self.chunk_metadata(
+                request, result, received_wall_ns=received_wall_ns, replayed=replayed
+            ),
+        }
+
+    def encode_chunk(
+        self,
+        request: ActRequest,
+        result: ActResult,
+        *,
+        received_wall_ns: int,
+        replayed: bool = False,
+    ) -> bytes:
+        """:meth:`build_chunk` as JSON bytes, by the fast path the transports use."""
+        metadata = self.chunk_metadata(
+            request, result, received_wall_ns=received_wall_ns, replayed=replayed
+        )
+        return encode_action_chunk(request.observation.seq, result.actions, metadata)
+
+    def chunk_metadata(
+        self,
+        request: ActRequest,
+        result: ActResult,
+        *,
+        received_wall_ns: int,
+        replayed: bool = False,
+    ) -> dict[str, Any]:
+        """A chunk's ``metadata``: the result's (copied: an idempotent replay shares the result)
+        plus timings, request id, and embodiment or ``raw_actions``."""
         meta = dict(result.metadata)
         timings = dict(meta.get("timings") or ())
         timings["server_receive_ns"] = received_wall_ns
@@ -487,15 +516,12 @@ class ReflexServer:
             meta["raw_actions"] = True
         if replayed:
             meta["idempotent_replay"] = True
-        return {
-            "type": "action_chunk",
-            "seq": request.observation.seq,
-            "actions": result.actions.tolist(),
-            "metadata": meta,
-        }
+        return meta
 
     async def _run_batch(self, requests: Sequence[ActRequest]) -> list[ActResult]:
         """The terminal BatchHandler: one ``policy.infer`` per policy slot in the batch."""
+        if len(requests) == 1:  # the unbatched chain: no grouping to do
+            return await self._infer_slot(requests[0].policy, requests)
         if not requests:
             return []
         slots: dict[str, list[int]] = {}

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import numpy as np
+import orjson
 from starlette.responses import Response
 
 from reflex_core.errors import BadRequest, ReflexError
@@ -60,6 +61,15 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _non_finite_output() -> ReflexError:
+    return ReflexError(
+        "the response contains NaN or Infinity (the policy produced non-finite values; "
+        "enable a guard wedge to catch them)",
+        slug=NON_FINITE_OUTPUT,
+        status=500,
+    )
+
+
 def dumps(payload: Any) -> bytes:
     """Compact, strict JSON (no NaN/Infinity tokens, which most JSON parsers reject)."""
     try:
@@ -73,12 +83,27 @@ def dumps(payload: Any) -> bytes:
     except ValueError as exc:
         if "Out of range float" not in str(exc):
             raise
-        raise ReflexError(
-            "the response contains NaN or Infinity (the policy produced non-finite values; "
-            "enable a guard wedge to catch them)",
-            slug=NON_FINITE_OUTPUT,
-            status=500,
-        ) from exc
+        raise _non_finite_output() from exc
+
+
+def encode_action_chunk(seq: int | None, actions: Any, metadata: Any) -> bytes:
+    """The ``action_chunk`` frame as JSON bytes: ``{"type", "seq", "actions", "metadata"}``.
+
+    The same document :func:`dumps` makes of ``{"type": "action_chunk", "seq": seq, "actions":
+    actions.tolist(), "metadata": metadata}`` (every number parses back to the same float64),
+    in a tenth of the time: the stdlib writes each float through ``float.__repr__`` (~0.7 us
+    apiece, ~90 us for a 16x8 chunk), orjson formats the array in one pass. The metadata, a few
+    dozen small values from the server and the wedges, stays with :func:`dumps` and its strict
+    rules (orjson would write NaN as ``null`` instead of refusing it).
+    """
+    array = np.ascontiguousarray(actions, dtype=np.float64)  # exact: every float32 is a float64
+    if not np.isfinite(array).all():
+        raise _non_finite_output()
+    return b'{"type":"action_chunk","seq":%b,"actions":%b,"metadata":%b}' % (
+        dumps(seq),
+        orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY),
+        dumps(metadata),
+    )
 
 
 class JSONBytesResponse(Response):

@@ -119,5 +119,18 @@ async def serve(server: ReflexServer, hc: HypercornConfig | None = None) -> int:
 
 
 def run(server: ReflexServer, hc: HypercornConfig | None = None) -> int:
-    """Blocking entry point for ``reflex serve``."""
+    """Blocking entry point for ``reflex serve``, on the event loop ``--event-loop`` names.
+
+    :raises ConfigError: ``uvloop-unavailable`` when uvloop is asked for but not installed.
+    """
+    if server.config.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError as exc:
+            raise ConfigError(
+                f"--event-loop uvloop needs uvloop: pip install 'reflex-core[uvloop]' ({exc})",
+                slug="uvloop-unavailable",
+            ) from exc
+        log.info("event loop: uvloop")
+        return uvloop.run(serve(server, hc))
     return asyncio.run(serve(server, hc))

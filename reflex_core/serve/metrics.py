@@ -53,11 +53,15 @@ class ServeMetrics:
             ["route", "status", "slug"],
             registry=registry,
         )
+        # Read at scrape time from a plain counter the event loop keeps: no lock taken twice
+        # per request for a number nobody reads between scrapes.
+        self.in_flight_count = 0
         self.in_flight = Gauge(
             "reflex_in_flight",
             "Observations inside the wedge chain or the policy right now.",
             registry=registry,
         )
+        self.in_flight.set_function(lambda: self.in_flight_count)
         self.idempotent_replays = Counter(
             "reflex_idempotent_replays",
             "Requests answered from the idempotency window (same request_id) without inference.",

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextvars
 import hmac
+import itertools
 import logging
+import os
 import re
-import uuid
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -40,15 +41,32 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
 """The request id of the request being handled, for log lines (see :class:`RequestIdLogFilter`)."""
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def header_value(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower-case, as ASGI servers deliver them)."""
     for key, value in scope.get("headers", ()):
         if key == name:
             return value
     return None
 
 
+# Generated ids: a random per-process prefix and a counter. Unique like a uuid4 without its
+# getrandom() system call and UUID object on every request; they are correlation ids, not secrets.
+_id_prefix = ""
+_id_counter = itertools.count(1)
+
+
+def _reset_request_ids() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = os.urandom(8).hex(), itertools.count(1)
+
+
+_reset_request_ids()
+os.register_at_fork(after_in_child=_reset_request_ids)  # a forked worker gets its own prefix
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits, like a uuid4: 16 random ones for this process, then a counter."""
+    return f"{_id_prefix}{next(_id_counter):016x}"
 
 
 def request_id_of(scope: Scope) -> str | None:
@@ -83,7 +101,7 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        raw = _header(scope, REQUEST_ID_HEADER)
+        raw = header_value(scope, REQUEST_ID_HEADER)
         invalid = False
         if raw is None:
             request_id = new_request_id()
@@ -193,7 +211,7 @@ class BearerAuthMiddleware:
         self.open_paths = frozenset(open_paths)
 
     def _authorized(self, scope: Scope) -> bool:
-        header = _header(scope, b"authorization")
+        header = header_value(scope, b"authorization")
         if header is None:
             return False
         scheme, _, token = header.partition(b" ")
@@ -234,7 +252,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = header_value(scope, b"content-length")
         if declared is not None:
             try:
                 too_large = int(declared) > self.max_bytes

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -25,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from reflex_core.errors import PayloadTooLarge, ReflexError, Unavailable
 from reflex_core.serve.errors import QUEUE_FULL, InternalError, dumps
-from reflex_core.serve.middleware import request_id_of, request_id_var
+from reflex_core.serve.middleware import new_request_id, request_id_of, request_id_var
 from reflex_core.wire.parse import error_frame, parse_json_body
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ class WebSocketSession:
         self.websocket = websocket
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self.reject_when_full = reject_when_full
-        self.request_id = request_id_of(websocket.scope) or uuid.uuid4().hex
+        self.request_id = request_id_of(websocket.scope) or new_request_id()
         self.closing = False
         self.frames = 0
         self.pending = 0  # frames queued, not yet taken by the worker
@@ -154,10 +153,8 @@ class WebSocketSession:
                     payload, request_id=request_id, received_ns=received_ns
                 )
                 result, replayed = await server.submit(act_request)
-                text = dumps(
-                    server.build_chunk(
-                        act_request, result, received_wall_ns=received_wall_ns, replayed=replayed
-                    )
+                text = server.encode_chunk(
+                    act_request, result, received_wall_ns=received_wall_ns, replayed=replayed
                 ).decode()
             except ReflexError as exc:
                 await self._send_error(exc, request_id, seq)

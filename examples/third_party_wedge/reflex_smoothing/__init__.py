@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from reflex_core.hookspecs import hookimpl
-from reflex_core.options import Option
+from reflex_core.options import Option, positive_float
 from reflex_core.registry import WedgeSpec
 
 __version__ = "0.1.0"
@@ -31,13 +31,6 @@ def _alpha(value: Any) -> float:
     return alpha
 
 
-def _positive_float(value: Any) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError(f"must be > 0, got {value!r}")
-    return number
-
-
 OPTIONS = (
     Option(
         "--smooth-alpha",
@@ -49,7 +42,7 @@ OPTIONS = (
     Option(
         "--smooth-control-hz",
         "control rate for continuity across chunks (default: the embodiment's)",
-        type=_positive_float,
+        type=positive_float,
         metavar="HZ",
     ),
 )

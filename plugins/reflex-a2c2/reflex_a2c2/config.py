@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
+from attrs.validators import in_, optional
 
 from reflex_core.options import Option
+from reflex_core.validators import non_negative, positive
 
 NORM_SCOPES = ("action", "chunk")
-
-
-def _non_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
 
 
 @attrs.frozen
@@ -35,11 +25,9 @@ class A2C2Config:
     """
 
     a2c2_head: str | None = None
-    a2c2_latency_threshold_ms: float = attrs.field(default=0.0, validator=_non_negative)
-    a2c2_max_norm: float | None = attrs.field(default=None, validator=_positive)
-    a2c2_norm_scope: str = attrs.field(
-        default="action", validator=attrs.validators.in_(NORM_SCOPES)
-    )
+    a2c2_latency_threshold_ms: float = attrs.field(default=0.0, validator=non_negative)
+    a2c2_max_norm: float | None = attrs.field(default=None, validator=optional(positive))
+    a2c2_norm_scope: str = attrs.field(default="action", validator=in_(NORM_SCOPES))
 
 
 def is_enabled(config: A2C2Config) -> bool:

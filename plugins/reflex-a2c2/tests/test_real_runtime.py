@@ -16,10 +16,14 @@ import pytest
 from reflex_a2c2 import MLPHead, input_width, reflex_register_wedges
 
 from reflex_core.errors import ConfigError
-from reflex_core.plugins import make_plugin_manager
 from reflex_core.serve import ReflexServer
-from reflex_core.serve.config import resolve_serve_options
-from reflex_core.wedge_testing import export_available, exported_artifact, serve_lifespan
+from reflex_core.wedge_testing import (
+    asgi_client,
+    export_available,
+    exported_artifact,
+    runtime_server,
+    serve_lifespan,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -47,19 +51,12 @@ def _head(path: Path, feature_dim: int, action_dim: int) -> Path:
 
 
 def _server(artifact: Path, **cli: Any) -> ReflexServer:
-    from reflex_core.runtime import load_policy
-
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"a2c2": _Plugin()})
-    options = resolve_serve_options(cli, None, pm.registry)
-    return ReflexServer(
-        lambda: {"default": load_policy(artifact)}, registry=pm.registry, options=options
-    )
+    return runtime_server({"a2c2": _Plugin()}, artifact, cli=cli)
 
 
 async def _act(server: ReflexServer, body: dict[str, Any]) -> httpx.Response:
     async with serve_lifespan(server.app):
-        transport = httpx.ASGITransport(app=server.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+        async with asgi_client(server.app) as client:
             return await client.post("/act", json=body)
 
 

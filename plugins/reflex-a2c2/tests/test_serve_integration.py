@@ -17,10 +17,14 @@ from reflex_batching import reflex_register_wedges as register_batching
 from reflex_router import reflex_register_wedges as register_router
 
 from reflex_core.errors import ConfigError
-from reflex_core.plugins import make_plugin_manager
 from reflex_core.serve import ReflexServer
-from reflex_core.serve.config import resolve_serve_options
-from reflex_core.wedge_testing import FakeBatchPolicy, FakeRuntimePolicy, serve_lifespan
+from reflex_core.wedge_testing import (
+    FakeBatchPolicy,
+    FakeRuntimePolicy,
+    asgi_client,
+    serve_lifespan,
+    wedge_server,
+)
 
 F, D = 8, 3
 
@@ -48,18 +52,13 @@ def _head(path: Path, feature_dim: int = F) -> Path:
 def _server(**cli: Any) -> tuple[ReflexServer, dict[str, FakeRuntimePolicy]]:
     plugins = {"a2c2": _plugin(register_a2c2), "batching": _plugin(register_batching),
                "router": _plugin(register_router)}  # fmt: skip
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins=plugins)
-    options = resolve_serve_options(cli, None, pm.registry)
     loaded = {"default": FakeRuntimePolicy(math=FakeBatchPolicy(seed=0))}
 
     def loader(source: Any, slot: str) -> FakeRuntimePolicy:
         loaded[slot] = FakeRuntimePolicy(slot=slot, math=FakeBatchPolicy(seed=1))
         return loaded[slot]
 
-    server = ReflexServer(
-        {"default": loaded["default"]}, registry=pm.registry, options=options,
-        policy_loader=loader,
-    )  # fmt: skip
+    server = wedge_server(plugins, {"default": loaded["default"]}, cli=cli, policy_loader=loader)
     return server, loaded
 
 
@@ -70,8 +69,7 @@ def _body(i: int, **extra: Any) -> dict[str, Any]:
 
 async def _post(server: ReflexServer, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
     async with serve_lifespan(server.app):
-        transport = httpx.ASGITransport(app=server.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://reflex") as client:
+        async with asgi_client(server.app) as client:
             responses = list(await asyncio.gather(*(client.post("/act", json=b) for b in bodies)))
             responses.append(await client.get("/metrics"))
     return responses

@@ -29,7 +29,8 @@ from reflex_actionguard.limits import JointLimits, limits_from_embodiment, limit
 from reflex_core.chunks import LastChunkMemory, hold_chunk, repeat_action
 from reflex_core.errors import ConfigError, ReflexError, Unavailable
 from reflex_core.jsonl import AsyncJsonlWriter, JsonlWriter
-from reflex_core.wedges import ActRequest, ActResult, Handler, WedgeContext
+from reflex_core.metrics import Collectors
+from reflex_core.wedges import ActRequest, ActResult, Handler, WedgeContext, answering_slot
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,6 @@ class ActionGuard:
         chunk_size: int | None = None,
         memory_episodes: int = 1024,
     ) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge
-
         assert config.guard is not None
         self.config = config
         self.mode: str = config.guard
@@ -109,24 +108,19 @@ class ActionGuard:
         self.last_violations: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=_LAST_VIOLATIONS
         )
-        registry = metrics if metrics is not None else CollectorRegistry()
-        self._decisions = Counter(
+        collectors = Collectors(metrics)
+        self._decisions = collectors.counter(
             "reflex_guard_decisions_total",
             "ActionGuard decisions by verdict",
             ["verdict"],
-            registry=registry,
+            zeros=VERDICTS,  # export zeros from the start
         )
-        self._violations = Counter(
-            "reflex_guard_violations_total",
-            "Violating chunks by kind and joint",
-            ["kind", "joint"],
-            registry=registry,
+        self._violations = collectors.counter(
+            "reflex_guard_violations_total", "Violating chunks by kind and joint", ["kind", "joint"]
         )
-        self._tripped_gauge = Gauge(
-            "reflex_guard_tripped", "1 while ActionGuard is tripped", registry=registry
+        self._tripped_gauge = collectors.gauge(
+            "reflex_guard_tripped", "1 while ActionGuard is tripped"
         )
-        for verdict in VERDICTS:
-            self._decisions.labels(verdict)  # export zeros from the start
         self._tripped_gauge.set(0)
 
     # -- the request path -----------------------------------------------------------------
@@ -176,7 +170,7 @@ class ActionGuard:
         else:
             verdict, after = "rejected", self._hold(request, before, now_ns)
 
-        policy = self._policy_slot(request, result)
+        policy = answering_slot(request, result)
         record: dict[str, Any] = {
             "event": "decision",
             **self._request_fields(request, policy),
@@ -253,16 +247,6 @@ class ActionGuard:
         if self.chunk_size:
             return self.chunk_size
         return 1
-
-    @staticmethod
-    def _policy_slot(request: ActRequest, result: ActResult | None) -> str:
-        if result is not None:
-            policy = result.metadata.get("policy")
-            if isinstance(policy, str):
-                return policy
-            if isinstance(policy, dict) and isinstance(policy.get("slot"), str):
-                return policy["slot"]
-        return request.policy
 
     @staticmethod
     def _request_fields(request: ActRequest, policy: str | None) -> dict[str, Any]:

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import reflex_actionguard
 from prometheus_client import CollectorRegistry
-from reflex_actionguard import reflex_register_wedges
 
 from reflex_core.embodiments import EmbodimentConfig
 from reflex_core.registry import WedgeSpec, structure_config
+from reflex_core.wedge_testing import plugin_wedge
 from reflex_core.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
 
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1"]
@@ -83,10 +84,7 @@ class ScriptedPolicy:
 
 @pytest.fixture
 def guard_spec() -> WedgeSpec:
-    specs: list[WedgeSpec] = []
-    reflex_register_wedges(register=specs.append)
-    (spec,) = specs
-    return spec
+    return plugin_wedge(reflex_actionguard)
 
 
 @pytest.fixture

@@ -1,10 +1,9 @@
 """The guard inside the real server: through the ASGI app (httpx.ASGITransport), with the core's
-policy double standing in for the ORT runtime and the franka preset as the embodiment."""
+runtime-shaped policy double standing in for the ORT runtime and the franka preset as the
+embodiment."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +15,32 @@ import reflex_actionguard
 from reflex_core.embodiments import EmbodimentConfig
 from reflex_core.errors import ConfigError
 from reflex_core.jsonl import read_jsonl
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.serve.app import create_app
-from reflex_core.serve.config import resolve_serve_options
+from reflex_core.wedge_testing import (
+    FakeBatchPolicy,
+    FakePolicyOutput,
+    FakeRuntimePolicy,
+    asgi_client,
+    serve_lifespan,
+    wedge_server,
+)
 
-REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.anyio
 # Inside the franka limits; the double's actions land around tanh(state @ W) + noise.
 STATE = [0.0, 0.1, 0.2, -1.5, 0.3, 1.5, 0.1, 0.02]
+CHUNK = 10
 
 
-def load_serve_double() -> Any:
-    name = "reflex_tests_serve_double"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "serve_double.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+def franka_shaped(policy_cls: type[FakeRuntimePolicy] = FakeRuntimePolicy) -> FakeRuntimePolicy:
+    """The double with the franka preset's state and action widths."""
+    return policy_cls(
+        math=FakeBatchPolicy(state_dim=8, action_dim=8, chunk_size=CHUNK, max_action_dim=32)
+    )
 
 
-sd = load_serve_double()
-
-
-class NanPolicy(sd.DoublePolicy):  # type: ignore[misc,name-defined]
+class NanPolicy(FakeRuntimePolicy):
     """The double, returning a NaN in every chunk."""
 
-    def infer(self, observations: Any, noise: Any = None) -> Any:
+    def infer(self, observations: Any, noise: Any = None) -> FakePolicyOutput:
         output = super().infer(observations, noise)
         output.actions[:, 2, 3] = np.nan
         return output
@@ -55,30 +52,22 @@ def anyio_backend() -> str:
 
 
 def make_app(sections: dict[str, Any], policy: Any = None, embodiment: Any = "franka") -> Any:
-    pm = make_plugin_manager(
-        load_entrypoints=False, extra_plugins={"actionguard": reflex_actionguard}
-    )
-    options = resolve_serve_options({}, sections, pm.registry)
-    return create_app(
-        {"default": policy or sd.DoublePolicy()},
+    return wedge_server(
+        {"actionguard": reflex_actionguard},
+        {"default": policy or franka_shaped()},
+        sections=sections,
         embodiment=EmbodimentConfig.load_preset(embodiment) if embodiment else None,
-        registry=pm.registry,
-        options=options,
-        hook=pm.hook,
-    )
+    ).app
 
 
 def client_for(app: Any, token: str | None = None) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://reflex", headers=headers
-    )
+    return asgi_client(app, headers={"Authorization": f"Bearer {token}"} if token else {})
 
 
 async def test_act_goes_through_the_guard_and_the_audit_log(tmp_path: Path) -> None:
     log = tmp_path / "guard.jsonl"
     app = make_app({"actionguard": {"guard": "clamp", "guard-audit-log": str(log)}})
-    async with sd.lifespan(app), client_for(app) as client:
+    async with serve_lifespan(app), client_for(app) as client:
         r = await client.post(
             "/act", json={"state": STATE, "episode_id": "ep"}, headers={"X-Request-ID": "r-1"}
         )
@@ -102,14 +91,16 @@ async def test_act_goes_through_the_guard_and_the_audit_log(tmp_path: Path) -> N
 
 
 async def test_a_nan_chunk_never_leaves_and_the_guard_trips(tmp_path: Path) -> None:
-    app = make_app({"actionguard": {"guard": "clamp", "guard-trip-after": 2}}, NanPolicy())
-    async with sd.lifespan(app), client_for(app) as client:
+    app = make_app(
+        {"actionguard": {"guard": "clamp", "guard-trip-after": 2}}, franka_shaped(NanPolicy)
+    )
+    async with serve_lifespan(app), client_for(app) as client:
         for _ in range(2):
             r = await client.post("/act", json={"state": STATE})
             assert r.status_code == 200
             assert np.isfinite(np.asarray(r.json()["actions"])).all()
             assert r.json()["metadata"]["guard"]["verdict"] == "rejected"
-            np.testing.assert_allclose(r.json()["actions"], np.tile(STATE, (10, 1)), rtol=1e-6)
+            np.testing.assert_allclose(r.json()["actions"], np.tile(STATE, (CHUNK, 1)), rtol=1e-6)
         r = await client.post("/act", json={"state": STATE})
         assert r.status_code == 503 and r.json()["error"] == "guard-tripped"
         health = await client.get("/health")
@@ -126,7 +117,7 @@ async def test_a_nan_chunk_never_leaves_and_the_guard_trips(tmp_path: Path) -> N
 
 async def test_guard_routes_sit_behind_auth() -> None:
     app = make_app({"actionguard": {"guard": "reject"}, "serve": {"api-key": "s3cret"}})
-    async with sd.lifespan(app):
+    async with serve_lifespan(app):
         async with client_for(app) as anonymous:
             assert (await anonymous.get("/guard/status")).status_code == 401
             assert (await anonymous.post("/guard/reset")).status_code == 401
@@ -137,7 +128,7 @@ async def test_guard_routes_sit_behind_auth() -> None:
 
 async def test_guard_without_an_embodiment_refuses_to_start() -> None:
     app = make_app({"actionguard": {"guard": "clamp"}}, embodiment=None)
-    async with sd.lifespan(app, wait_ready=False) as server, client_for(app) as client:
+    async with serve_lifespan(app, wait_ready=False) as server, client_for(app) as client:
         with pytest.raises(ConfigError):
             await server.wait_ready()
         health = await client.get("/health")

@@ -19,6 +19,7 @@ import pytest
 from reflex_actionguard.audit import summarize
 
 from reflex_core.jsonl import read_jsonl, rotated_files
+from reflex_core.wedge_testing import wait_until_ready
 
 pytestmark = pytest.mark.slow
 
@@ -69,15 +70,7 @@ def test_sigkill_under_load_loses_no_returned_chunk(tmp_path: Path) -> None:
     stop = threading.Event()
     try:
         deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "server never became ready"
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+        wait_until_ready(base, proc, log_path=tmp_path / "server.log", timeout_s=60)
 
         def client(worker: int) -> None:
             with httpx.Client(base_url=base, timeout=10) as http:

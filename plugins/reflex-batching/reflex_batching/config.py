@@ -5,18 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from attrs.validators import optional
 
 from reflex_core.options import Option
-
-
-def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
-
-
-def _non_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+from reflex_core.validators import non_negative, positive
 
 
 @attrs.frozen
@@ -33,12 +25,12 @@ class BatchingConfig:
     :ivar cost_ewma_alpha: weight of the newest measurement in the per-size latency average.
     """
 
-    max_batch: int | None = attrs.field(default=None, validator=_positive)
-    batch_timeout_ms: float = attrs.field(default=10.0, validator=_non_negative)
-    max_batch_cost_ms: float | None = attrs.field(default=None, validator=_positive)
-    max_queue: int = attrs.field(default=64, validator=_positive)
-    batch_concurrency: int = attrs.field(default=1, validator=_positive)
-    cost_ewma_alpha: float = attrs.field(default=0.2, validator=_positive)
+    max_batch: int | None = attrs.field(default=None, validator=optional(positive))
+    batch_timeout_ms: float = attrs.field(default=10.0, validator=non_negative)
+    max_batch_cost_ms: float | None = attrs.field(default=None, validator=optional(positive))
+    max_queue: int = attrs.field(default=64, validator=positive)
+    batch_concurrency: int = attrs.field(default=1, validator=positive)
+    cost_ewma_alpha: float = attrs.field(default=0.2, validator=positive)
 
     @cost_ewma_alpha.validator
     def _alpha_at_most_one(self, _attribute: Any, value: float) -> None:

@@ -39,7 +39,7 @@ import attrs
 
 from reflex_batching.config import BatchingConfig
 from reflex_batching.cost_model import BatchCostModel
-from reflex_batching.metrics import BatchingMetrics
+from reflex_batching.metrics import BatchingMetrics, LaneMetrics
 from reflex_core.errors import Unavailable
 from reflex_core.wedges import ActRequest, ActResult, BatchHandler
 
@@ -65,6 +65,8 @@ class _Lane:
     free_since_ns: int = 0  # when a batch slot last became free
     inflight_rows: int = 0  # requests in running batches
     expected: int | None = None  # callers likely to be queued soon (see _run)
+    timer_due_ns: int = 0  # when the armed timer fires (clock of the scheduler)
+    metrics: LaneMetrics | None = None
 
 
 class BatchScheduler:
@@ -103,8 +105,8 @@ class BatchScheduler:
             raise Unavailable("the server is shutting down", slug="shutting-down")
         lane = self._lane(request.policy)
         if len(lane.queue) >= self.config.max_queue:
-            if self._metrics is not None:
-                self._metrics.rejected.labels(lane.policy).inc()
+            if lane.metrics is not None:
+                lane.metrics.rejected.inc()
             raise Unavailable(
                 f"batching queue for policy {lane.policy!r} is full "
                 f"({self.config.max_queue} waiting); retry shortly",
@@ -147,6 +149,8 @@ class BatchScheduler:
         lane = self._lanes.get(policy)
         if lane is None:
             lane = _Lane(policy, BatchCostModel(self.config.cost_ewma_alpha))
+            if self._metrics is not None:
+                lane.metrics = self._metrics.for_policy(policy)
             self._lanes[policy] = lane
         return lane
 
@@ -159,35 +163,45 @@ class BatchScheduler:
         return limit, ("size" if limit >= self.max_batch else "cost")
 
     def _schedule(self, lane: _Lane) -> None:
-        """Dispatch what is due; otherwise arm a timer for when it will be."""
+        """Dispatch what is due; otherwise make sure a timer fires when it will be."""
+        while lane.queue and lane.inflight < self.config.batch_concurrency:
+            reason, due_ns = self._flush_decision(lane)
+            if reason is None:
+                # Most arrivals leave the due time where it was (it follows the oldest
+                # request): keep that timer rather than cancel and re-arm one per request.
+                if lane.timer is None or lane.timer_due_ns != due_ns:
+                    self._cancel_timer(lane)
+                    wait_s = max(0.0, (due_ns - self._clock()) / 1e9)
+                    lane.timer = asyncio.get_running_loop().call_later(wait_s, self._on_timer, lane)
+                    lane.timer_due_ns = due_ns
+                return
+            self._dispatch(lane, reason)
+        self._cancel_timer(lane)
+
+    @staticmethod
+    def _cancel_timer(lane: _Lane) -> None:
         if lane.timer is not None:
             lane.timer.cancel()
             lane.timer = None
-        while lane.queue and lane.inflight < self.config.batch_concurrency:
-            reason, wait_s = self._flush_decision(lane)
-            if reason is None:
-                loop = asyncio.get_running_loop()
-                lane.timer = loop.call_later(wait_s, self._on_timer, lane)
-                return
-            self._dispatch(lane, reason)
 
     def _on_timer(self, lane: _Lane) -> None:
         lane.timer = None
         self._schedule(lane)
 
-    def _flush_decision(self, lane: _Lane) -> tuple[str | None, float]:
-        """``(reason, 0)`` when the lane should flush now, else ``(None, seconds to wait)``."""
+    def _flush_decision(self, lane: _Lane) -> tuple[str | None, int]:
+        """``(reason, 0)`` when the lane should flush now, else ``(None, when it is due)`` (in
+        the scheduler's clock)."""
         limit, bound = self._size_limit(lane)
         n = len(lane.queue)
         if n >= limit:
-            return bound, 0.0
+            return bound, 0
         if lane.expected is not None and n >= min(lane.expected, limit):
-            return "expected", 0.0
+            return "expected", 0
         now = self._clock()
         runnable_since = max(lane.queue[0].enqueued_ns, lane.free_since_ns)
         due_ns = runnable_since + int(self.config.batch_timeout_ms * 1e6)
         if due_ns <= now:
-            return "timeout", 0.0
+            return "timeout", 0
         # A queued request with a deadline must be dispatched early enough for the batch to
         # finish in time: by its deadline minus what the batch is expected to cost.
         deadlines = [p.request.deadline_ns for p in lane.queue if p.request.deadline_ns]
@@ -195,10 +209,10 @@ class BatchScheduler:
             est_ms = lane.cost.estimate(n) or 0.0
             latest_start = min(deadlines) - int(est_ms * 1e6)
             if latest_start <= now:
-                return "deadline", 0.0
+                return "deadline", 0
             due_ns = min(due_ns, latest_start)
         # The timer re-runs this decision, so the reason is settled when it fires.
-        return None, max(0.0, (due_ns - now) / 1e9)
+        return None, due_ns
 
     def _dispatch(self, lane: _Lane, reason: str) -> None:
         limit, _ = self._size_limit(lane)
@@ -212,9 +226,9 @@ class BatchScheduler:
             return
         lane.inflight += 1
         lane.inflight_rows += len(batch)
-        if self._metrics is not None:
-            self._metrics.flushes.labels(lane.policy, reason).inc()
-            self._metrics.batch_size.labels(lane.policy).observe(len(batch))
+        if lane.metrics is not None:
+            lane.metrics.flushed(reason)
+            lane.metrics.batch_size.observe(len(batch))
         task = asyncio.get_running_loop().create_task(
             self._run(lane, batch, reason), name=f"reflex-batch-{lane.policy}"
         )
@@ -252,14 +266,15 @@ class BatchScheduler:
                 self._schedule(lane)
         elapsed_ns = self._clock() - start
         lane.cost.observe(len(batch), elapsed_ns / 1e6)
-        if self._metrics is not None:
-            self._metrics.batch_seconds.labels(lane.policy).observe(elapsed_ns / 1e9)
+        metrics = lane.metrics
+        if metrics is not None:
+            metrics.batch_seconds.observe(elapsed_ns / 1e9)
         for pending, result in zip(batch, results, strict=True):
             if pending.future.done():  # its caller is gone; the others still get theirs
                 continue
             waited_ns = start - pending.enqueued_ns
-            if self._metrics is not None:
-                self._metrics.queue_wait.labels(lane.policy).observe(waited_ns / 1e9)
+            if metrics is not None:
+                metrics.queue_wait.observe(waited_ns / 1e9)
             note = {
                 "size": len(batch),
                 "flush_reason": reason,
@@ -273,8 +288,8 @@ class BatchScheduler:
     # -- housekeeping ---------------------------------------------------------------------
 
     def _set_depth(self, lane: _Lane) -> None:
-        if self._metrics is not None:
-            self._metrics.queue_depth.labels(lane.policy).set(len(lane.queue))
+        if lane.metrics is not None:
+            lane.metrics.queue_depth.set(len(lane.queue))
 
     def _drain_estimate_s(self, lane: _Lane) -> float:
         """Roughly how long until the queue has room: the batches ahead times their cost."""

@@ -14,10 +14,14 @@ import numpy as np
 import pytest
 from reflex_batching import reflex_register_wedges
 
-from reflex_core.plugins import make_plugin_manager
 from reflex_core.serve import ReflexServer
-from reflex_core.serve.config import resolve_serve_options
-from reflex_core.wedge_testing import export_available, exported_artifact, serve_lifespan
+from reflex_core.wedge_testing import (
+    asgi_client,
+    export_available,
+    exported_artifact,
+    runtime_server,
+    serve_lifespan,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,18 +48,7 @@ def _png(seed: int, size: int = 32) -> str:
 
 
 def _server(artifact: Path, **cli: Any) -> ReflexServer:
-    from reflex_core.embodiments import load_embodiment
-    from reflex_core.runtime import load_policy
-
-    embodiment = load_embodiment(name="franka")
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"batching": _Plugin()})
-    options = resolve_serve_options(cli, None, pm.registry)
-    return ReflexServer(
-        lambda: {"default": load_policy(artifact, embodiment=embodiment)},
-        embodiment=embodiment,
-        registry=pm.registry,
-        options=options,
-    )
+    return runtime_server({"batching": _Plugin()}, artifact, embodiment="franka", cli=cli)
 
 
 def test_batched_equals_unbatched_on_tiny_pi05(artifact: Path) -> None:
@@ -75,14 +68,12 @@ def test_batched_equals_unbatched_on_tiny_pi05(artifact: Path) -> None:
                 }
                 for i in range(6)
             ]
-            transport = httpx.ASGITransport(app=batched.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+            async with asgi_client(batched.app) as client:
                 together = list(
                     await asyncio.gather(*(client.post("/act", json=b) for b in bodies))
                 )
         async with serve_lifespan(unbatched.app):
-            transport = httpx.ASGITransport(app=unbatched.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+            async with asgi_client(unbatched.app) as client:
                 alone = [await client.post("/act", json=b) for b in bodies]
         return together, alone
 

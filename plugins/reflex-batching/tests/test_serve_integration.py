@@ -14,10 +14,14 @@ import httpx
 import numpy as np
 from reflex_batching import reflex_register_wedges
 
-from reflex_core.plugins import make_plugin_manager
 from reflex_core.serve import ReflexServer
-from reflex_core.serve.config import resolve_serve_options
-from reflex_core.wedge_testing import FakeRuntimePolicy, fake_server_process, serve_lifespan
+from reflex_core.wedge_testing import (
+    FakeRuntimePolicy,
+    asgi_client,
+    fake_server_process,
+    serve_lifespan,
+    wedge_server,
+)
 
 
 class _Plugin:
@@ -25,9 +29,7 @@ class _Plugin:
 
 
 def _server(policy: FakeRuntimePolicy, **cli: Any) -> ReflexServer:
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"batching": _Plugin()})
-    options = resolve_serve_options(cli, None, pm.registry)
-    return ReflexServer({"default": policy}, registry=pm.registry, options=options)
+    return wedge_server({"batching": _Plugin()}, {"default": policy}, cli=cli)
 
 
 def _body(i: int) -> dict[str, Any]:
@@ -37,8 +39,7 @@ def _body(i: int) -> dict[str, Any]:
 
 async def _post_all(server: ReflexServer, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
     async with serve_lifespan(server.app):
-        transport = httpx.ASGITransport(app=server.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://reflex") as client:
+        async with asgi_client(server.app) as client:
             responses = await asyncio.gather(*(client.post("/act", json=b) for b in bodies))
             metrics = await client.get("/metrics")
             health = await client.get("/health")
@@ -70,8 +71,7 @@ def test_batched_and_unbatched_servers_return_the_same_actions() -> None:
 
     async def one_by_one() -> list[httpx.Response]:
         async with serve_lifespan(unbatched.app):
-            transport = httpx.ASGITransport(app=unbatched.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://reflex") as c:
+            async with asgi_client(unbatched.app) as c:
                 return [await c.post("/act", json=b) for b in bodies]
 
     alone = asyncio.run(one_by_one())
@@ -88,8 +88,7 @@ def test_full_queue_is_a_503_with_retry_after_over_http() -> None:
 
     async def main() -> list[httpx.Response]:
         async with serve_lifespan(server.app):
-            transport = httpx.ASGITransport(app=server.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://reflex") as c:
+            async with asgi_client(server.app) as c:
                 first = [asyncio.ensure_future(c.post("/act", json=_body(i))) for i in range(2)]
                 await asyncio.sleep(0.1)  # a batch of 2 is running
                 rest = [asyncio.ensure_future(c.post("/act", json=_body(i))) for i in range(2, 6)]

@@ -11,37 +11,13 @@ Config-file form (``[deadline]``)::
 
 from __future__ import annotations
 
-import math
-from typing import Any
-from urllib.parse import urlsplit
-
 import attrs
+from attrs.validators import in_, optional
 
-from reflex_core.options import Option
+from reflex_core.options import Option, http_url, positive_float, positive_int
+from reflex_core.validators import positive
 
 STRATEGIES = ("hold", "tail", "remote")
-
-
-def _positive_float(value: Any) -> float:
-    number = float(value)
-    if not (number > 0 and math.isfinite(number)):
-        raise ValueError(f"must be a positive number, got {value!r}")
-    return number
-
-
-def _positive_int(value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"must be >= 1, got {number}")
-    return number
-
-
-def _http_url(value: Any) -> str:
-    text = str(value).strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"must be an http(s) URL, got {value!r}")
-    return text
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -49,7 +25,7 @@ OPTIONS: tuple[Option, ...] = (
         "--deadline-ms",
         "answer every /act within this many ms of receiving it, with a fallback chunk if the "
         "policy is late (late inference finishes in the background)",
-        type=_positive_float,
+        type=positive_float,
         metavar="MS",
     ),
     Option(
@@ -63,14 +39,14 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--fallback-url",
         "the other `reflex serve` for --deadline-fallback remote (its /act is POSTed to)",
-        type=_http_url,
+        type=http_url,
         metavar="URL",
     ),
     Option(
         "--fallback-timeout-ms",
         "time budget of the remote call, bounded by the deadline; the remote request starts "
         "this long before the deadline if the policy has not answered (default: half the deadline)",
-        type=_positive_float,
+        type=positive_float,
         metavar="MS",
     ),
     Option(
@@ -81,46 +57,31 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--deadline-control-hz",
         "control rate for the tail strategy's time shift (default: the embodiment's)",
-        type=_positive_float,
+        type=positive_float,
         metavar="HZ",
     ),
     Option(
         "--deadline-max-late",
         "late inferences allowed to keep running in the background; beyond that new requests "
         "fall back at once without queueing more work (default 8)",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         metavar="N",
     ),
 )
 
 
-def _choice(instance: Any, attribute: Any, value: str) -> None:
-    if value not in STRATEGIES:
-        raise ValueError(f"deadline_fallback must be one of {', '.join(STRATEGIES)}, got {value!r}")
-
-
-def _positive_or_none(instance: Any, attribute: Any, value: float | None) -> None:
-    if value is not None and not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
-
-
-def _at_least_one(instance: Any, attribute: Any, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
-
-
 @attrs.frozen
 class DeadlineConfig:
     """Field names are the options' ``dest`` names."""
 
-    deadline_ms: float | None = attrs.field(default=None, validator=_positive_or_none)
-    deadline_fallback: str = attrs.field(default="hold", validator=_choice)
+    deadline_ms: float | None = attrs.field(default=None, validator=optional(positive))
+    deadline_fallback: str = attrs.field(default="hold", validator=in_(STRATEGIES))
     fallback_url: str | None = None
-    fallback_timeout_ms: float | None = attrs.field(default=None, validator=_positive_or_none)
+    fallback_timeout_ms: float | None = attrs.field(default=None, validator=optional(positive))
     fallback_token: str | None = None
-    deadline_control_hz: float | None = attrs.field(default=None, validator=_positive_or_none)
-    deadline_max_late: int = attrs.field(default=8, validator=_at_least_one)
+    deadline_control_hz: float | None = attrs.field(default=None, validator=optional(positive))
+    deadline_max_late: int = attrs.field(default=8, validator=positive)
 
     @property
     def enabled(self) -> bool:

@@ -35,8 +35,9 @@ import numpy as np
 
 from reflex_core.chunks import LastChunkMemory, hold_chunk, repeat_action
 from reflex_core.errors import ConfigError, DeadlineExceeded, ReflexError
+from reflex_core.metrics import Collectors
 from reflex_core.wedges import ActRequest, ActResult, Handler, WedgeContext
-from reflex_deadline.config import DeadlineConfig
+from reflex_deadline.config import STRATEGIES, DeadlineConfig
 from reflex_deadline.remote import RemoteFallback, RemoteOutcome
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,6 @@ class DeadlineWedge:
         metrics: Any = None,
         memory_episodes: int = 1024,
     ) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge
-
         assert config.deadline_ms is not None
         self.config = config
         self.next = next
@@ -90,30 +89,25 @@ class DeadlineWedge:
         self._background: set[asyncio.Task[ActResult]] = set()  # late inferences still running
         self.counts: dict[str, int] = {"on_time": 0, "fallback": 0, "late": 0, "late_completed": 0}
 
-        registry = metrics if metrics is not None else CollectorRegistry()
-        self._fallbacks = Counter(
+        collectors = Collectors(metrics)
+        self._fallbacks = collectors.counter(
             "reflex_deadline_fallbacks_total",
             "Requests answered with a fallback chunk, by the strategy that produced it",
             ["strategy"],
-            registry=registry,
+            zeros=STRATEGIES,
         )
-        self._late = Counter(
+        self._late = collectors.counter(
             "reflex_deadline_late_total",
             "Inferences that missed their deadline (they finish in the background)",
-            registry=registry,
         )
-        self._background_gauge = Gauge(
+        self._background_gauge = collectors.gauge(
             "reflex_deadline_background_inferences",
             "Late inferences still running in the background",
-            registry=registry,
         )
-        self._remote_failures = Counter(
+        self._remote_failures = collectors.counter(
             "reflex_deadline_remote_failures_total",
             "Remote fallback calls that failed (then the request held position)",
-            registry=registry,
         )
-        for strategy in ("hold", "tail", "remote"):
-            self._fallbacks.labels(strategy)
 
     # -- request path ---------------------------------------------------------------------
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import reflex_deadline
 from prometheus_client import CollectorRegistry
-from reflex_deadline import reflex_register_wedges
 
 from reflex_core.embodiments import EmbodimentConfig
 from reflex_core.registry import WedgeSpec, structure_config
-from reflex_core.wedge_testing import FakePolicyInfo
+from reflex_core.wedge_testing import FakePolicyInfo, plugin_wedge
 from reflex_core.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
 
 D, T = 8, 50  # the franka preset: 8 action dims, 50-step chunks at 15 Hz
@@ -68,10 +68,7 @@ def franka() -> EmbodimentConfig:
 
 @pytest.fixture
 def deadline_spec() -> WedgeSpec:
-    specs: list[WedgeSpec] = []
-    reflex_register_wedges(register=specs.append)
-    (spec,) = specs
-    return spec
+    return plugin_wedge(reflex_deadline)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
-from reflex_core.wedge_testing import make_request
+from reflex_core.wedge_testing import make_request, wait_until_ready
 
 from .conftest import SlowPolicy, T
 
@@ -48,16 +48,7 @@ def wedge_server(tmp_path: Path, *args: str) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "server never became ready"
-                try:
-                    if httpx.get(base + "/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
+            wait_until_ready(base, proc, log_path=log_path, timeout_s=60)
             yield base
         finally:
             proc.kill()
@@ -164,13 +155,15 @@ def test_a_failing_policy_goes_to_the_remote_at_once(build_deadline, franka, rem
 
 
 def test_an_unreachable_remote_holds(build_deadline, franka) -> None:
+    # A refused connection answers at once; the generous deadline only keeps a loaded machine
+    # (client start-up, scheduling) from turning "unreachable" into "out of time".
     handler, ctx = build_deadline(
         {
-            "deadline_ms": 300,
+            "deadline_ms": 1500,
             "deadline_fallback": "remote",
             "fallback_url": f"http://127.0.0.1:{free_port()}",
         },
-        SlowPolicy(1.0),
+        SlowPolicy(3.0),
         embodiment=franka,
     )
     result = asyncio.run(answer_then_close(handler))

@@ -7,20 +7,18 @@ import asyncio
 from pathlib import Path
 
 import numpy as np
-from reflex_actionguard import reflex_register_wedges as register_guard
+import reflex_actionguard
 
 from reflex_core.jsonl import read_jsonl
-from reflex_core.registry import WedgeSpec, structure_config
-from reflex_core.wedge_testing import make_request
+from reflex_core.registry import structure_config
+from reflex_core.wedge_testing import make_request, plugin_wedge
 from reflex_core.wedges import EnabledWedge, ordered
 
 from .conftest import SlowPolicy, T
 
 
 def guard_wedge(values: dict) -> EnabledWedge:
-    specs: list[WedgeSpec] = []
-    register_guard(register=specs.append)
-    (spec,) = specs
+    spec = plugin_wedge(reflex_actionguard)
     return EnabledWedge(spec=spec, config=structure_config(spec, values))
 
 

@@ -7,16 +7,12 @@ from typing import Any
 import attrs
 
 from reflex_core.options import Option
+from reflex_core.validators import positive
 
 
 def _percent(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not 0 <= value <= 100:
         raise ValueError(f"{attribute.name} must be a percentage in [0, 100], got {value}")
-
-
-def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
 
 
 @attrs.frozen
@@ -40,9 +36,9 @@ class RouterConfig:
     split: float | None = attrs.field(default=None, validator=_percent)
     shadow: bool = False
     shadow_log: str | None = None
-    router_trip_after: int = attrs.field(default=3, validator=_positive)
-    router_cooldown_s: float = attrs.field(default=30.0, validator=_positive)
-    shadow_max_pending: int = attrs.field(default=16, validator=_positive)
+    router_trip_after: int = attrs.field(default=3, validator=positive)
+    router_cooldown_s: float = attrs.field(default=30.0, validator=positive)
+    shadow_max_pending: int = attrs.field(default=16, validator=positive)
 
     @property
     def effective_split(self) -> float:

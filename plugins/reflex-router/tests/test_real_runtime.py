@@ -14,10 +14,14 @@ import pytest
 from reflex_router import reflex_register_wedges
 
 from reflex_core.jsonl import read_jsonl
-from reflex_core.plugins import make_plugin_manager
 from reflex_core.serve import ReflexServer
-from reflex_core.serve.config import resolve_serve_options
-from reflex_core.wedge_testing import export_available, exported_artifact, serve_lifespan
+from reflex_core.wedge_testing import (
+    asgi_client,
+    export_available,
+    exported_artifact,
+    runtime_server,
+    serve_lifespan,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,19 +34,7 @@ class _Plugin:
 
 
 def _server(artifact: Path, **cli: Any) -> ReflexServer:
-    from reflex_core.embodiments import load_embodiment
-    from reflex_core.runtime import load_policy
-
-    embodiment = load_embodiment(name="franka")
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"router": _Plugin()})
-    options = resolve_serve_options(cli, None, pm.registry)
-    return ReflexServer(
-        lambda: {"default": load_policy(artifact, embodiment=embodiment)},
-        embodiment=embodiment,
-        registry=pm.registry,
-        options=options,
-        policy_loader=lambda src, slot: load_policy(src, slot=slot, embodiment=embodiment),
-    )
+    return runtime_server({"router": _Plugin()}, artifact, embodiment="franka", cli=cli)
 
 
 def test_shadow_of_the_same_model_records_zero_difference(tmp_path: Path) -> None:
@@ -53,8 +45,7 @@ def test_shadow_of_the_same_model_records_zero_difference(tmp_path: Path) -> Non
     async def main() -> list[httpx.Response]:
         async with serve_lifespan(server.app) as running:
             policy = running.policies["default"]
-            transport = httpx.ASGITransport(app=server.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+            async with asgi_client(server.app) as client:
                 return [
                     await client.post(
                         "/act",

@@ -12,14 +12,14 @@ import numpy as np
 from reflex_router import episode_percentile, reflex_register_wedges
 
 from reflex_core.jsonl import read_jsonl
-from reflex_core.plugins import make_plugin_manager
 from reflex_core.serve import ReflexServer
-from reflex_core.serve.config import resolve_serve_options
 from reflex_core.wedge_testing import (
     FakeBatchPolicy,
     FakeRuntimePolicy,
+    asgi_client,
     fake_server_process,
     serve_lifespan,
+    wedge_server,
 )
 
 
@@ -28,9 +28,6 @@ class _Plugin:
 
 
 def _server(loaded: dict[str, FakeRuntimePolicy], **cli: Any) -> ReflexServer:
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"router": _Plugin()})
-    options = resolve_serve_options(cli, None, pm.registry)
-
     def loader(source: Any, slot: str) -> FakeRuntimePolicy:
         policy = FakeRuntimePolicy(
             slot=slot, model_version=f"v-{Path(source).name}", math=FakeBatchPolicy(seed=7)
@@ -40,9 +37,7 @@ def _server(loaded: dict[str, FakeRuntimePolicy], **cli: Any) -> ReflexServer:
 
     default = FakeRuntimePolicy(model_version="v-served", math=FakeBatchPolicy(seed=0))
     loaded["default"] = default
-    return ReflexServer(
-        {"default": default}, registry=pm.registry, options=options, policy_loader=loader
-    )
+    return wedge_server({"router": _Plugin()}, {"default": default}, cli=cli, policy_loader=loader)
 
 
 def _body(i: int, **extra: Any) -> dict[str, Any]:
@@ -52,8 +47,7 @@ def _body(i: int, **extra: Any) -> dict[str, Any]:
 
 async def _run(server: ReflexServer, bodies: list[dict[str, Any]]) -> dict[str, Any]:
     async with serve_lifespan(server.app):
-        transport = httpx.ASGITransport(app=server.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://reflex") as client:
+        async with asgi_client(server.app) as client:
             responses = [await client.post("/act", json=b) for b in bodies]
             health = (await client.get("/health")).json()
             metrics = (await client.get("/metrics")).text

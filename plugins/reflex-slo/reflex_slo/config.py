@@ -12,14 +12,15 @@ Config-file form (``[slo]``)::
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 import attrs
+from attrs.validators import in_, optional
 
 from reflex_core.latency import parse_duration_s
-from reflex_core.options import Option
+from reflex_core.options import Option, non_negative_float, positive_float, positive_int
+from reflex_core.validators import non_negative, positive
 
 MODES = ("log", "shed")
 _SPEC = re.compile(r"^\s*p(?P<q>[0-9]+(?:\.[0-9]+)?)\s*=\s*(?P<target>.+?)\s*$", re.IGNORECASE)
@@ -57,27 +58,6 @@ def _slo_spec(value: Any) -> str:
     return str(value)
 
 
-def _positive_float(value: Any) -> float:
-    number = float(value)
-    if not (number > 0 and math.isfinite(number)):
-        raise ValueError(f"must be a positive number, got {value!r}")
-    return number
-
-
-def _non_negative_float(value: Any) -> float:
-    number = float(value)
-    if not (number >= 0 and math.isfinite(number)):
-        raise ValueError(f"must be a number >= 0, got {value!r}")
-    return number
-
-
-def _positive_int(value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"must be >= 1, got {number}")
-    return number
-
-
 OPTIONS: tuple[Option, ...] = (
     Option(
         "--slo",
@@ -98,21 +78,21 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--slo-window-s",
         "percentiles cover the last this many seconds (default 30; 0: by count only)",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=30.0,
         metavar="S",
     ),
     Option(
         "--slo-window-size",
         "... and at most this many requests per policy slot (default 1000)",
-        type=_positive_int,
+        type=positive_int,
         default=1000,
         metavar="N",
     ),
     Option(
         "--slo-min-samples",
         "judge an SLO only once a window holds this many requests (default 10)",
-        type=_positive_int,
+        type=positive_int,
         default=10,
         metavar="N",
     ),
@@ -120,27 +100,27 @@ OPTIONS: tuple[Option, ...] = (
         "--slo-probe-interval-s",
         "in shed mode, let one request through this often while breached so recovery is "
         "measured (default 1)",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="S",
     ),
     Option(
         "--breaker-errors",
         "open the circuit breaker after N consecutive errors or timeouts (fallbacks count)",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
     ),
     Option(
         "--breaker-cooldown-s",
         "how long the breaker stays open (503 circuit-open) before probing (default 5)",
-        type=_positive_float,
+        type=positive_float,
         default=5.0,
         metavar="S",
     ),
     Option(
         "--breaker-probes",
         "successful probe requests in half-open that close the breaker (default 1)",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
     ),
@@ -155,34 +135,19 @@ def _check_specs(instance: Any, attribute: Any, value: list[str]) -> None:
         raise ValueError(f"SLO given more than once for {', '.join(duplicates)}")
 
 
-def _choice(instance: Any, attribute: Any, value: str) -> None:
-    if value not in MODES:
-        raise ValueError(f"slo_mode must be one of {', '.join(MODES)}, got {value!r}")
-
-
-def _positive(instance: Any, attribute: Any, value: float | None) -> None:
-    if value is not None and not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
-
-
-def _non_negative(instance: Any, attribute: Any, value: float) -> None:
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
 @attrs.frozen
 class SloConfig:
     """Field names are the options' ``dest`` names."""
 
     slo: list[str] = attrs.field(factory=list, validator=_check_specs)
-    slo_mode: str = attrs.field(default="log", validator=_choice)
-    slo_window_s: float = attrs.field(default=30.0, validator=_non_negative)
-    slo_window_size: int = attrs.field(default=1000, validator=_positive)
-    slo_min_samples: int = attrs.field(default=10, validator=_positive)
-    slo_probe_interval_s: float = attrs.field(default=1.0, validator=_positive)
-    breaker_errors: int | None = attrs.field(default=None, validator=_positive)
-    breaker_cooldown_s: float = attrs.field(default=5.0, validator=_positive)
-    breaker_probes: int = attrs.field(default=1, validator=_positive)
+    slo_mode: str = attrs.field(default="log", validator=in_(MODES))
+    slo_window_s: float = attrs.field(default=30.0, validator=non_negative)
+    slo_window_size: int = attrs.field(default=1000, validator=positive)
+    slo_min_samples: int = attrs.field(default=10, validator=positive)
+    slo_probe_interval_s: float = attrs.field(default=1.0, validator=positive)
+    breaker_errors: int | None = attrs.field(default=None, validator=optional(positive))
+    breaker_cooldown_s: float = attrs.field(default=5.0, validator=positive)
+    breaker_probes: int = attrs.field(default=1, validator=positive)
 
     @property
     def targets(self) -> list[SloTarget]:

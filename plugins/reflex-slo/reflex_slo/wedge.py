@@ -21,7 +21,8 @@ from typing import Any
 
 from reflex_core.errors import ReflexError, Unavailable
 from reflex_core.latency import LatencyWindows
-from reflex_core.wedges import ActRequest, ActResult, Handler, WedgeContext
+from reflex_core.metrics import Collectors
+from reflex_core.wedges import ActRequest, ActResult, Handler, WedgeContext, answering_slot
 from reflex_slo.breaker import STATE_VALUES, CircuitBreaker, Ticket
 from reflex_slo.config import SloConfig, SloTarget
 
@@ -50,8 +51,6 @@ class SloWedge:
         metrics: Any = None,
         clock: Any = time.monotonic,
     ) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge
-
         self.config = config
         self.next = next
         self.targets: list[SloTarget] = config.targets
@@ -64,39 +63,28 @@ class SloWedge:
         self._last_probe = -float("inf")
         self.shed_count = 0
 
-        registry = metrics if metrics is not None else CollectorRegistry()
-        self._transitions = Counter(
-            "reflex_breaker_transitions_total",
-            "Circuit breaker state changes",
-            ["from", "to"],
-            registry=registry,
+        collectors = Collectors(metrics)
+        self._transitions = collectors.counter(
+            "reflex_breaker_transitions_total", "Circuit breaker state changes", ["from", "to"]
         )
-        self._breaker_state = Gauge(
-            "reflex_breaker_state",
-            "Circuit breaker state: 0 closed, 1 half-open, 2 open",
-            registry=registry,
+        self._breaker_state = collectors.gauge(
+            "reflex_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open"
         )
-        self._rejected = Counter(
+        self._rejected = collectors.counter(
             "reflex_slo_rejected_total",
             "Requests answered 503 by the SLO wedge, by reason",
             ["reason"],
-            registry=registry,
+            zeros=("slo-breached", "circuit-open"),
         )
-        self._breached_gauge = Gauge(
-            "reflex_slo_breached",
-            "1 while a policy slot breaches one of its SLOs",
-            ["policy"],
-            registry=registry,
+        self._breached_gauge = collectors.gauge(
+            "reflex_slo_breached", "1 while a policy slot breaches one of its SLOs", ["policy"]
         )
-        self._failures = Counter(
+        self._failures = collectors.counter(
             "reflex_slo_failures_total",
             "Errors and timeouts seen by the circuit breaker, by kind",
             ["kind"],
-            registry=registry,
         )
-        for reason in ("slo-breached", "circuit-open"):
-            self._rejected.labels(reason)
-        registry.register(_LatencyCollector(self))
+        collectors.registry.register(_LatencyCollector(self))
 
         self.breaker: CircuitBreaker | None = None
         if config.breaker_errors is not None:
@@ -141,7 +129,7 @@ class SloWedge:
             self._settle(ticket, f"error ({type(exc).__name__})")
             raise
         latency_s = max(0.0, (time.monotonic_ns() - request.received_ns) / 1e9)
-        slot = self._slot(request, result)
+        slot = answering_slot(request, result)
         self.windows.record(slot, latency_s)
         self._evaluate(slot)
         self._settle(ticket, _failure_of(result))
@@ -179,15 +167,6 @@ class SloWedge:
             retry_after_s=self.config.slo_probe_interval_s,
             details={"breached": breached},
         )
-
-    @staticmethod
-    def _slot(request: ActRequest, result: ActResult) -> str:
-        policy = result.metadata.get("policy")
-        if isinstance(policy, str):
-            return policy
-        if isinstance(policy, dict) and isinstance(policy.get("slot"), str):
-            return policy["slot"]
-        return request.policy
 
     # -- SLO evaluation -------------------------------------------------------------------
 

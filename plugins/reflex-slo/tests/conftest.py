@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import reflex_slo
 from prometheus_client import CollectorRegistry
-from reflex_slo import reflex_register_wedges
 
 from reflex_core.registry import WedgeSpec, structure_config
+from reflex_core.wedge_testing import plugin_wedge
 from reflex_core.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
 
 
@@ -41,10 +42,7 @@ class TunablePolicy:
 
 @pytest.fixture
 def slo_spec() -> WedgeSpec:
-    specs: list[WedgeSpec] = []
-    reflex_register_wedges(register=specs.append)
-    (spec,) = specs
-    return spec
+    return plugin_wedge(reflex_slo)
 
 
 @pytest.fixture

@@ -1,38 +1,23 @@
-"""The SLO wedge inside the real server (ASGI app + the core's policy double)."""
+"""The SLO wedge inside the real server (ASGI app + the core's runtime-shaped policy double)."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import reflex_slo
 
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.serve.app import create_app
-from reflex_core.serve.config import resolve_serve_options
+from reflex_core.wedge_testing import (
+    FakeBatchPolicy,
+    FakeRuntimePolicy,
+    asgi_client,
+    serve_lifespan,
+    wedge_server,
+)
 
-REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.anyio
 OBS = {"state": [0.1 * i for i in range(8)], "prompt": "pick"}
-
-
-def load_serve_double() -> Any:
-    name = "reflex_tests_serve_double"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "serve_double.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-sd = load_serve_double()
 
 
 @pytest.fixture
@@ -40,22 +25,20 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def policy_double(fixed_s: float = 0.0) -> FakeRuntimePolicy:
+    return FakeRuntimePolicy(math=FakeBatchPolicy(state_dim=8), fixed_s=fixed_s)
+
+
 def make_app(sections: dict[str, Any], policy: Any) -> Any:
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"slo": reflex_slo})
-    options = resolve_serve_options({}, sections, pm.registry)
-    return create_app({"default": policy}, registry=pm.registry, options=options)
-
-
-def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://reflex")
+    return wedge_server({"slo": reflex_slo}, {"default": policy}, sections=sections).app
 
 
 async def test_breaker_opens_with_retry_after_and_recovers_through_the_app() -> None:
-    policy = sd.DoublePolicy()
+    policy = policy_double()
     app = make_app(
         {"slo": {"slo": ["p99=2s"], "breaker-errors": 2, "breaker-cooldown-s": 0.3}}, policy
     )
-    async with sd.lifespan(app), client_for(app) as client:
+    async with serve_lifespan(app), asgi_client(app) as client:
         policy.infer_error = RuntimeError("runtime crashed")
         for _ in range(2):
             assert (await client.post("/act", json=OBS)).status_code == 500
@@ -84,7 +67,7 @@ async def test_breaker_opens_with_retry_after_and_recovers_through_the_app() -> 
 
 
 async def test_shed_mode_through_the_app() -> None:
-    policy = sd.DoublePolicy(infer_delay_s=0.03)
+    policy = policy_double(fixed_s=0.03)
     app = make_app(
         {
             "slo": {
@@ -96,7 +79,7 @@ async def test_shed_mode_through_the_app() -> None:
         },
         policy,
     )
-    async with sd.lifespan(app), client_for(app) as client:
+    async with serve_lifespan(app), asgi_client(app) as client:
         for _ in range(2):
             assert (await client.post("/act", json=OBS)).status_code == 200
         statuses = [(await client.post("/act", json=OBS)) for _ in range(3)]

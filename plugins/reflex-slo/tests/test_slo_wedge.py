@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from reflex_core.errors import Unavailable, ValidationError
-from reflex_core.registry import WedgeSpec, structure_config
+from reflex_core.registry import structure_config
 from reflex_core.wedge_testing import make_request
 from reflex_core.wedges import EnabledWedge
 
@@ -110,13 +110,11 @@ def test_deadline_fallbacks_count_as_timeouts(build_slo) -> None:
 
 
 def test_with_the_real_deadline_wedge(build_slo) -> None:
-    from reflex_deadline import reflex_register_wedges as register_deadline
+    import reflex_deadline
 
-    from reflex_core.wedge_testing import FakePolicyInfo
+    from reflex_core.wedge_testing import FakePolicyInfo, plugin_wedge
 
-    specs: list[WedgeSpec] = []
-    register_deadline(register=specs.append)
-    (deadline_spec,) = specs
+    deadline_spec = plugin_wedge(reflex_deadline)
     deadline = EnabledWedge(
         spec=deadline_spec, config=structure_config(deadline_spec, {"deadline_ms": 30})
     )
