@@ -558,16 +558,23 @@ async def test_bearer_auth() -> None:
             client, sd.observation(), headers={"Authorization": "Basic s3cret-key"}
         )
         ok = await post_act(client, sd.observation(), headers=good)
+        openpi_scheme = await post_act(
+            client, sd.observation(), headers={"Authorization": "Api-Key s3cret-key"}
+        )
+        openpi_wrong = await post_act(
+            client, sd.observation(), headers={"Authorization": "Api-Key s3cret-kez"}
+        )
         health = await client.get("/health")
         metrics = await client.get("/metrics")
         config_denied = await client.get("/config")
         config = await client.get("/config", headers=good)
         ws_denied = await client.get("/ws")
-    for r in (none, wrong, basic, config_denied):
+    for r in (none, wrong, basic, config_denied, openpi_wrong):
         assert (r.status_code, r.json()["error"]) == (401, "unauthorized")
         assert r.headers["www-authenticate"].startswith("Bearer")
         assert r.json()["request_id"] == r.headers["x-request-id"]
     assert ok.status_code == 200
+    assert openpi_scheme.status_code == 200  # openpi-client's "Api-Key" scheme
     assert health.status_code == 200 and metrics.status_code == 200
     assert config.status_code == 200
     assert "s3cret" not in config.text and config.json()["serve"]["auth_enabled"] is True
@@ -759,6 +766,8 @@ def test_ws_rejects_frames_beyond_its_queue_when_told_to(make_pm: Any) -> None:
     rejected = [f for f in frames if f["type"] == "error"]
     answered = [f["seq"] for f in frames if f["type"] == "action_chunk"]
     assert rejected and all(f["error"] == "queue-full" and f["status"] == 503 for f in rejected)
+    # each refusal names the observation it refused, so a client can match it
+    assert sorted(answered + [f["seq"] for f in rejected]) == list(range(8))
     assert answered == sorted(answered) and answered[0] == 0
     assert len(answered) + len(rejected) == 8
 

@@ -151,6 +151,10 @@ def test_bad_flag_values_are_rejected_by_argparse(capsys: pytest.CaptureFixture[
         ["--workers-threads", "0"],
         ["--idempotency-window-s", "-1"],
         ["--otel-endpoint", "localhost:4318"],
+        ["--otel-endpoint", "http://"],  # no host
+        ["--graceful-timeout-s", "inf"],
+        ["--adaptive-steps", "nan"],
+        ["--providers", " , "],
         ["--cors-origin", "example.com"],
         ["--ws-when-full", "drop"],
     ):
@@ -198,6 +202,9 @@ def test_config_file_sections_and_cli_precedence(tmp_path: Path) -> None:
         ("[nosuchwedge]\nx = 1\n", "unknown-config-section"),
         ("[serve]\nprot = 1\n", "unknown-config-key"),
         ("[serve]\nport = 99999\n", "invalid-config-value"),
+        ("[serve]\nidempotency-window-s = inf\n", "invalid-config-value"),
+        ('[serve]\notel-endpoint = "https:///v1/traces"\n', "invalid-config-value"),
+        ("[serve]\nproviders = []\n", "invalid-config-value"),
         ('[serve]\nport = "eighty"\n', "invalid-config-value"),
         ('[serve]\nallow-cpu-fallback = "false"\n', "invalid-config-value"),
         ('[shield]\nshield = "medium"\n', "invalid-config-value"),

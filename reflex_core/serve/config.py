@@ -17,7 +17,6 @@ The command line wins over the file, the file over the defaults. The API key als
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,17 @@ from typing import Any
 import attrs
 
 from reflex_core.errors import ConfigError
-from reflex_core.options import Option, resolve_options
+from reflex_core.options import (
+    Option,
+    comma_list,
+    http_url,
+    load_toml_config,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    resolve_options,
+)
 
 API_KEY_ENV = "REFLEX_API_KEY"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -38,49 +47,6 @@ def _port(value: Any) -> int:
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be in 0..65535, got {port}")
     return port
-
-
-def _positive_int(value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"must be >= 1, got {number}")
-    return number
-
-
-def _non_negative_int(value: Any) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError(f"must be >= 0, got {number}")
-    return number
-
-
-def _non_negative_float(value: Any) -> float:
-    number = float(value)
-    if not number >= 0:  # also rejects NaN
-        raise ValueError(f"must be >= 0, got {value!r}")
-    return number
-
-
-def _positive_float(value: Any) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError(f"must be > 0, got {value!r}")
-    return number
-
-
-def _providers(value: Any) -> list[str]:
-    parts = value if isinstance(value, list) else str(value).split(",")
-    providers = [str(p).strip() for p in parts if str(p).strip()]
-    if not providers:
-        raise ValueError("give at least one provider, e.g. CPUExecutionProvider")
-    return providers
-
-
-def _url(value: Any) -> str:
-    text = str(value)
-    if not text.startswith(("http://", "https://")):
-        raise ValueError(f"expected an http(s) URL, got {text!r}")
-    return text
 
 
 def _origin(value: Any) -> str:
@@ -118,14 +84,14 @@ SERVE_OPTIONS: tuple[Option, ...] = (
     Option(
         "--max-body-bytes",
         "largest request body or WebSocket frame accepted (default 8 MiB; 413 above)",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_BODY_BYTES,
         metavar="N",
     ),
     Option(
         "--providers",
         "onnxruntime execution providers in order, comma-separated (default: the best available)",
-        type=_providers,
+        type=comma_list,
         metavar="P,...",
     ),
     Option(
@@ -137,40 +103,40 @@ SERVE_OPTIONS: tuple[Option, ...] = (
     Option(
         "--adaptive-steps",
         "stop denoising early when successive steps change less than TOL",
-        type=_positive_float,
+        type=positive_float,
         metavar="TOL",
     ),
     Option(
         "--prefix-cache",
         "prefix KV cache entries per policy (0 disables)",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="N",
     ),
     Option(
         "--workers-threads",
         "inference threads (bounded executor, default 2); /health answers while they compute",
-        type=_positive_int,
+        type=positive_int,
         default=2,
         metavar="N",
     ),
     Option(
         "--idempotency-window-s",
         "a retry with the same request_id within S seconds gets the same chunk (default 30; 0 disables)",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=30.0,
         metavar="S",
     ),
     Option(
         "--graceful-timeout-s",
         "on SIGTERM/SIGINT, how long in-flight requests may take to finish (default 30)",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=30.0,
         metavar="S",
     ),
     Option(
         "--otel-endpoint",
         "send OpenTelemetry traces to this OTLP/HTTP endpoint (needs reflex-core[otel])",
-        type=_url,
+        type=http_url,
         metavar="URL",
     ),
     Option(
@@ -243,15 +209,7 @@ class ResolvedServeOptions:
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """Read a ``serve.toml``: a mapping of section name -> table."""
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist", slug="config-file-missing") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"config file {path} is not valid TOML: {exc}", slug="config-file-invalid"
-        ) from exc
+    data = load_toml_config(path)
     not_tables = sorted(k for k, v in data.items() if not isinstance(v, dict))
     if not_tables:
         raise ConfigError(

@@ -87,13 +87,13 @@ class ActEndpoint:
             scope[SLUG_SCOPE_KEY] = exc.slug
             await error_response(exc, request_id)(scope, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", str(len(body)).encode()), _CONTENT_TYPE],
-            }
-        )
+        headers = [(b"content-length", str(len(body)).encode()), _CONTENT_TYPE]
+        # A wedge may ask for response headers (the router: X-Reflex-Policy-Slot,
+        # X-Reflex-Model-Version) under metadata["headers"]; they stay in the body too, so a
+        # WebSocket client sees the same facts.
+        for name, value in (result.metadata.get("headers") or {}).items():
+            headers.append((str(name).lower().encode("latin-1"), str(value).encode("latin-1")))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 

@@ -199,7 +199,8 @@ class ErrorBoundaryMiddleware:
 
 
 class BearerAuthMiddleware:
-    """``Authorization: Bearer <key>`` on every route but the open ones (/health, /metrics).
+    """``Authorization: Bearer <key>`` (or openpi's ``Api-Key <key>``) on every route but the
+    open ones (/health, /metrics).
 
     The key is compared with :func:`hmac.compare_digest` (constant time) so response timing
     does not leak how much of a guess was right.
@@ -215,7 +216,8 @@ class BearerAuthMiddleware:
         if header is None:
             return False
         scheme, _, token = header.partition(b" ")
-        if scheme.lower() != b"bearer":
+        # openpi's client sends "Api-Key <key>"; accept it so openpi robots can authenticate.
+        if scheme.lower() not in (b"bearer", b"api-key"):
             return False
         return hmac.compare_digest(token.strip(), self._key)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -113,7 +114,7 @@ class WebSocketSession:
                     slug=QUEUE_FULL,
                     retry_after_s=0.1,
                 )
-                await self._send_error(exc, f"{self.request_id}.{self.frames}", None)
+                await self._send_error(exc, f"{self.request_id}.{self.frames}", _peek_seq(data))
                 continue
             await self.queue.put(item)
             self.pending += 1
@@ -176,6 +177,16 @@ class WebSocketSession:
         async with self._send_lock:
             await self.websocket.send_text(dumps(frame).decode())
         self.server.metrics.count_request("/ws", exc.status, exc.slug)
+
+
+def _peek_seq(data: str | bytes) -> int | None:
+    """The ``seq`` of a frame refused unparsed (queue full), so the client can match the error
+    to its observation; only on that rare path is the frame decoded here."""
+    try:
+        seq = json.loads(data).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
 def ws_routes(server: ReflexServer) -> list[BaseRoute]:

@@ -70,6 +70,8 @@ def test_sticky_split_through_the_app() -> None:
         assert meta["router"] == {"slot": expected, "sticky": True}
         assert meta["model_version"] == ("v-cand-v4" if expected == "b" else "v-served")
         assert meta["headers"]["X-Reflex-Policy-Slot"] == expected
+        assert response.headers["x-reflex-policy-slot"] == expected  # real HTTP headers too
+        assert response.headers["x-reflex-model-version"] == meta["model_version"]
     n_b = sum(episode_percentile(ep) < 50.0 for ep in episodes)
     assert sum(loaded["b"].calls) == 2 * n_b  # B really ran B's requests
     assert sum(loaded["default"].calls) == 2 * (len(episodes) - n_b)
