@@ -363,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-cost-ms", type=float, default=None)
     parser.add_argument("--batch-concurrency", type=int, default=1)
     parser.add_argument("--workers-threads", type=int, default=2, help="both servers (2)")
+    parser.add_argument(
+        "--event-loop",
+        choices=("asyncio", "uvloop"),
+        default=None,
+        help="both servers' event loop (default: the server's own default)",
+    )
     parser.add_argument("--fake", action="store_true", help="benchmark a policy double")
     parser.add_argument(
         "--client",
@@ -386,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
                 export_tiny_pi05(artifact)
             state_dim = int(json.loads((artifact / "reflex_config.json").read_text())["state_dim"])
         common = ["--workers-threads", str(args.workers_threads)]
+        if args.event_loop is not None and not args.fake:
+            common += ["--event-loop", args.event_loop]
         batching = ["--max-batch", str(args.max_batch),
                     "--batch-concurrency", str(args.batch_concurrency)]  # fmt: skip
         if args.batch_timeout_ms is not None:
@@ -497,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_batch_cost_ms": args.max_batch_cost_ms,
             "batch_concurrency": args.batch_concurrency,
             "workers_threads": args.workers_threads,
+            "event_loop": args.event_loop or "default",
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "cpu_count": os.cpu_count(),
             "load_avg_1m_start": round(load_start, 2),
