@@ -193,11 +193,18 @@ class ReflexServer:
     def _make_tracer(self) -> Any:
         if not self.config.otel_endpoint:
             return None
-        from reflex_core.serve.tracing import make_tracer
+        from reflex_core.serve.tracing import make_tracer, shutdown_provider
 
         tracer, provider = make_tracer(self.config.otel_endpoint)
-        self.ctx.on_shutdown.append(provider.shutdown)
+        self.ctx.on_shutdown.append(lambda: shutdown_provider(provider))
         return tracer
+
+    def trace_rejected(self, request_id: str, exc: ReflexError, received_wall_ns: int) -> None:
+        """Record a request rejected before the wedge chain (a no-op without tracing)."""
+        if self._tracer is not None:
+            from reflex_core.serve.tracing import record_rejected
+
+            record_rejected(self._tracer, request_id, exc, received_wall_ns)
 
     def transport_options(self, name: str) -> dict[str, Any]:
         """The resolved option values of one transport (``ws`` -> its queue settings)."""
@@ -427,10 +434,11 @@ class ReflexServer:
             if self._tracer is None:
                 result = await handler(request)
             else:
-                with self._tracer.start_as_current_span("reflex.act") as span:
-                    span.set_attribute("reflex.request_id", request.request_id)
+                from reflex_core.serve.tracing import POLICY_ATTR, act_span
+
+                with act_span(self._tracer, request.request_id) as span:
                     result = await handler(request)
-                    span.set_attribute("reflex.policy", str(result.metadata.get("policy")))
+                    span.set_attribute(POLICY_ATTR, str(result.metadata.get("policy")))
             policy = result.metadata.get("policy", policy)
             return result
         except ReflexError as exc:

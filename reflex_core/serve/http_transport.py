@@ -75,6 +75,7 @@ class ActEndpoint:
         received_wall_ns = time.time_ns()
         server = self.server
         request_id = request_id_of(scope) or new_request_id()
+        act_request = None
         try:
             _check_media_type(header_value(scope, b"content-type"))
             payload = parse_json_body(await read_body(receive))
@@ -85,6 +86,8 @@ class ActEndpoint:
             )
         except ReflexError as exc:
             scope[SLUG_SCOPE_KEY] = exc.slug
+            if act_request is None:  # rejected before the chain, whose span covers the rest
+                server.trace_rejected(request_id, exc, received_wall_ns)
             await error_response(exc, request_id)(scope, receive, send)
             return
         headers = [(b"content-length", str(len(body)).encode()), _CONTENT_TYPE]

@@ -139,6 +139,7 @@ class WebSocketSession:
         request_id = f"{self.request_id}.{n}"
         token = request_id_var.set(request_id)
         seq = None
+        act_request = None
         try:
             try:
                 if len(data) > server.config.max_body_bytes:
@@ -158,6 +159,8 @@ class WebSocketSession:
                     act_request, result, received_wall_ns=received_wall_ns, replayed=replayed
                 ).decode()
             except ReflexError as exc:
+                if act_request is None:  # rejected before the chain, whose span covers the rest
+                    server.trace_rejected(request_id, exc, received_wall_ns)
                 await self._send_error(exc, request_id, seq)
                 return
             except Exception:
