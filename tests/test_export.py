@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import sys
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,7 @@ class CopyingExporter:
         self.source_dir = source_dir
         self.corrupt = corrupt
         self.calls = 0
+        self.models: list[weakref.ref[Any]] = []  # the torch models it was handed
 
     @hookimpl
     def reflex_register_exporters(self, register: Callable[[Exporter], None]) -> None:
@@ -150,6 +152,7 @@ class CopyingExporter:
         from reflex_core.export.wrappers import ExpertGraph, PrefixGraph, kv_names
 
         self.calls += 1
+        self.models.append(weakref.ref(policy.model))
         layers = policy.num_layers
         for name in MODES["decomposed"]:
             shutil.copyfile(self.source_dir / f"{name}.onnx", out_dir / f"{name}.onnx")
@@ -503,6 +506,36 @@ def test_cli_export_records_options_and_reports_progress(
     assert len(report["cases"]) == 2
     config = json.loads((out / CONFIG_FILE).read_text())
     assert config["parity"]["sha256"] == sha256_file(out / PARITY_FILE)
+
+
+@pytest.mark.slow
+def test_the_gate_releases_the_torch_model_before_opening_sessions(
+    tmp_path: Path, tiny_pi05_decomposed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 3: torch and onnxruntime's copy of the graphs must never be resident together."""
+    import reflex_core.runtime.policy as runtime_policy
+    from reflex_core.export.pipeline import ExportRequest, export_artifact
+
+    plugin = CopyingExporter(tiny_pi05_decomposed)
+    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"test-copy": plugin})
+    alive_at_open: list[bool] = []
+    real_load_policy = runtime_policy.load_policy
+
+    def load_policy(*args: Any, **kwargs: Any) -> Any:
+        alive_at_open.append(any(ref() is not None for ref in plugin.models))
+        return real_load_policy(*args, **kwargs)
+
+    monkeypatch.setattr(runtime_policy, "load_policy", load_policy)
+    request = ExportRequest(
+        "tiny-pi05", tmp_path / "o", mode="copy-decomposed", parity=_fx_settings(cases=2)
+    )
+    result = export_artifact(request, registry=pm.registry)  # loads (and owns) the model
+    assert result.report["passed"] and len(plugin.models) == 1
+    assert alive_at_open == [False]
+    assert all(g.reference is None for g in result.graphs)
+    # Still judged against torch: every graph and the end-to-end check on both cases.
+    assert len(result.report["graphs"]["expert_denoise"]["cases"]) == 2
+    assert len(result.report["end_to_end"]["cases"]) == 2
 
 
 @pytest.mark.slow

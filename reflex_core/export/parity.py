@@ -14,6 +14,10 @@ Compared, per case:
 - end to end: the runtime's own runner (:mod:`reflex_core.runtime.runners`, the sessions
   ``reflex serve`` opens) against ``model.sample_actions``: the action chunk and the features.
 
+The gate runs in two halves so the torch model and onnxruntime's copy of the graphs never
+coexist: :func:`compute_references` computes every torch output above into numpy arrays, the
+caller releases the model, then :func:`compare_with_onnx` opens the sessions and compares.
+
 Metrics per output: ``max_abs_error``, ``max_rel_error`` (``max_abs_error / max |reference|``,
 relative to the output's scale) and ``cosine`` similarity (float64, flattened). An output passes
 when ``max_abs_error <= allowed_abs`` and ``cosine >= min_cos``; ``allowed_abs`` is ``max_abs``,
@@ -361,26 +365,58 @@ def _cpu_plan() -> Any:
     return choose_providers(ort.get_available_providers(), ["cpu"])
 
 
-def run_parity(
+@attrs.frozen(eq=False)
+class TorchReferences:
+    """Everything the gate needs from PyTorch, as numpy arrays.
+
+    Computed before any onnxruntime session opens, so the caller can release the torch model
+    first: the model and onnxruntime's copy of the graphs never share the process (issue 3:
+    an export needs about 2x the model's size, not 2x plus the sessions).
+
+    :ivar cases: the seeded cases.
+    :ivar feeds: per case, every array a graph may take (the prefix graph's outputs, computed
+        by torch, feed the expert on both sides).
+    :ivar graph_outputs: graph name -> per case -> output name -> the reference's output.
+    :ivar actions: per case, ``model.sample_actions`` on the case's inputs and noise.
+    :ivar features: per case, the reference prefix's pooled features.
+    :ivar started: ``time.perf_counter()`` when the gate started (the report's ``seconds``).
+    """
+
+    cases: list[ParityCase]
+    feeds: list[dict[str, np.ndarray]]
+    graph_outputs: dict[str, list[dict[str, np.ndarray]]]
+    actions: list[np.ndarray]
+    features: list[np.ndarray]
+    num_steps: int
+    started: float
+
+
+def _share_equal(outputs: dict[str, np.ndarray], feeds: Mapping[str, np.ndarray]) -> None:
+    """Point outputs equal to a feed at the feed's array: the prefix reference recomputes the
+    KV cache already in the feeds, and for a real model that is tens of MB per case."""
+    for name, array in outputs.items():
+        feed = feeds.get(name)
+        if feed is not None and feed.shape == array.shape and np.array_equal(feed, array):
+            outputs[name] = feed
+
+
+def compute_references(
     policy: Any,
     artifact_dir: Path,
     graphs: Sequence[Any],
     settings: ParitySettings,
     *,
     num_steps: int,
-    precision: str = "fp32",
     progress: Progress = SILENT,
-) -> dict[str, Any]:
-    """Run the gate over an artifact directory whose manifest is written (parity pending).
+) -> TorchReferences:
+    """The torch half of the gate: cases and every reference output, with no ORT session open.
 
-    :param graphs: the exporter's :class:`reflex_core.export.exporters.ExportedGraph` list.
-    :returns: the parity report (``passed``, ``worst``, per-graph and end-to-end results).
+    :param graphs: the exporter's :class:`reflex_core.export.exporters.ExportedGraph` list (their
+        ``reference`` modules are run here and not needed afterwards).
     """
     import torch
 
     from reflex_core.artifact import Artifact
-    from reflex_core.runtime.policy import load_policy
-    from reflex_core.runtime.sessions import open_session
     from reflex_core.runtime.tokenizer import PromptTokenizer
 
     started = time.perf_counter()
@@ -390,10 +426,71 @@ def run_parity(
     )
     with progress.step(f"parity: building {settings.cases} seeded cases"):
         cases = make_cases(policy, tokenizer, settings)
-        pools = [_reference_pool(policy, case, graphs) for case in cases]
+        feeds = [_reference_pool(policy, case, graphs) for case in cases]
+    graph_outputs: dict[str, list[dict[str, np.ndarray]]] = {}
+    actions: list[np.ndarray] = []
+    features: list[np.ndarray] = []
+    with progress.step(f"parity: torch references on {len(cases)} cases"):
+        for graph in graphs:
+            output_names = [o.name for o in graph.outputs]
+            per_case = []
+            for pool in feeds:
+                expected = _torch_outputs(graph.reference, graph.torch_inputs, pool, output_names)
+                _share_equal(expected, pool)
+                per_case.append(expected)
+            graph_outputs[graph.name] = per_case
+        for case, pool in zip(cases, feeds, strict=True):
+            with torch.no_grad():
+                actions.append(
+                    policy.model.sample_actions(
+                        *(
+                            _to_torch(pool[n])
+                            for n in ("images", "image_masks", "tokens", "token_masks")
+                        ),
+                        _to_torch(pool["state"]),
+                        _to_torch(case.noise),
+                        num_steps,
+                    )
+                    .float()
+                    .numpy()
+                )
+            pooled = pool.get("features")
+            features.append(pooled if pooled is not None else _reference_features(policy, pool))
+    return TorchReferences(
+        cases=cases,
+        feeds=feeds,
+        graph_outputs=graph_outputs,
+        actions=actions,
+        features=features,
+        num_steps=num_steps,
+        started=started,
+    )
+
+
+def compare_with_onnx(
+    references: TorchReferences,
+    artifact_dir: Path,
+    graphs: Sequence[Any],
+    settings: ParitySettings,
+    *,
+    precision: str = "fp32",
+    progress: Progress = SILENT,
+) -> dict[str, Any]:
+    """The onnxruntime half of the gate: run the artifact's graphs on the stored feeds.
+
+    Needs no torch: ``graphs`` may have their ``reference`` released.
+
+    :returns: the parity report (``passed``, ``worst``, per-graph and end-to-end results).
+    """
+    from reflex_core.artifact import Artifact
+    from reflex_core.runtime.policy import load_policy
+    from reflex_core.runtime.sessions import open_session
+
+    cases, feeds = references.cases, references.feeds
+    num_steps = references.num_steps
+    artifact = Artifact.load(artifact_dir, verify=False)
     # The runtime's own sessions (what `reflex serve` opens) serve both the per-graph checks
-    # and the end-to-end one: each graph is loaded once, so the gate holds the torch model plus
-    # one copy of the graphs.
+    # and the end-to-end one: each graph is loaded once.
     with progress.step("parity: opening the runtime's sessions"):
         runtime = load_policy(artifact, verify=False, providers=["cpu"], threads=settings.threads)
     runner_sessions = runtime.runner.sessions
@@ -410,8 +507,9 @@ def run_parity(
                 )
             session_inputs = [i.name for i in session.get_inputs()]
             output_names = [o.name for o in graph.outputs]
-            for case, pool in zip(cases, pools, strict=True):
-                expected = _torch_outputs(graph.reference, graph.torch_inputs, pool, output_names)
+            for case, pool, expected in zip(
+                cases, feeds, references.graph_outputs[graph.name], strict=True
+            ):
                 actual = dict(
                     zip(
                         output_names,
@@ -437,31 +535,16 @@ def run_parity(
     with progress.step(
         f"parity: end to end ({runner_name}, {num_steps} steps) on {len(cases)} cases"
     ):
-        for case, pool in zip(cases, pools, strict=True):
-            with torch.no_grad():
-                expected_actions = (
-                    policy.model.sample_actions(
-                        *(
-                            _to_torch(pool[n])
-                            for n in ("images", "image_masks", "tokens", "token_masks")
-                        ),
-                        _to_torch(pool["state"]),
-                        _to_torch(case.noise),
-                        num_steps,
-                    )
-                    .float()
-                    .numpy()
-                )
+        for i, case in enumerate(cases):
             run = runtime.runner.run(case.inputs, case.noise)
             outputs = {
-                "actions": judge("actions", compare_arrays(expected_actions, run.actions), settings)
+                "actions": judge(
+                    "actions", compare_arrays(references.actions[i], run.actions), settings
+                )
             }
             if run.features is not None:
-                expected_features = pool.get("features")
-                if expected_features is None:
-                    expected_features = _reference_features(policy, pool)
                 outputs["features"] = judge(
-                    "features", compare_arrays(expected_features, run.features), settings
+                    "features", compare_arrays(references.features[i], run.features), settings
                 )
             per_case.append(summarize(case.index, outputs))
     del runtime, runner_sessions
@@ -487,8 +570,35 @@ def run_parity(
         "end_to_end": results[END_TO_END],
         "worst": worst,
         "versions": library_versions(),
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": round(time.perf_counter() - references.started, 3),
     }
+
+
+def run_parity(
+    policy: Any,
+    artifact_dir: Path,
+    graphs: Sequence[Any],
+    settings: ParitySettings,
+    *,
+    num_steps: int,
+    precision: str = "fp32",
+    progress: Progress = SILENT,
+) -> dict[str, Any]:
+    """Run the whole gate over an artifact directory whose manifest is written (parity pending).
+
+    The caller keeps ``policy``, so the model stays in memory while the sessions run; the export
+    pipeline calls :func:`compute_references` and :func:`compare_with_onnx` itself and releases
+    the model in between.
+
+    :param graphs: the exporter's :class:`reflex_core.export.exporters.ExportedGraph` list.
+    :returns: the parity report (``passed``, ``worst``, per-graph and end-to-end results).
+    """
+    references = compute_references(
+        policy, artifact_dir, graphs, settings, num_steps=num_steps, progress=progress
+    )
+    return compare_with_onnx(
+        references, artifact_dir, graphs, settings, precision=precision, progress=progress
+    )
 
 
 def _reference_features(policy: Any, pool: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -9,6 +9,8 @@ and :class:`~reflex_core.errors.ParityError` names the worst graph and case.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import math
 import os
@@ -40,7 +42,12 @@ from reflex_core.export.exporters import (
     ExportedGraph,
     ExportOptions,
 )
-from reflex_core.export.parity import ParitySettings, library_versions, run_parity
+from reflex_core.export.parity import (
+    ParitySettings,
+    compare_with_onnx,
+    compute_references,
+    library_versions,
+)
 from reflex_core.export.progress import SILENT, Progress
 
 #: Library versions recorded in the manifest's ``exporter`` block.
@@ -80,7 +87,7 @@ class ExportRequest:
 
 @attrs.frozen(eq=False)
 class ExportResult:
-    """A published artifact."""
+    """A published artifact (``graphs`` without their torch references: released for the gate)."""
 
     output: Path
     artifact: Artifact
@@ -371,15 +378,15 @@ def export_artifact(
         )
         if after_export is not None:
             after_export(tmp, graphs)
-        report = run_parity(
-            policy,
-            tmp,
-            graphs,
-            settings,
-            num_steps=num_steps,
-            precision=request.precision,
-            progress=progress,
+        references = compute_references(
+            policy, tmp, graphs, settings, num_steps=num_steps, progress=progress
         )
+        # The torch model goes before onnxruntime loads the graphs: the two never coexist.
+        policy, graphs = release_torch(policy, graphs)
+        report = compare_with_onnx(
+            references, tmp, graphs, settings, precision=request.precision, progress=progress
+        )
+        del references
         report["source"] = str(request.source)
         report["mode"] = artifact_mode(graphs, request.mode)
         _write_json(tmp / PARITY_FILE, report)
@@ -419,6 +426,33 @@ def export_artifact(
         graphs=graphs,
         timings=dict(progress.timings),
     )
+
+
+def release_torch(
+    policy: Any, graphs: Sequence[ExportedGraph]
+) -> tuple[Any, tuple[ExportedGraph, ...]]:
+    """Drop this pipeline's references to the torch model and hand its memory back to the OS.
+
+    Returns the policy without its model (the manifest needs only its facts) and the graphs
+    without their torch references. A model the caller still holds (``policy=`` passed to
+    :func:`export_artifact`) stays alive; the CLI passes none.
+    """
+    if attrs.has(type(policy)) and any(a.name == "model" for a in attrs.fields(type(policy))):
+        policy = attrs.evolve(policy, model=None)
+    graphs = tuple(attrs.evolve(g, reference=None) for g in graphs)
+    gc.collect()
+    _trim_heap()
+    return policy, graphs
+
+
+def _trim_heap() -> None:
+    """glibc keeps freed chunks below its mmap threshold (up to 32 MB: most weight tensors) in
+    the heap; without ``malloc_trim`` the freed model would still count as resident."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim, or the allocator returns memory itself
 
 
 def _check_graphs(graphs: Sequence[ExportedGraph], directory: Path) -> None:
