@@ -176,6 +176,16 @@ def test_queue_full_refusals_without_a_seq_are_orphans() -> None:
     assert len(table) == 0 and table.values() == []
 
 
+def test_a_queue_full_refusal_with_a_seq_settles_only_its_observation() -> None:
+    # five sent; the server refused 2, 3, 4 by seq before answering 0 and 1
+    table = _table(5)
+    for seq in (2, 3, 4):
+        assert table.take({**QUEUE_FULL, "seq": seq}).seq == seq
+    assert [i.seq for i in table.values()] == [0, 1]  # still owed their answers
+    assert table.take({"seq": 0}).seq == 0 and table.take({"seq": 1}).seq == 1
+    assert len(table) == 0
+
+
 # ------------------------------------------------------------------------- a real server
 
 

@@ -289,9 +289,10 @@ class PendingTable:
     The server answers frames in the order it read them, so a frame is matched by its ``seq``,
     and an answer for seq ``s`` means every observation sent before ``s`` that is still here
     was refused without a seq. The one such refusal is ``queue-full``: the server sends it
-    for the frame it is reading, before the answers it owes, and without parsing it (so
-    without its seq). It is counted as an *orphan*; orphans leave the table when a later
-    answer passes them, or all at once when nothing else is left to answer.
+    for the frame it is reading, before the answers it owes. It names that frame's seq when
+    it can read one (then it settles just that observation); otherwise it is counted as an
+    *orphan*; orphans leave the table when a later answer passes them, or all at once when
+    nothing else is left to answer.
     """
 
     def __init__(self) -> None:
@@ -327,6 +328,12 @@ class PendingTable:
         if type(seq) is int:
             if seq not in self._items:
                 return None
+            if frame.get("error") == "queue-full":
+                # Refused on arrival, ahead of the answers still owed for older frames: it
+                # settles only itself.
+                item = self._items.pop(seq)
+                self._settle()
+                return item
             passed = 0
             for older in list(self._items):
                 if older == seq:
