@@ -568,8 +568,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     def load_slot(source: Any, slot: str) -> FakeRuntimePolicy:
         return fake(slot, seed=sum(map(ord, str(source))) % 1000)
 
+    config = options.serve
+    robot = None
+    if config.embodiment or config.custom_embodiment_config:
+        from reflex_core.embodiments import load_embodiment
+
+        robot = load_embodiment(
+            name=config.embodiment, path=config.custom_embodiment_config, registry=registry
+        )
     server = ReflexServer(
         {"default": fake("default", 0)},
+        embodiment=robot,
         registry=registry,
         options=options,
         policy_loader=load_slot,
