@@ -38,6 +38,10 @@ def load_helper(filename: str) -> ModuleType:
     return sys.modules[name]
 
 
+# The serve test double: the serve test modules use it at module level, as
+# ``sys.modules["reflex_tests_serve_double"]`` (a conftest is imported before its tests).
+load_helper("serve_double.py")
+
 # The session-cached exports of the built-in tiny checkpoints, as fixtures of every core test.
 _artifacts = load_helper("conftest_artifacts.py")
 export_artifact_dir = _artifacts.export_artifact_dir

@@ -468,9 +468,6 @@ def test_an_installed_plugin_adds_a_command(fixture_site: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (REPO / "reflex_core" / "commands" / "serve.py").is_file(), reason="no serve command"
-)
 def test_serve_help_shows_a_wedge_option_only_when_its_plugin_is_installed(
     fixture_site: Path,
 ) -> None:

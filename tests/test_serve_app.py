@@ -5,14 +5,12 @@ tests/test_serve_hypercorn.py runs a real exported artifact)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -35,21 +33,7 @@ from reflex_core.serve.idempotency import IdempotencyWindow
 from reflex_core.wedges import ActRequest, ActResult, Stage
 from reflex_core.wire.types import Observation
 
-
-def load_serve_double() -> Any:
-    name = "reflex_tests_serve_double"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("serve_double.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-sd = load_serve_double()
+sd = sys.modules["reflex_tests_serve_double"]  # loaded by tests/conftest.py
 pytestmark = pytest.mark.anyio
 
 

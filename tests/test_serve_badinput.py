@@ -3,12 +3,10 @@ server keeps serving (a good request right after each bad one succeeds), over HT
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,21 +14,7 @@ from starlette.testclient import TestClient
 
 from reflex_core.serve import ReflexServer, ServeConfig
 
-
-def load_serve_double() -> Any:
-    name = "reflex_tests_serve_double"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("serve_double.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-sd = load_serve_double()
+sd = sys.modules["reflex_tests_serve_double"]  # loaded by tests/conftest.py
 MAX_BODY = 200_000
 JSON = {"content-type": "application/json"}
 

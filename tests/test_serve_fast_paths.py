@@ -5,7 +5,6 @@ and ``--event-loop uvloop`` serves for real (or says it is not installed)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -150,7 +149,6 @@ sys.exit(run(ReflexServer({"default": sd.DoublePolicy()}, options=config)))
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop not installed")
 def test_event_loop_uvloop_serves_act_and_ws_then_stops_on_sigterm(tmp_path: Path) -> None:
     from websockets.sync.client import connect
 

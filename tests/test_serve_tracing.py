@@ -4,12 +4,10 @@ policy slot, and ERROR status plus slug for rejected requests; shutdown flushes 
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,21 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from reflex_core.serve import ReflexServer, ServeConfig
 from reflex_core.serve.tracing import SERVICE_NAME
 
-
-def load_serve_double() -> Any:
-    name = "reflex_tests_serve_double"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("serve_double.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-sd = load_serve_double()
+sd = sys.modules["reflex_tests_serve_double"]  # loaded by tests/conftest.py
 pytestmark = pytest.mark.anyio
 
 
