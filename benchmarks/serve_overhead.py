@@ -31,7 +31,8 @@ the server's own receipt-to-response time minus the policy; ``*_minus_server_pol
 each call's round trip minus that call's own policy time (what serving added to it, free of the
 policy's own run-to-run noise); ``server_policy_p50_ms`` is the policy's time inside the server
 (compare it with ``direct_p50_ms``: when they differ, the target's "p50 minus direct p50"
-measure moves by the difference). ``--event-loop uvloop`` runs both servers on uvloop.
+measure moves by the difference). Both servers run the event loop ``--event-loop`` names
+(default ``auto``, as ``reflex serve``: uvloop where installed); the JSON says which ran.
 
 Prints a table, then ONE JSON line (the last line) with p50/p99 per path and the overheads.
 Targets: HTTP adds <= 1 ms p50, WS <= 0.5 ms p50 to the direct call.
@@ -103,9 +104,7 @@ def start_server(
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [REFLEX, "serve", str(artifact), "--port", str(port), "--workers-threads", "1",
-           "--idempotency-window-s", "0"]  # fmt: skip
-    if event_loop != "asyncio":
-        cmd += ["--event-loop", event_loop]
+           "--idempotency-window-s", "0", "--event-loop", event_loop]  # fmt: skip
     if embodiment:
         cmd += ["--embodiment", embodiment]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -160,11 +159,11 @@ def run_floor_server(port: int, reply_path: Path, event_loop: str) -> int:
     from hypercorn.asyncio import serve
 
     from reflex_core.serve.config import ServeConfig
-    from reflex_core.serve.hypercorn_runner import hypercorn_config
+    from reflex_core.serve.hypercorn_runner import hypercorn_config, resolve_event_loop
 
     config = hypercorn_config(ServeConfig(port=port))
     main = serve(floor_app(reply_path.read_bytes()), config)  # type: ignore[arg-type]
-    if event_loop == "uvloop":
+    if resolve_event_loop(event_loop) == "uvloop":
         import uvloop
 
         uvloop.run(main)
@@ -376,9 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument(
         "--event-loop",
-        choices=("asyncio", "uvloop"),
-        default="asyncio",
-        help="the servers' event loop (reflex serve --event-loop)",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="both servers' event loop (reflex serve --event-loop; auto: uvloop if installed)",
     )
     parser.add_argument("--floor-reply", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -510,6 +509,8 @@ def run_interleaved(
 
 
 def report(run: Run, args: Any, policy: Any, reply_bytes: int) -> dict[str, Any]:
+    from reflex_core.serve.hypercorn_runner import resolve_event_loop
+
     stats = {name: percentiles(values) for name, values in run.wall.items()}
     cpu = {name: float(np.median(values)) for name, values in run.cpu.items()}
     inside = {name: percentiles(values) for name, values in run.server_internal.items()}
@@ -542,7 +543,7 @@ def report(run: Run, args: Any, policy: Any, reply_bytes: int) -> dict[str, Any]
         "calls": args.calls,
         "images": bool(args.images),
         "reply_bytes": reply_bytes,
-        "event_loop": args.event_loop,
+        "event_loop": resolve_event_loop(args.event_loop),
         "headline_clients": HEADLINE_CLIENTS,
     }
     for name, (p50, p99) in stats.items():

@@ -78,6 +78,13 @@ class PayloadTooLarge(ReflexError):
     status = 413
 
 
+class Conflict(ReflexError):
+    """The request contradicts one the server already holds (409), e.g. a reused request id."""
+
+    slug = "conflict"
+    status = 409
+
+
 class Unavailable(ReflexError):
     """The server cannot take this request now (503); clients may retry after ``retry_after_s``."""
 

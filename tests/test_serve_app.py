@@ -407,6 +407,74 @@ async def test_retry_while_first_is_in_flight_awaits_the_same_run() -> None:
     assert policy.calls == [1]
 
 
+async def test_request_id_reused_for_another_observation_is_refused_not_answered() -> None:
+    policy = sd.DoublePolicy()
+    server = make_server(policy)
+    async with sd.lifespan(server.app), client_for(server) as client:
+        first = await post_act(client, sd.observation(request_id="r1", capture_time_ns=5))
+        other_state = sd.observation(request_id="r1", capture_time_ns=5)
+        other_state["state"][0] += 1.0
+        reused = await post_act(client, other_state)
+        later_capture = await post_act(client, sd.observation(request_id="r1", capture_time_ns=6))
+        seeded = await post_act(
+            client, sd.observation(request_id="r1", capture_time_ns=5, noise_seed=3)
+        )
+        retry = await post_act(client, sd.observation(request_id="r1", capture_time_ns=5))
+        fresh = await post_act(client, other_state | {"request_id": "r2"})
+    assert first.status_code == 200
+    for refused in (reused, later_capture, seeded):
+        assert (refused.status_code, refused.json()["error"]) == (409, "request-id-reused")
+        assert refused.json()["field"] == "request_id"
+    # the refusals cost no inference, and the key still answers its own observation
+    assert retry.json()["metadata"]["idempotent_replay"] is True
+    assert retry.json()["actions"] == first.json()["actions"]
+    assert fresh.status_code == 200
+    assert policy.calls == [1, 1]
+
+
+def test_request_id_reused_over_websocket_gets_an_error_frame_and_the_socket_stays() -> None:
+    server = make_server(sd.DoublePolicy())
+    with TestClient(server.app) as client:
+        wait_ready_sync(client)
+        with client.websocket_connect("/ws") as ws:
+            ws.send_text(json.dumps(sd.observation(seq=0, request_id="k", capture_time_ns=1)))
+            ws.send_text(json.dumps(sd.observation(seq=1, request_id="k", capture_time_ns=2)))
+            ws.send_text(json.dumps(sd.observation(seq=2, request_id="k2", capture_time_ns=2)))
+            frames = [ws.receive_json() for _ in range(3)]
+    assert [f["type"] for f in frames] == ["action_chunk", "error", "action_chunk"]
+    assert (frames[1]["error"], frames[1]["status"], frames[1]["seq"]) == (
+        "request-id-reused",
+        409,
+        1,
+    )
+
+
+def test_observation_fingerprint_names_one_observation() -> None:
+    from reflex_core.serve.idempotency import observation_fingerprint
+
+    frame = np.zeros((4, 4, 3), np.uint8)
+    other = frame.copy()
+    other[0, 0, 0] = 1
+
+    def fp(noise: Any = None, **fields: Any) -> bytes:
+        base: dict[str, Any] = {"state": np.arange(3, dtype=np.float32), "prompt": "pick"}
+        return observation_fingerprint(Observation(**(base | fields)), noise)
+
+    assert fp() == fp()
+    assert fp() != fp(prompt="place")
+    assert fp() != fp(episode_id="e1")
+    assert fp() != fp(state=np.arange(1, 4, dtype=np.float32))
+    assert fp() != fp(noise=np.zeros((2, 2), np.float32))
+    # no capture time: the pixels decide; with one, the capture time names the frame
+    assert fp(images={"wrist": frame}) != fp(images={"wrist": other})
+    assert fp(images={"wrist": frame}, capture_time_ns=1) == fp(
+        images={"wrist": other}, capture_time_ns=1
+    )
+    assert fp(images={"wrist": frame}, capture_time_ns=1) != fp(
+        images={"front": frame}, capture_time_ns=1
+    )
+
+
 async def test_idempotency_window_expires_and_failures_are_not_remembered() -> None:
     policy = sd.DoublePolicy(infer_error=RuntimeError("boom"))
     server = make_server(policy, options=ServeConfig(idempotency_window_s=0.2))

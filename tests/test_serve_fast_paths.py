@@ -133,7 +133,38 @@ def test_uvloop_requested_but_not_installed_is_a_config_error(
     with pytest.raises(ConfigError) as info:
         run(server)
     assert info.value.slug == "uvloop-unavailable"
-    assert "reflex-core[uvloop]" in str(info.value)
+    assert "pip install uvloop" in str(info.value)
+
+
+def test_event_loop_auto_is_uvloop_where_installed_else_asyncio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reflex_core.serve.hypercorn_runner import resolve_event_loop
+
+    assert ServeConfig().event_loop == "auto"
+    assert resolve_event_loop("auto") == "uvloop"  # a base dependency on this platform
+    assert resolve_event_loop("asyncio") == "asyncio"
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert resolve_event_loop("auto") == "asyncio"
+    with pytest.raises(ConfigError):
+        resolve_event_loop("uvloop")
+
+
+def test_config_reports_the_running_event_loop() -> None:
+    import asyncio
+
+    import uvloop
+
+    from reflex_core.serve.app import running_event_loop
+
+    server = ReflexServer({}, options=ServeConfig())
+
+    async def snapshot() -> Any:
+        return server.config_snapshot()["event_loop"]
+
+    assert running_event_loop() is None
+    assert asyncio.run(snapshot()) == "asyncio"
+    assert uvloop.run(snapshot()) == "uvloop"
 
 
 _UVLOOP_SERVER = """

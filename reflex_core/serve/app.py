@@ -51,7 +51,7 @@ from reflex_core.serve.errors import (
     http_status_error,
 )
 from reflex_core.serve.executor import InferenceExecutor
-from reflex_core.serve.idempotency import IdempotencyWindow
+from reflex_core.serve.idempotency import IdempotencyWindow, observation_fingerprint
 from reflex_core.serve.metrics import ServeMetrics
 from reflex_core.serve.middleware import (
     SLUG_SCOPE_KEY,
@@ -460,7 +460,8 @@ class ReflexServer:
         key = request.observation.request_id
         if key is None or not self.idempotency.enabled:
             return await self.act(request), False
-        result, replayed = await self.idempotency.run(key, lambda: self.act(request))
+        fingerprint = observation_fingerprint(request.observation, request.noise)
+        result, replayed = await self.idempotency.run(key, lambda: self.act(request), fingerprint)
         if replayed:
             self.metrics.idempotent_replays.inc()
         return result, replayed
@@ -648,6 +649,7 @@ class ReflexServer:
         """``/config``: the non-secret serving configuration (never the API key)."""
         return {
             "serve": self.config.public_dict(),
+            "event_loop": running_event_loop(),
             "embodiment": getattr(self.embodiment, "name", None),
             "policies": sorted(self.policies),
             "wedges": {
@@ -676,6 +678,15 @@ class ReflexServer:
         error = http_status_error(exc.status_code, exc.detail)
         request.scope[SLUG_SCOPE_KEY] = error.slug
         return error_response(error, request_id_of(request.scope), dict(exc.headers or {}))
+
+
+def running_event_loop() -> str | None:
+    """``uvloop`` or ``asyncio``: the loop this call runs on (None outside one)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 def _new_collector_registry() -> Any:

@@ -39,7 +39,7 @@ from reflex_core.options import (
 API_KEY_ENV = "REFLEX_API_KEY"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 SERVE_SECTION = "serve"
-EVENT_LOOPS = ("asyncio", "uvloop")
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
 
 def _port(value: Any) -> int:
@@ -141,10 +141,10 @@ SERVE_OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "--event-loop",
-        "the server's event loop: asyncio (default) or uvloop (needs reflex-core[uvloop]; "
-        "~0.05 ms less per request)",
+        "the server's event loop: auto (default: uvloop where installed, else asyncio), "
+        "asyncio, or uvloop (an error if it is not installed)",
         choices=EVENT_LOOPS,
-        default="asyncio",
+        default="auto",
     ),
 )
 
@@ -169,7 +169,7 @@ class ServeConfig:
     idempotency_window_s: float = 30.0
     graceful_timeout_s: float = 30.0
     otel_endpoint: str | None = None
-    event_loop: str = "asyncio"
+    event_loop: str = "auto"
 
     def __attrs_post_init__(self) -> None:
         if self.api_key is not None and not self.api_key.strip():
