@@ -69,6 +69,10 @@ class WedgeSpec:
     :ivar options: the ``reflex serve`` flags this wedge adds (also its config-file keys).
     :ivar factory: ``(config, next, ctx) -> handler``.
     :ivar is_enabled: ``config -> bool``: whether the user switched the wedge on.
+    :ivar policies: ``config -> {slot: artifact_dir}``: extra policy slots the wedge needs. The
+        server loads them on its inference threads before any factory runs (loading a model
+        never blocks the event loop, so ``/health`` keeps answering ``loading``); the factory
+        finds them in ``ctx.policies``.
     """
 
     name: str = attrs.field(validator=_name)
@@ -78,6 +82,7 @@ class WedgeSpec:
     factory: Callable[..., Any]
     is_enabled: Callable[[Any], bool]
     description: str = ""
+    policies: Callable[[Any], Mapping[str, Any]] | None = None
 
 
 @attrs.frozen

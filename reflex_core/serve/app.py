@@ -291,6 +291,11 @@ class ReflexServer:
                     f"no {DEFAULT_SLOT!r} policy slot (got {', '.join(self.policies) or 'none'})",
                     slug="no-default-policy",
                 )
+            for wedge in self.enabled:  # the wedges' own slots, off the loop
+                wanted = wedge.spec.policies(wedge.config) if wedge.spec.policies else {}
+                for slot, artifact_dir in wanted.items():
+                    if slot not in self.policies:
+                        await self._in_executor(self._load_extra_policy, slot, artifact_dir)
             # Wedge factories run on the loop: some create asyncio objects.
             handler, names = compose(self.enabled, self._run_batch, self.ctx)
             self.wedge_names = names

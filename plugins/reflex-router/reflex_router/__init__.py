@@ -51,6 +51,19 @@ def _noise_shape(policy: Any) -> tuple[int, int] | None:
     return None
 
 
+def router_policies(config: RouterConfig) -> dict[str, Path]:
+    """The slots the server loads (off its event loop) before the factory runs."""
+    wanted = {"a": config.policy_a, "b": config.policy_b}
+    return {slot: Path(d) for slot, d in wanted.items() if d is not None}
+
+
+def _ensure_loaded(ctx: WedgeContext, slot: str, artifact_dir: Any) -> None:
+    # A server that honours WedgeSpec.policies has loaded it already; any other loads it now.
+    if slot not in ctx.policies:
+        assert ctx.load_policy is not None
+        ctx.load_policy(slot, Path(artifact_dir))
+
+
 def make_router_handler(config: RouterConfig, next_handler: Handler, ctx: WedgeContext) -> Handler:
     """The wedge factory: loads the slots' policies through the server and routes between them."""
     if config.policy_b is None:
@@ -67,7 +80,7 @@ def make_router_handler(config: RouterConfig, next_handler: Handler, ctx: WedgeC
         )
     keys: dict[str, str] = {}
     if config.policy_a is not None:
-        ctx.load_policy("a", Path(config.policy_a))
+        _ensure_loaded(ctx, "a", config.policy_a)
         keys["a"] = "a"
     elif "default" in ctx.policies:
         keys["a"] = "default"
@@ -77,7 +90,7 @@ def make_router_handler(config: RouterConfig, next_handler: Handler, ctx: WedgeC
             slug="router-needs-policy-a",
             field="policy-a",
         )
-    ctx.load_policy("b", Path(config.policy_b))
+    _ensure_loaded(ctx, "b", config.policy_b)
     keys["b"] = "b"
     policies = {slot: ctx.policies[key] for slot, key in keys.items()}
     router = PolicyRouter(
@@ -103,6 +116,7 @@ def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
             options=OPTIONS,
             factory=make_router_handler,
             is_enabled=is_enabled,
+            policies=router_policies,
             description="two policies in one process: A/B split sticky per episode_id, "
             "per-slot health with draining, shadow mode recording both chunks",
         )

@@ -112,3 +112,43 @@ def test_router_through_a_real_hypercorn(tmp_path: Path) -> None:
     meta = response.json()["metadata"]
     assert meta["policy_slot"] == "b" and meta["model_version"] == "fake-b"
     assert health["wedge_health"]["router"]["slots"]["b"]["available"] is True
+
+
+def test_slots_load_on_the_inference_threads_while_health_answers_loading() -> None:
+    import threading
+
+    release = threading.Event()
+    threads: dict[str, str] = {}
+
+    def loader(source: Any, slot: str) -> FakeRuntimePolicy:
+        threads[slot] = threading.current_thread().name
+        if slot == "b":
+            release.wait(10)  # a big model still loading
+        return FakeRuntimePolicy(slot=slot, math=FakeBatchPolicy(seed=7))
+
+    default = FakeRuntimePolicy(math=FakeBatchPolicy(seed=0))
+    server = wedge_server(
+        {"router": _Plugin()},
+        {"default": default},
+        cli={"policy_a": "/models/a", "policy_b": "/models/b"},
+        policy_loader=loader,
+    )
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        async with serve_lifespan(server.app, wait_ready=False), asgi_client(server.app) as client:
+            while "b" not in threads:
+                await asyncio.sleep(0.01)
+            # the event loop is free while B loads: /health answers at once, not ready yet
+            loading = await asyncio.wait_for(client.get("/health"), 2.0)
+            release.set()
+            await server.wait_ready()
+            ready = await client.get("/health")
+            act = await client.post("/act", json=_body(1, episode_id="e"))
+        return loading, ready, act
+
+    loading, ready, act = asyncio.run(scenario())
+    assert loading.status_code == 503 and loading.json()["status"] == "loading"
+    assert ready.status_code == 200
+    assert act.status_code == 200
+    assert set(threads) == {"a", "b"}
+    assert all(name.startswith("reflex-infer") for name in threads.values()), threads
