@@ -150,3 +150,34 @@ async def test_a_failure_inside_the_chain_marks_its_span(
     assert attrs["reflex.error.slug"] == "device-lost"
     assert attrs["http.response.status_code"] == 503
     assert span.status.code == Status.STATUS_CODE_ERROR and span.status.message == "device-lost"
+
+
+async def test_idempotent_replays_and_reused_ids_get_spans_too(
+    collector: tuple[Collector, str],
+) -> None:
+    received, endpoint = collector
+    policy = sd.DoublePolicy()
+    server = ReflexServer({"default": policy}, options=ServeConfig(otel_endpoint=endpoint))
+    async with sd.lifespan(server.app), client_for(server) as client:
+        body = sd.observation(request_id="once", capture_time_ns=1)
+        first = await client.post("/act", json=body, headers={"X-Request-ID": "t-first"})
+        retry = await client.post("/act", json=body, headers={"X-Request-ID": "t-retry"})
+        reused = await client.post(
+            "/act",
+            json=sd.observation(request_id="once", capture_time_ns=2),
+            headers={"X-Request-ID": "t-reused"},
+        )
+    assert (first.status_code, retry.status_code, reused.status_code) == (200, 200, 409)
+    assert policy.calls == [1]
+    by_id = {attributes(s.attributes)["reflex.request_id"]: s for _, s in received.spans()}
+    assert sorted(by_id) == ["t-first", "t-retry", "t-reused"]
+    assert "reflex.idempotent_replay" not in attributes(by_id["t-first"].attributes)
+    replay = attributes(by_id["t-retry"].attributes)
+    assert replay["reflex.idempotent_replay"] is True
+    assert by_id["t-retry"].status.code == Status.STATUS_CODE_UNSET
+    refused = by_id["t-reused"]
+    assert refused.status.code == Status.STATUS_CODE_ERROR
+    assert attributes(refused.attributes)["reflex.error.slug"] == "request-id-reused"
+    assert attributes(refused.attributes)["http.response.status_code"] == 409
+    for span in by_id.values():
+        assert span.end_time_unix_nano >= span.start_time_unix_nano > 0

@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from reflex_core import __version__
-from reflex_core.errors import ConfigError, ReflexError, Unavailable, ValidationError
+from reflex_core.errors import ConfigError, Conflict, ReflexError, Unavailable, ValidationError
 from reflex_core.options import resolve_options
 from reflex_core.serve.config import ResolvedServeOptions, ServeConfig
 from reflex_core.serve.errors import (
@@ -466,9 +466,19 @@ class ReflexServer:
         if key is None or not self.idempotency.enabled:
             return await self.act(request), False
         fingerprint = observation_fingerprint(request.observation, request.noise)
-        result, replayed = await self.idempotency.run(key, lambda: self.act(request), fingerprint)
+        try:
+            result, replayed = await self.idempotency.run(
+                key, lambda: self.act(request), fingerprint
+            )
+        except Conflict as exc:  # refused before the chain: it gets a span of its own
+            self.trace_rejected(request.request_id, exc, _wall_ns(request.received_ns))
+            raise
         if replayed:
             self.metrics.idempotent_replays.inc()
+            if self._tracer is not None:
+                from reflex_core.serve.tracing import record_replay
+
+                record_replay(self._tracer, request.request_id, _wall_ns(request.received_ns))
         return result, replayed
 
     def build_chunk(
@@ -683,6 +693,11 @@ class ReflexServer:
         error = http_status_error(exc.status_code, exc.detail)
         request.scope[SLUG_SCOPE_KEY] = error.slug
         return error_response(error, request_id_of(request.scope), dict(exc.headers or {}))
+
+
+def _wall_ns(monotonic_ns: int) -> int:
+    """The wall-clock time (``time.time_ns()``) of an earlier ``time.monotonic_ns()`` reading."""
+    return time.time_ns() - (time.monotonic_ns() - monotonic_ns)
 
 
 def running_event_loop() -> str | None:

@@ -3,7 +3,8 @@
 Each observation becomes a ``reflex.act`` span (request id, policy slot; an error's slug and
 ERROR status when it fails), exported over OTLP/HTTP in batches off the request path. A request
 rejected before it reaches the wedge chain (bad JSON, a wrong state length) gets a span too, so
-failures show in traces and not only successes. The packages are imported here only, so a
+failures show in traces and not only successes; so does a retry answered from the idempotency
+window (``reflex.idempotent_replay``), which never enters the chain. The packages are imported here only, so a
 server without the extra never pays for them.
 """
 
@@ -22,6 +23,7 @@ SPAN_NAME = "reflex.act"
 REQUEST_ID_ATTR = "reflex.request_id"
 POLICY_ATTR = "reflex.policy"
 ERROR_SLUG_ATTR = "reflex.error.slug"
+REPLAY_ATTR = "reflex.idempotent_replay"
 HTTP_STATUS_ATTR = "http.response.status_code"
 INTERNAL_ERROR_SLUG = "internal-error"
 
@@ -97,5 +99,15 @@ def record_rejected(tracer: Any, request_id: str, exc: ReflexError, start_wall_n
     try:
         span.set_attribute(REQUEST_ID_ATTR, request_id)
         _mark_failed(span, exc.slug, exc.status)
+    finally:
+        span.end()
+
+
+def record_replay(tracer: Any, request_id: str, start_wall_ns: int) -> None:
+    """A finished ``reflex.act`` span for a retry answered from the idempotency window."""
+    span = tracer.start_span(SPAN_NAME, start_time=start_wall_ns)
+    try:
+        span.set_attribute(REQUEST_ID_ATTR, request_id)
+        span.set_attribute(REPLAY_ATTR, True)
     finally:
         span.end()
