@@ -69,10 +69,9 @@ class WedgeSpec:
     :ivar options: the ``reflex serve`` flags this wedge adds (also its config-file keys).
     :ivar factory: ``(config, next, ctx) -> handler``.
     :ivar is_enabled: ``config -> bool``: whether the user switched the wedge on.
-    :ivar policies: ``config -> {slot: artifact_dir}``: extra policy slots the wedge needs. The
-        server loads them on its inference threads before any factory runs (loading a model
-        never blocks the event loop, so ``/health`` keeps answering ``loading``); the factory
-        finds them in ``ctx.policies``.
+    :ivar policies: ``config -> {slot: artifact_dir}``: extra policy slots the wedge needs; they
+        are loaded before any factory runs (the server does it on an inference thread, so
+        ``/health`` keeps answering ``loading``) and the factory finds them in ``ctx.policies``.
     """
 
     name: str = attrs.field(validator=_name)

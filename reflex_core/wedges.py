@@ -118,7 +118,8 @@ class WedgeContext:
         (raw actions).
     :ivar metrics: the server's prometheus registry; wedges add their own collectors to it.
     :ivar load_policy: ``(slot, artifact_dir) -> Policy``: loads another policy into this
-        process (the router uses it) and adds it to ``policies``.
+        process and adds it to ``policies`` (what :func:`load_wedge_policies` calls for the
+        slots a wedge declares in ``WedgeSpec.policies``).
     :ivar routes: starlette routes a wedge adds (``/guard/status``...).
     :ivar health: name -> callable returning a JSON-able dict for ``/health``; a dict with
         ``"degraded": True`` makes the server report ``degraded``.
@@ -165,14 +166,38 @@ def ordered(wedges: Sequence[EnabledWedge]) -> list[EnabledWedge]:
     return result
 
 
+def load_wedge_policies(wedges: Sequence[EnabledWedge], ctx: WedgeContext) -> None:
+    """Load every policy slot the wedges declare (``WedgeSpec.policies``) that ``ctx`` does not
+    hold yet, through ``ctx.load_policy``. :func:`compose` calls it before any factory runs; the
+    server calls it earlier on an inference thread, so a model load never blocks its loop.
+
+    :raises ConfigError: ``policy-loader-unavailable`` when a slot is needed and ``ctx`` cannot
+        load policies.
+    """
+    for w in wedges:
+        wanted = w.spec.policies(w.config) if w.spec.policies is not None else {}
+        for slot, artifact_dir in wanted.items():
+            if slot in ctx.policies:
+                continue
+            if ctx.load_policy is None:
+                raise ConfigError(
+                    f"the {w.spec.name} wedge needs policy slot {slot!r} ({artifact_dir}), "
+                    "and this server cannot load policies",
+                    slug="policy-loader-unavailable",
+                )
+            ctx.load_policy(slot, artifact_dir)
+
+
 def compose(
     wedges: Sequence[EnabledWedge], policy: BatchHandler, ctx: WedgeContext
 ) -> tuple[Handler, list[str]]:
     """Build the chain around ``policy``; returns the outermost handler and the order used.
 
-    Starlette-style: the list is outermost first, so it is wrapped in reverse.
+    Starlette-style: the list is outermost first, so it is wrapped in reverse. The slots the
+    wedges declare are loaded first (:func:`load_wedge_policies`).
     """
     chain = ordered(wedges)
+    load_wedge_policies(chain, ctx)
     inner = [w for w in chain if int(w.spec.stage) > Stage.BATCHING]
     bridge = [w for w in chain if int(w.spec.stage) == Stage.BATCHING]
     outer = [w for w in chain if int(w.spec.stage) < Stage.BATCHING]

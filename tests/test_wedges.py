@@ -311,3 +311,39 @@ def test_a_config_validator_message_reaches_the_user() -> None:
         structure_config(spec, {"rate": -2.0})
     assert info.value.slug == "invalid-config-value"
     assert "rate" in info.value.message and "-2.0" in info.value.message
+
+
+def test_compose_loads_the_slots_a_wedge_declares_before_its_factory_runs() -> None:
+    seen_by_factory: list[list[str]] = []
+    loads: list[tuple[str, Any]] = []
+
+    def factory(config: Any, next_handler: Any, ctx: WedgeContext) -> Any:
+        seen_by_factory.append(sorted(ctx.policies))
+        return next_handler
+
+    spec = WedgeSpec(
+        name="two-slots",
+        stage=Stage.ROUTER,
+        config_cls=NoConfig,
+        options=(),
+        factory=factory,
+        is_enabled=lambda config: True,
+        policies=lambda config: {"default": "/m/served", "b": "/m/b"},
+    )
+    ctx = WedgeContext(policies={"default": object()})
+
+    def load(slot: str, artifact_dir: Any) -> object:
+        loads.append((slot, artifact_dir))
+        ctx.policies[slot] = policy = object()
+        return policy
+
+    ctx.load_policy = load
+    compose(enable(spec), lambda requests: requests, ctx)
+    assert loads == [("b", "/m/b")]  # a slot already held is not loaded again
+    assert seen_by_factory == [["b", "default"]]
+
+    without_loader = WedgeContext(policies={"default": object()})
+    with pytest.raises(ConfigError) as info:
+        compose(enable(spec), lambda requests: requests, without_loader)
+    assert info.value.slug == "policy-loader-unavailable"
+    assert "two-slots" in str(info.value)

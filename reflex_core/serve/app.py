@@ -70,6 +70,7 @@ from reflex_core.wedges import (
     WedgeContext,
     compose,
     enabled_wedges,
+    load_wedge_policies,
     ordered,
 )
 from reflex_core.wire.parse import parse_observation
@@ -199,12 +200,15 @@ class ReflexServer:
         self.ctx.on_shutdown.append(lambda: shutdown_provider(provider))
         return tracer
 
-    def trace_rejected(self, request_id: str, exc: ReflexError, received_wall_ns: int) -> None:
-        """Record a request rejected before the wedge chain (a no-op without tracing)."""
+    def trace_outside_chain(
+        self, request_id: str, exc: ReflexError | None, received_wall_ns: int
+    ) -> None:
+        """Record a request that never entered the wedge chain: rejected before it (``exc``),
+        or an idempotent replay (``None``). A no-op without tracing."""
         if self._tracer is not None:
-            from reflex_core.serve.tracing import record_rejected
+            from reflex_core.serve.tracing import record_outside_chain
 
-            record_rejected(self._tracer, request_id, exc, received_wall_ns)
+            record_outside_chain(self._tracer, request_id, received_wall_ns, exc)
 
     def transport_options(self, name: str) -> dict[str, Any]:
         """The resolved option values of one transport (``ws`` -> its queue settings)."""
@@ -291,11 +295,8 @@ class ReflexServer:
                     f"no {DEFAULT_SLOT!r} policy slot (got {', '.join(self.policies) or 'none'})",
                     slug="no-default-policy",
                 )
-            for wedge in self.enabled:  # the wedges' own slots, off the loop
-                wanted = wedge.spec.policies(wedge.config) if wedge.spec.policies else {}
-                for slot, artifact_dir in wanted.items():
-                    if slot not in self.policies:
-                        await self._in_executor(self._load_extra_policy, slot, artifact_dir)
+            # the slots the wedges declare load off the loop; compose then finds them loaded
+            await self._in_executor(load_wedge_policies, self.enabled, self.ctx)
             # Wedge factories run on the loop: some create asyncio objects.
             handler, names = compose(self.enabled, self._run_batch, self.ctx)
             self.wedge_names = names
@@ -471,14 +472,11 @@ class ReflexServer:
                 key, lambda: self.act(request), fingerprint
             )
         except Conflict as exc:  # refused before the chain: it gets a span of its own
-            self.trace_rejected(request.request_id, exc, _wall_ns(request.received_ns))
+            self.trace_outside_chain(request.request_id, exc, _wall_ns(request.received_ns))
             raise
         if replayed:
             self.metrics.idempotent_replays.inc()
-            if self._tracer is not None:
-                from reflex_core.serve.tracing import record_replay
-
-                record_replay(self._tracer, request.request_id, _wall_ns(request.received_ns))
+            self.trace_outside_chain(request.request_id, None, _wall_ns(request.received_ns))
         return result, replayed
 
     def build_chunk(

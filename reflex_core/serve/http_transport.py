@@ -87,7 +87,7 @@ class ActEndpoint:
         except ReflexError as exc:
             scope[SLUG_SCOPE_KEY] = exc.slug
             if act_request is None:  # rejected before the chain, whose span covers the rest
-                server.trace_rejected(request_id, exc, received_wall_ns)
+                server.trace_outside_chain(request_id, exc, received_wall_ns)
             await error_response(exc, request_id)(scope, receive, send)
             return
         headers = [(b"content-length", str(len(body)).encode()), _CONTENT_TYPE]

@@ -48,10 +48,10 @@ def observation_fingerprint(observation: Any, noise: np.ndarray | None = None) -
     for text in (observation.prompt, observation.episode_id, observation.capture_time_ns):
         digest.update(b"\x00" + repr(text).encode())
     for name in sorted(observation.images):
-        image = np.ascontiguousarray(observation.images[name])
+        image = observation.images[name]
         digest.update(f"\x00{name}{image.shape}".encode())
         if observation.capture_time_ns is None:
-            digest.update(memoryview(image).cast("B"))
+            digest.update(np.ascontiguousarray(image).tobytes())
     if noise is not None:
         digest.update(b"\x00noise" + np.ascontiguousarray(noise, dtype=np.float32).tobytes())
     return digest.digest()
@@ -70,9 +70,7 @@ class IdempotencyWindow(Generic[T]):
         self.max_entries = max_entries
         self._clock = clock
         # key -> (created monotonic s, fingerprint, task); insertion order == age order
-        self._entries: OrderedDict[str, tuple[float, bytes | None, asyncio.Task[T]]] = (
-            OrderedDict()
-        )
+        self._entries: OrderedDict[str, tuple[float, bytes | None, asyncio.Task[T]]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:

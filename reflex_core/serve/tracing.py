@@ -4,8 +4,8 @@ Each observation becomes a ``reflex.act`` span (request id, policy slot; an erro
 ERROR status when it fails), exported over OTLP/HTTP in batches off the request path. A request
 rejected before it reaches the wedge chain (bad JSON, a wrong state length) gets a span too, so
 failures show in traces and not only successes; so does a retry answered from the idempotency
-window (``reflex.idempotent_replay``), which never enters the chain. The packages are imported here only, so a
-server without the extra never pays for them.
+window (``reflex.idempotent_replay``), which never enters the chain. The packages are imported
+here only, so a server without the extra never pays for them.
 """
 
 from __future__ import annotations
@@ -92,22 +92,18 @@ def act_span(tracer: Any, request_id: str) -> Iterator[Any]:
             raise
 
 
-def record_rejected(tracer: Any, request_id: str, exc: ReflexError, start_wall_ns: int) -> None:
-    """A finished ``reflex.act`` span for a request rejected before the wedge chain, starting
-    at its receipt (``time.time_ns()``)."""
+def record_outside_chain(
+    tracer: Any, request_id: str, start_wall_ns: int, exc: ReflexError | None = None
+) -> None:
+    """A finished ``reflex.act`` span, from receipt (``time.time_ns()``) to now, for a request
+    that never entered the wedge chain: rejected before it (``exc``), or a retry answered from
+    the idempotency window (no ``exc``)."""
     span = tracer.start_span(SPAN_NAME, start_time=start_wall_ns)
     try:
         span.set_attribute(REQUEST_ID_ATTR, request_id)
-        _mark_failed(span, exc.slug, exc.status)
-    finally:
-        span.end()
-
-
-def record_replay(tracer: Any, request_id: str, start_wall_ns: int) -> None:
-    """A finished ``reflex.act`` span for a retry answered from the idempotency window."""
-    span = tracer.start_span(SPAN_NAME, start_time=start_wall_ns)
-    try:
-        span.set_attribute(REQUEST_ID_ATTR, request_id)
-        span.set_attribute(REPLAY_ATTR, True)
+        if exc is None:
+            span.set_attribute(REPLAY_ATTR, True)
+        else:
+            _mark_failed(span, exc.slug, exc.status)
     finally:
         span.end()

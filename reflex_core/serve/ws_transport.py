@@ -160,7 +160,7 @@ class WebSocketSession:
                 ).decode()
             except ReflexError as exc:
                 if act_request is None:  # rejected before the chain, whose span covers the rest
-                    server.trace_rejected(request_id, exc, received_wall_ns)
+                    server.trace_outside_chain(request_id, exc, received_wall_ns)
                 await self._send_error(exc, request_id, seq)
                 return
             except Exception:

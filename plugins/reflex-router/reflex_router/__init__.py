@@ -52,20 +52,14 @@ def _noise_shape(policy: Any) -> tuple[int, int] | None:
 
 
 def router_policies(config: RouterConfig) -> dict[str, Path]:
-    """The slots the server loads (off its event loop) before the factory runs."""
+    """The slots loaded for the router before its factory runs (``WedgeSpec.policies``)."""
     wanted = {"a": config.policy_a, "b": config.policy_b}
     return {slot: Path(d) for slot, d in wanted.items() if d is not None}
 
 
-def _ensure_loaded(ctx: WedgeContext, slot: str, artifact_dir: Any) -> None:
-    # A server that honours WedgeSpec.policies has loaded it already; any other loads it now.
-    if slot not in ctx.policies:
-        assert ctx.load_policy is not None
-        ctx.load_policy(slot, Path(artifact_dir))
-
-
 def make_router_handler(config: RouterConfig, next_handler: Handler, ctx: WedgeContext) -> Handler:
-    """The wedge factory: loads the slots' policies through the server and routes between them."""
+    """The wedge factory: routes between the slots (loaded before it runs, see
+    :func:`router_policies`)."""
     if config.policy_b is None:
         raise ConfigError(
             "the router needs two policies: --policy-b DIR (slot A is --policy-a DIR, or the "
@@ -73,14 +67,8 @@ def make_router_handler(config: RouterConfig, next_handler: Handler, ctx: WedgeC
             slug="router-needs-policy-b",
             field="policy-b",
         )
-    if ctx.load_policy is None:
-        raise ConfigError(
-            "this server cannot load additional policies for the router",
-            slug="router-unsupported",
-        )
     keys: dict[str, str] = {}
     if config.policy_a is not None:
-        _ensure_loaded(ctx, "a", config.policy_a)
         keys["a"] = "a"
     elif "default" in ctx.policies:
         keys["a"] = "default"
@@ -90,7 +78,6 @@ def make_router_handler(config: RouterConfig, next_handler: Handler, ctx: WedgeC
             slug="router-needs-policy-a",
             field="policy-a",
         )
-    _ensure_loaded(ctx, "b", config.policy_b)
     keys["b"] = "b"
     policies = {slot: ctx.policies[key] for slot, key in keys.items()}
     router = PolicyRouter(
