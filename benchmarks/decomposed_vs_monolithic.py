@@ -97,13 +97,10 @@ def model_inputs(policy: Policy, obs: Observation) -> ModelInputs:
         images=[obs.images],
         states=[obs.state],
         prompts=[obs.prompt],
-        camera_names=policy.camera_names,
-        image_size=policy.image_size,
+        io=policy.io,
         max_state_dim=policy.max_state_dim,
         state_stats=policy.state_stats,
-        prompt_format=policy.prompt_format,
         tokenizer=policy.tokenizer,
-        state_bins=policy.state_bins,
     )
 
 
@@ -132,7 +129,9 @@ def decomposed_runner(
         threads=threads,
         allow_spinning=expert_spin,
     )
-    return DecomposedRunner(prefix, expert, num_steps=art.num_steps, kv_feed=kv_feed)
+    return DecomposedRunner(
+        prefix, expert, num_steps=art.num_steps, flow=art.flow, kv_feed=kv_feed
+    )
 
 
 # -- timing --------------------------------------------------------------------------------------
@@ -164,11 +163,11 @@ def med(xs: list[float]) -> float:
 def naive_call(runner: DecomposedRunner, inputs: ModelInputs, eps: np.ndarray) -> np.ndarray:
     """The prefix graph and one expert step at every step (no KV reuse)."""
     n = runner.num_steps
-    dt = -1.0 / n
+    dt = runner.flow.dt(n)
     x = eps
-    for k in range(n):
+    for t_k in runner.flow.times(n):
         step = runner.stepper(runner.prefix(inputs), inputs.state)
-        x = x + np.float32(dt) * step(x, np.full((1,), 1.0 + k * dt, np.float32))
+        x = x + np.float32(dt) * step(x, np.full((1,), t_k, np.float32))
     return x
 
 
@@ -183,7 +182,7 @@ def main_comparison(dec: Policy, mono: Policy, repeats: int, warmup: int) -> dic
     assert isinstance(runner, DecomposedRunner)
     prefix = runner.prefix(inputs)
     step = runner.stepper(prefix, inputs.state)
-    t0 = np.ones((1,), np.float32)
+    t0 = np.full((1,), runner.flow.t_start, np.float32)
     methods = {
         "P": lambda: runner.prefix(inputs),
         "E": lambda: step(eps, t0),

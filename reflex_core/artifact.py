@@ -2,7 +2,7 @@
 
 Layout (DESIGN §6, docs/export.md)::
 
-    DIR/reflex_config.json     the manifest (schema_version 1), every file with its sha256
+    DIR/reflex_config.json     the manifest (schema_version 2), every file with its sha256
     DIR/vlm_prefix.onnx        decomposed mode  (monolithic: DIR/policy.onnx)
     DIR/expert_denoise.onnx
     DIR/*.onnx.data            ONNX external data, for graphs over 512 MB
@@ -12,6 +12,12 @@ Layout (DESIGN §6, docs/export.md)::
 :meth:`Artifact.load` refuses a directory whose files do not match their recorded hashes or whose
 parity gate did not pass, so a server never runs a graph nobody verified. No torch here: serving
 imports this module.
+
+Schema versions. 2 records the whole preprocessing contract as data (``preprocessing``: image,
+prompt, flow schedule; see :mod:`reflex_core.runtime.io_spec`) so the runtime needs no family
+code. A schema_version 1 manifest (pi0 / pi0.5 only, ``image`` / ``prompt.format`` / ``cameras``)
+is migrated on load to exactly the contract its runtime applied; its files and hashes are
+unchanged, so it still serves. Any other version is refused with ``artifact-schema``.
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ import fastjsonschema
 import numpy as np
 
 from reflex_core.errors import ArtifactError
+from reflex_core.runtime.io_spec import FlowIO, ImageIO, IOSpec, PromptIO, TokenizerIO
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Older manifests this reflex migrates on load.
+MIGRATABLE_VERSIONS = (1,)
 CONFIG_FILE = "reflex_config.json"
 PARITY_FILE = "parity_report.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -81,7 +90,8 @@ _STATS = {
 }
 _POS_INT = {"type": "integer", "minimum": 1}
 
-#: JSON Schema of reflex_config.json, schema_version 1. Additive fields do not bump the version.
+#: JSON Schema of reflex_config.json, schema_version 2. Additive fields do not bump the version.
+#: The ``preprocessing`` block is checked in detail by :meth:`IOSpec.from_json`.
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": [
@@ -98,12 +108,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "state_dim",
         "max_action_dim",
         "max_state_dim",
-        "num_layers",
         "feature_dim",
-        "cameras",
-        "image",
+        "preprocessing",
         "tokenizer",
-        "prompt",
         "normalization",
         "embodiment",
         "exporter",
@@ -135,22 +142,14 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "state_dim": {"type": "integer", "minimum": 0},
         "max_action_dim": _POS_INT,
         "max_state_dim": {"type": "integer", "minimum": 0},
-        "num_layers": _POS_INT,
         "feature_dim": _POS_INT,
-        "cameras": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "image": {
+        "preprocessing": {
             "type": "object",
-            "required": ["height", "width", "resize", "range"],
+            "required": ["image", "prompt", "flow"],
             "properties": {
-                "height": _POS_INT,
-                "width": _POS_INT,
-                "resize": {"const": "resize_with_pad"},
-                "range": {
-                    "type": "array",
-                    "items": {"type": "number"},
-                    "minItems": 2,
-                    "maxItems": 2,
-                },
+                "image": {"type": "object"},
+                "prompt": {"type": "object"},
+                "flow": {"type": "object"},
             },
         },
         "tokenizer": {
@@ -161,13 +160,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "sha256": _HEX64,
                 "max_length": _POS_INT,
                 "pad_id": {"type": "integer", "minimum": 0},
-                "padding_side": {"enum": ["right", "left"]},
+                "padding_side": {"enum": ["right"]},
+                "add_special_tokens": {"type": "boolean"},
             },
-        },
-        "prompt": {
-            "type": "object",
-            "required": ["format", "state_bins"],
-            "properties": {"format": {"enum": ["pi0", "pi05"]}, "state_bins": _POS_INT},
         },
         "normalization": {
             "type": "object",
@@ -274,35 +269,61 @@ class GraphSpec:
         )
 
 
-@attrs.frozen
-class ImageSpec:
-    """How camera frames become model input: resize-with-pad to (height, width), values mapped
-    to ``range`` (``[-1, 1]``)."""
-
-    height: int
-    width: int
-    resize: str = "resize_with_pad"
-    range: tuple[float, float] = (-1.0, 1.0)
-
-
-@attrs.frozen
-class TokenizerSpec:
-    """The tokenizer file shipped in the artifact and how prompts are padded."""
-
-    file: str
-    sha256: str
-    max_length: int
-    pad_id: int = 0
-    padding_side: str = "right"
+#: The prompt templates a schema_version 1 manifest's ``prompt.format`` stood for.
+_V1_PROMPTS: dict[str, dict[str, Any]] = {
+    "pi05": {
+        "template": "Task: {task}, State: {state};\nAction: ",
+        "clean_task": True,
+        "task_suffix": "",
+        "state_pad_to": None,
+    },
+    "pi0": {"template": "{task}", "clean_task": False, "task_suffix": "\n", "state_pad_to": None},
+}
 
 
-@attrs.frozen
-class PromptSpec:
-    """Prompt format: ``pi05`` puts the discretized state in the prompt (``state_bins`` bins
-    over [-1, 1]); ``pi0`` is the task text plus a newline."""
+def migrate_v1(config: dict[str, Any]) -> dict[str, Any]:
+    """A schema_version 1 manifest as schema_version 2, with the contract its runtime applied:
+    centred black padding, [-1, 1], a missing camera at -1, the pi0 / pi0.5 prompt formats,
+    the Euler schedule from t=1 to t=0.
 
-    format: str
-    state_bins: int = 256
+    :raises ArtifactError: ``artifact-schema`` when a field the migration needs is missing.
+    """
+    try:
+        image = config["image"]
+        prompt = config["prompt"]
+        template = dict(_V1_PROMPTS[prompt["format"]])
+        preprocessing = {
+            "image": {
+                "cameras": list(config["cameras"]),
+                "height": image["height"],
+                "width": image["width"],
+                "resize": image.get("resize", "resize_with_pad"),
+                "pad_value": 0.0,
+                "pad_position": "center",
+                "range": list(image.get("range", [-1, 1])),
+                "missing_fill": -1.0,
+            },
+            "prompt": {
+                **template,
+                "state_bins": int(prompt["state_bins"]) if prompt["format"] == "pi05" else None,
+            },
+            "flow": {"t_start": 1.0, "t_end": 0.0},
+        }
+    except (KeyError, TypeError) as exc:
+        raise ArtifactError(
+            f"{CONFIG_FILE} has schema_version 1 but lacks {exc}; re-export the model",
+            slug="artifact-schema",
+        ) from None
+    migrated = {k: v for k, v in config.items() if k not in ("image", "prompt", "cameras")}
+    migrated["schema_version"] = SCHEMA_VERSION
+    migrated["preprocessing"] = preprocessing
+    migrated["migrated_from"] = 1
+    model = dict(migrated.get("model") or {})
+    if "num_layers" in config:
+        model.setdefault("details", {"num_layers": config["num_layers"]})
+    model.setdefault("provenance", {"pipeline": "reflex<0.2 (schema 1)"})
+    migrated["model"] = model
+    return migrated
 
 
 def _stats_from_json(entry: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -348,17 +369,17 @@ def _safe_relative(directory: Path, name: str, what: str) -> Path:
 class Artifact:
     """A loaded, verified export artifact.
 
-    Top-level manifest fields are attributes; ``config`` keeps the raw manifest for anything
-    newer than this class. ``normalization`` holds numpy arrays (float32), in the same shape
-    as :attr:`reflex_core.models.LoadedPolicy.normalization`.
+    Top-level manifest fields are attributes; ``config`` keeps the (migrated) manifest for
+    anything newer than this class. ``io`` is the preprocessing contract; ``normalization``
+    holds numpy arrays (float32), in the same shape as
+    :attr:`reflex_core.models.family.LoadedPolicy.normalization`.
     """
 
     directory: Path
     config: dict[str, Any]
     graphs: dict[str, GraphSpec]
-    image: ImageSpec
-    tokenizer: TokenizerSpec
-    prompt: PromptSpec
+    io: IOSpec
+    tokenizer: TokenizerIO
     normalization: dict[str, dict[str, Any] | None]
 
     # --- loading ---------------------------------------------------------------------------
@@ -405,11 +426,17 @@ class Artifact:
 
     @classmethod
     def from_config(cls, directory: Path, config: Any) -> Artifact:
-        """Validate a manifest dict (schema + cross-field rules) without touching files."""
+        """Validate a manifest dict (schema + cross-field rules) without touching files.
+
+        A schema_version 1 manifest is migrated first (:func:`migrate_v1`)."""
+        if isinstance(config, dict) and config.get("schema_version") in MIGRATABLE_VERSIONS:
+            config = migrate_v1(config)
         if isinstance(config, dict) and config.get("schema_version") not in (None, SCHEMA_VERSION):
             raise ArtifactError(
                 f"{CONFIG_FILE} has schema_version {config.get('schema_version')!r}; this "
-                f"reflex reads schema_version {SCHEMA_VERSION} (re-export the model)",
+                f"reflex reads schema_version {SCHEMA_VERSION} (and migrates "
+                f"{', '.join(map(str, MIGRATABLE_VERSIONS))}): re-export the model with this "
+                "reflex (`reflex export`)",
                 slug="artifact-schema",
             )
         try:
@@ -438,26 +465,20 @@ class Artifact:
                 f"{config['max_state_dim']}",
                 slug="artifact-schema",
             )
-        image = config["image"]
         tok = config["tokenizer"]
         artifact = cls(
             directory=directory,
             config=config,
             graphs=graphs,
-            image=ImageSpec(
-                int(image["height"]),
-                int(image["width"]),
-                image["resize"],
-                (float(image["range"][0]), float(image["range"][1])),
+            io=IOSpec.from_json(config["preprocessing"]),
+            tokenizer=TokenizerIO(
+                file=tok["file"],
+                sha256=tok["sha256"],
+                max_length=int(tok["max_length"]),
+                pad_id=int(tok["pad_id"]),
+                padding_side=tok["padding_side"],
+                add_special_tokens=bool(tok.get("add_special_tokens", True)),
             ),
-            tokenizer=TokenizerSpec(
-                tok["file"],
-                tok["sha256"],
-                int(tok["max_length"]),
-                int(tok["pad_id"]),
-                tok["padding_side"],
-            ),
-            prompt=PromptSpec(config["prompt"]["format"], int(config["prompt"]["state_bins"])),
             normalization={
                 key: _stats_from_json(config["normalization"][key]) for key in ("state", "action")
             },
@@ -602,16 +623,24 @@ class Artifact:
         return int(self.config["max_state_dim"])
 
     @property
-    def num_layers(self) -> int:
-        return int(self.config["num_layers"])
-
-    @property
     def feature_dim(self) -> int:
         return int(self.config["feature_dim"])
 
     @property
     def cameras(self) -> list[str]:
-        return list(self.config["cameras"])
+        return list(self.io.image.cameras)
+
+    @property
+    def image(self) -> ImageIO:
+        return self.io.image
+
+    @property
+    def prompt(self) -> PromptIO:
+        return self.io.prompt
+
+    @property
+    def flow(self) -> FlowIO:
+        return self.io.flow
 
     @property
     def embodiment(self) -> dict[str, Any] | None:

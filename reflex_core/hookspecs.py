@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from reflex_core.registry import (
         Command,
         EmbodimentSource,
+        EnvSpec,
         Exporter,
         ModelLoader,
         Transport,
@@ -96,6 +97,22 @@ def reflex_register_commands(register: Callable[[Command], None]) -> None:
     The core's own commands (``export``, ``serve``, ``plugins``...) are registered this way too.
 
     :param register: call with a :class:`reflex_core.registry.Command`.
+    :return: ignored.
+    """
+
+
+@hookspec
+def reflex_register_envs(register: Callable[[EnvSpec], None]) -> None:
+    """Register simulated environments that ``reflex eval --env NAME/TASK`` runs episodes in.
+
+    Each :class:`reflex_core.registry.EnvSpec` names the embodiment its adapter speaks (joint
+    state and camera renders in, the embodiment's actions out), the tasks it offers and how to
+    build one episode's environment; it may also offer a scripted expert for the task (what
+    ``reflex eval serve-expert`` serves to check the harness). Heavy simulator imports belong
+    inside ``make`` / ``expert``, never at module import.
+
+    :param register: call with a :class:`reflex_core.registry.EnvSpec` for each environment
+        family (e.g. ``metaworld``). Names are unique across all plugins.
     :return: ignored.
     """
 

@@ -15,7 +15,7 @@ import cattrs
 from cattrs.v import format_exception
 
 from reflex_core.errors import ConfigError, PluginError
-from reflex_core.options import Option
+from reflex_core.options import Option, options_of
 
 if TYPE_CHECKING:
     import pluggy
@@ -29,20 +29,48 @@ def _name(instance: Any, attribute: Any, value: str) -> None:
 
 
 @attrs.frozen
-class ModelLoader:
-    """A model family ``reflex export`` can load (``pi0``, ``pi05``).
+class BuiltinCheckpoint:
+    """A built-in checkpoint a family ships (``tiny-pi05``): ``write(dir)`` writes a real
+    checkpoint directory (config, safetensors, stats, tokenizer) with seeded weights.
 
-    :ivar name: the family name, as in a checkpoint's ``config.json`` ``"type"``.
-    :ivar matches: ``config_dict -> bool``: does a checkpoint's config belong to this family.
-    :ivar load: ``checkpoint_dir -> loaded policy`` (torch; imported inside the call).
-    :ivar builtin_checkpoints: built-in names (``tiny-pi05``) -> ``writer(dir)`` that writes a
-        real checkpoint directory (config, safetensors, stats, tokenizer) with seeded weights.
+    :ivar cache_key: identifies what ``write`` produces; the core caches the directory under
+        ``NAME-KEY`` and writes it again when the key changes. Empty: never cached (written into
+        a fresh temporary directory for each export).
+    """
+
+    write: Callable[[Path], None]
+    cache_key: str = ""
+
+
+def _builtin_checkpoints(value: Mapping[str, Any]) -> dict[str, BuiltinCheckpoint]:
+    return {
+        name: entry if isinstance(entry, BuiltinCheckpoint) else BuiltinCheckpoint(write=entry)
+        for name, entry in dict(value).items()
+    }
+
+
+@attrs.frozen
+class ModelLoader:
+    """A model family ``reflex export`` can load (``pi0``, ``pi05``, ``smolvla``...).
+
+    ``reflex export SOURCE`` resolves SOURCE to a checkpoint directory, reads its
+    ``config.json`` and asks every loader's ``matches``; exactly one must say yes.
+
+    :ivar name: the family name recorded in the artifact.
+    :ivar matches: ``config_dict -> bool``: does a checkpoint's ``config.json`` belong to this
+        family. Must not raise and must not import torch.
+    :ivar load: ``(checkpoint_dir, options) -> LoadedPolicy`` (see
+        :mod:`reflex_core.models.family`; torch is imported inside the call).
+    :ivar builtin_checkpoints: built-in names (``tiny-pi05``) -> :class:`BuiltinCheckpoint` (or
+        a bare ``writer(dir)``, never cached).
     """
 
     name: str = attrs.field(validator=_name)
     matches: Callable[[Mapping[str, Any]], bool]
-    load: Callable[[Path], Any]
-    builtin_checkpoints: Mapping[str, Callable[[Path], None]] = attrs.field(factory=dict)
+    load: Callable[[Path, Any], Any]
+    builtin_checkpoints: Mapping[str, BuiltinCheckpoint] = attrs.field(
+        factory=dict, converter=_builtin_checkpoints
+    )
     description: str = ""
 
 
@@ -64,9 +92,11 @@ class WedgeSpec:
     """A wedge: its place in the chain, its options and how to build it.
 
     :ivar stage: an :class:`reflex_core.wedges.Stage` (or an int between two stages).
-    :ivar config_cls: an attrs class; the core structures the resolved option values (keyed by
-        ``Option.dest``) into it with cattrs.
-    :ivar options: the ``reflex serve`` flags this wedge adds (also its config-file keys).
+    :ivar config_cls: an attrs class whose fields are declared with
+        :func:`reflex_core.options.setting`; the core structures the resolved option values
+        (keyed by field name) into it with cattrs.
+    :ivar options: the ``reflex serve`` flags this wedge adds (also its config-file keys);
+        derived from ``config_cls`` unless given.
     :ivar factory: ``(config, next, ctx) -> handler``.
     :ivar is_enabled: ``config -> bool``: whether the user switched the wedge on.
     :ivar policies: ``config -> {slot: artifact_dir}``: extra policy slots the wedge needs; they
@@ -77,7 +107,10 @@ class WedgeSpec:
     name: str = attrs.field(validator=_name)
     stage: int
     config_cls: type
-    options: tuple[Option, ...]
+    options: tuple[Option, ...] = attrs.field(
+        kw_only=True,
+        default=attrs.Factory(lambda self: options_of(self.config_cls), takes_self=True),
+    )
     factory: Callable[..., Any]
     is_enabled: Callable[[Any], bool]
     description: str = ""
@@ -90,12 +123,21 @@ class Transport:
 
     :ivar routes: ``server -> list of starlette routes``; ``server`` is the running
         :class:`reflex_core.serve.app.ReflexServer` (its ``act`` coroutine runs the chain).
-    :ivar options: extra ``reflex serve`` options this transport adds.
+    :ivar config_cls: an attrs class declaring the transport's settings with
+        :func:`reflex_core.options.setting`, if it has any.
+    :ivar options: extra ``reflex serve`` options this transport adds; derived from
+        ``config_cls`` unless given.
     """
 
     name: str = attrs.field(validator=_name)
     routes: Callable[[Any], list[Any]]
-    options: tuple[Option, ...] = ()
+    config_cls: type | None = attrs.field(default=None, kw_only=True)
+    options: tuple[Option, ...] = attrs.field(
+        kw_only=True,
+        default=attrs.Factory(
+            lambda self: options_of(self.config_cls) if self.config_cls else (), takes_self=True
+        ),
+    )
     description: str = ""
 
 
@@ -105,6 +147,31 @@ class EmbodimentSource:
 
     name: str = attrs.field(validator=_name)
     load: Callable[[], dict[str, Any]]
+    description: str = ""
+
+
+@attrs.frozen
+class EnvSpec:
+    """A family of simulated tasks ``reflex eval --env NAME/TASK`` runs episodes in.
+
+    :ivar make: ``(task, *, seed, image_size) -> env adapter`` (see
+        :class:`reflex_core.eval.env.EnvAdapter`: ``reset``/``observe``/``act``/``success``...).
+        Imports the simulator inside the call.
+    :ivar embodiment: the registered embodiment the adapter's observations and actions follow
+        (``--embodiment`` of the server it talks to).
+    :ivar tasks: the task names it offers (``reach-v3``); ``default_task`` when none is given.
+    :ivar expert: ``task -> (state -> action)``: a scripted expert for the task, used to check
+        the harness (``reflex eval serve-expert``); None when the simulator ships none.
+    :ivar max_steps: episode length in control ticks when ``--max-steps`` is not given.
+    """
+
+    name: str = attrs.field(validator=_name)
+    make: Callable[..., Any]
+    embodiment: str
+    tasks: tuple[str, ...] = ()
+    default_task: str | None = None
+    expert: Callable[[str], Callable[[Any], Any]] | None = None
+    max_steps: int = 500
     description: str = ""
 
 
@@ -130,6 +197,7 @@ KINDS: dict[str, type] = {
     "transports": Transport,
     "embodiments": EmbodimentSource,
     "commands": Command,
+    "envs": EnvSpec,
 }
 
 
@@ -143,6 +211,7 @@ class Registry:
     transports: dict[str, Transport] = attrs.field(factory=dict)
     embodiments: dict[str, EmbodimentSource] = attrs.field(factory=dict)
     commands: dict[str, Command] = attrs.field(factory=dict)
+    envs: dict[str, EnvSpec] = attrs.field(factory=dict)
     owners: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
     def check_type(self, kind: str, obj: Any, owner: str) -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up .venv/ at the repo root: reflex-core with its export and test extras, and every plugin
+# Set up .venv/ at the repo root: reflex-core with its export, test, sim and eval extras, and every plugin
 # under plugins/, all editable, torch pinned to the local CPU build by constraints.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ for dir in plugins/reflex-*/; do
 done
 
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  -c constraints.txt -e ".[export,test]" "${plugin_args[@]}"
+  -c constraints.txt -e ".[export,test,sim,eval]" "${plugin_args[@]}"
 # openpi-client, the unmodified client the reflex-openpi tests drive, pins numpy<2 but runs on
 # numpy 2: install it without its pins (what it imports is in the test extra).
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \

@@ -46,16 +46,21 @@ def _slug(path: Path, **kwargs: Any) -> str:
 def test_load_exposes_the_manifest(tiny_pi05_decomposed: Path) -> None:
     a = Artifact.load(tiny_pi05_decomposed)
     config = json.loads((tiny_pi05_decomposed / CONFIG_FILE).read_text())
-    assert a.schema_version == 1 and a.mode == "decomposed" and a.family == "pi05"
+    assert a.schema_version == 2 and a.mode == "decomposed" and a.family == "pi05"
     assert (a.chunk_size, a.action_dim, a.state_dim) == (
         config["chunk_size"], config["action_dim"], config["state_dim"],
     )  # fmt: skip
-    assert a.max_action_dim == 32 and a.num_layers == 2 and a.feature_dim == 64
+    assert a.max_action_dim == 32 and a.feature_dim == 64
+    assert a.model["details"] == {"num_layers": 2}
+    assert a.model["provenance"]["pipeline"] == "reflex-builtin"
     assert a.cameras == ["front", "wrist"]
     assert (a.image.height, a.image.width, a.image.range) == (32, 32, (-1.0, 1.0))
     assert a.tokenizer_path == tiny_pi05_decomposed / "tokenizer.json"
     assert a.tokenizer.pad_id == 0 and a.tokenizer.padding_side == "right"
-    assert a.prompt.format == "pi05" and a.prompt.state_bins == 256
+    assert a.prompt.template == "Task: {task}, State: {state};\nAction: "
+    assert a.prompt.state_bins == 256 and a.prompt.clean_task and a.prompt.state_pad_to is None
+    assert (a.image.pad_value, a.image.pad_position, a.image.missing_fill) == (0.0, "center", -1.0)
+    assert (a.flow.t_start, a.flow.t_end) == (1.0, 0.0)
     state = a.normalization["state"]
     assert state is not None and state["mode"] == "QUANTILES"
     assert state["q01"].dtype == np.float32 and state["q01"].shape == (a.state_dim,)
@@ -149,7 +154,12 @@ def test_missing_pieces(tmp_path: Path, tiny_pi05_decomposed: Path, copy_of: Any
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda c: c.update(schema_version=2), "schema_version 2"),
+        (lambda c: c.update(schema_version=3), "schema_version 3"),
+        (lambda c: c["preprocessing"]["image"].update(pad_position="left"), "pad_position"),
+        (lambda c: c["preprocessing"]["prompt"].update(template="{task} {robot}"), "robot"),
+        (lambda c: c["preprocessing"]["prompt"].update(state_bins=None), "state_bins"),
+        (lambda c: c["preprocessing"]["flow"].update(t_end=1.0), "t_start and t_end"),
+        (lambda c: c["preprocessing"].pop("flow"), "flow"),
         (lambda c: c.pop("chunk_size"), "chunk_size"),
         (lambda c: c["graphs"]["vlm_prefix"].update(file="../vlm_prefix.onnx"), "relative path"),
         (lambda c: c["graphs"]["expert_denoise"].update(sha256="xyz"), "sha256"),
@@ -174,3 +184,57 @@ def test_unreadable_manifest(tiny_pi05_decomposed: Path, copy_of: Callable[[Path
     path = copy_of(tiny_pi05_decomposed)
     (path / CONFIG_FILE).write_text("{not json")
     assert _slug(path) == "artifact-schema"
+
+
+def _as_schema_1(config: dict[str, Any]) -> None:
+    """What reflex wrote before the preprocessing contract (schema_version 1)."""
+    pre = config.pop("preprocessing")
+    config["schema_version"] = 1
+    config["num_layers"] = config["model"].pop("details")["num_layers"]
+    config["model"].pop("provenance")
+    config["cameras"] = pre["image"]["cameras"]
+    config["image"] = {
+        "height": pre["image"]["height"],
+        "width": pre["image"]["width"],
+        "resize": "resize_with_pad",
+        "range": [-1, 1],
+    }
+    config["prompt"] = {"format": "pi05", "state_bins": 256}
+    for key in ("add_special_tokens",):
+        config["tokenizer"].pop(key)
+
+
+def test_a_schema_1_artifact_is_migrated_and_still_serves(
+    tiny_pi05_decomposed: Path, copy_of: Callable[[Path], Path]
+) -> None:
+    from reflex_core.runtime import load_policy
+    from reflex_core.wire.types import Observation
+
+    path = copy_of(tiny_pi05_decomposed)
+    current = Artifact.load(path)
+    _edit_config(path, _as_schema_1)
+    old = Artifact.load(path)  # hashes and parity verdict are unchanged: it verifies
+    assert old.schema_version == 2 and old.config["migrated_from"] == 1
+    assert old.io == current.io and old.tokenizer == current.tokenizer
+    assert old.model["details"] == {"num_layers": 2}
+    obs = Observation(
+        state=np.linspace(-0.5, 0.5, current.state_dim, dtype=np.float32),
+        images={"front": np.full((40, 30, 3), 90, np.uint8)},
+        prompt="pick up the cube",
+    )
+    noise = np.random.default_rng(0).standard_normal(
+        (1, current.chunk_size, current.max_action_dim), dtype=np.float32
+    )
+    a = load_policy(tiny_pi05_decomposed, providers=["cpu"]).infer([obs], noise).actions
+    b = load_policy(path, providers=["cpu"]).infer([obs], noise).actions
+    assert np.array_equal(a, b)
+
+
+def test_a_schema_1_manifest_missing_a_field_is_refused_with_a_hint(
+    tiny_pi05_decomposed: Path, copy_of: Callable[[Path], Path]
+) -> None:
+    path = copy_of(tiny_pi05_decomposed)
+    _edit_config(path, lambda c: (_as_schema_1(c), c.pop("prompt")))
+    with pytest.raises(ArtifactError) as exc:
+        Artifact.load(path, verify=False)
+    assert exc.value.slug == "artifact-schema" and "re-export" in exc.value.message

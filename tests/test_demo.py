@@ -95,3 +95,20 @@ def test_a_directory_that_is_not_an_export_fails_cleanly(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "error: [artifact-missing]" in result.stderr and "Traceback" not in result.stderr
     assert processes_mentioning(str(not_an_export)) == []
+
+
+def test_demo_runs_another_family(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    result = run_demo("--model", "tiny-pi0", "--steps", "20", "--report-json", str(report_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["model"] == "tiny-pi0" and report["parity"]["passed"]
+    assert report["loop"]["chunks_received"] >= 2 and report["server"]["gone"]
+    assert "tiny-pi0" in result.stdout
+
+
+def test_an_unknown_demo_model_fails_with_its_slug(tmp_path: Path) -> None:
+    result = run_demo("--model", "tiny-nothing", "--steps", "5", "--keep", str(tmp_path / "k"))
+    assert result.returncode == 1
+    assert "checkpoint-not-found" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

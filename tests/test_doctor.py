@@ -190,3 +190,28 @@ def test_the_embodiment_recorded_at_export_is_checked(runtime_graphs, tmp_path, 
     )
     assert checks["chunk size"]["status"] == "WARN" and checks["gripper"]["status"] == "PASS"
     assert "worst: policy, case 0" in checks["parity"]["message"]
+
+
+def test_doctor_reports_the_preprocessing_contract_and_its_provenance(
+    runtime_graphs, tmp_path, capsys
+) -> None:
+    art = runtime_graphs.write_artifact(
+        tmp_path / "art",
+        preprocessing={"image": {"pad_value": -1.0}, "prompt": {"state_pad_to": 32}},
+    )
+    config = json.loads((art / "reflex_config.json").read_text())
+    config["model"]["provenance"] = {
+        "pipeline": "lerobot<0.5",
+        "overrides": {"image.pad_value": -1.0},
+    }
+    (art / "reflex_config.json").write_text(json.dumps(config))
+    code, payload = run_doctor(capsys, str(art))
+    check = by_name(payload)["preprocessing"]
+    assert check["status"] == "PASS"
+    assert "pad -1 (in [0, 1] units)" in check["message"]
+    assert "padded to 32 first" in check["message"] and "pipeline lerobot<0.5" in check["message"]
+    assert "overridden at export" in check["message"]
+    assert check["details"]["preprocessing"]["image"]["pad_value"] == -1.0
+    legacy = runtime_graphs.write_artifact(tmp_path / "legacy", schema_version=1)
+    code, payload = run_doctor(capsys, str(legacy))
+    assert "migrated from schema_version 1" in by_name(payload)["preprocessing"]["message"]

@@ -35,7 +35,7 @@ from reflex_core.registry import EmbodimentSource
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "scripts" / "emit_embodiment_presets.py"
 
-# Adding a robot: add its slug here, to the schema enum and to the generator (docs/embodiments.md).
+# Adding a robot: add its slug here and its dict to the generator (docs/embodiments.md).
 ALL_PRESETS = ["franka", "so100", "ur5"]
 
 
@@ -53,8 +53,25 @@ def issue_set(document: Any) -> set[tuple[str, str, str]]:
 
 def test_shipped_presets_are_exactly_all_presets() -> None:
     assert preset_names() == sorted(ALL_PRESETS)
-    schema = json.loads((presets_dir() / "schema.json").read_text())
-    assert schema["properties"]["embodiment"]["enum"] == [*ALL_PRESETS, "custom"]
+    for name in ALL_PRESETS:
+        assert read_preset(name)["embodiment"] == name  # each preset names itself
+
+
+@pytest.mark.parametrize("name", ["kinova-gen3", "fr3-lab", "so101", "custom", "a.b_c", "x" * 64])
+def test_the_embodiment_name_is_a_slug_not_a_closed_list(name: str) -> None:
+    """A new robot (a preset or a plugin's) carries its own name: the schema holds the name to a
+    slug pattern instead of listing every robot, so adding one needs no schema change."""
+    document = franka()
+    document["embodiment"] = name
+    assert issue_set(document) == set()
+    assert EmbodimentConfig.from_dict(document).name == name
+
+
+@pytest.mark.parametrize("name", ["", "Franka", "my robot", "-arm", "arm-", "x" * 65, "arm\n", 7])
+def test_an_embodiment_name_that_is_not_a_slug_is_a_schema_violation(name: Any) -> None:
+    document = franka()
+    document["embodiment"] = name
+    assert issue_set(document) == {("schema-violation", "error", "embodiment")}
 
 
 @pytest.mark.parametrize("name", ALL_PRESETS)
@@ -182,7 +199,7 @@ BAD_CONFIGS = [
     ("schema-violation", "control.chunk_size", _set("control.chunk_size", 201)),
     ("schema-violation", "constraints.max_ee_velocity", _set("constraints.max_ee_velocity", 11)),
     ("schema-violation", "action_space.type", _set("action_space.type", "discrete")),
-    ("schema-violation", "embodiment", _set("embodiment", "kuka")),
+    ("schema-violation", "embodiment", _set("embodiment", "KUKA iiwa")),
     ("schema-violation", "schema_version", _set("schema_version", 2)),
     ("schema-violation", "gripper.inverted_", _set("gripper.inverted_", True)),
     ("schema-violation", "joint_names", _set("joint_names.1", "panda_joint1")),
@@ -354,7 +371,7 @@ class _ThirdParty:
     @hookimpl
     def reflex_register_embodiments(self, register: Callable[[EmbodimentSource], None]) -> None:
         good = franka()
-        good["embodiment"] = "custom"
+        good["embodiment"] = "fr3-lab"  # a plugin's embodiment carries its own name
         bad = franka()
         bad["gripper"]["component_idx"] = 9
         bad["action_space"]["ranges"][0] = [2.0, -2.0]
@@ -424,7 +441,10 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["embodiments", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["embodiments"]
     assert [r["name"] for r in rows] == ALL_PRESETS
-    assert {r["name"]: r["action_dim"] for r in rows} == {"franka": 8, "so100": 6, "ur5": 7}
+    assert {r["name"]: r["action_dim"] for r in rows} == {
+        name: read_preset(name)["action_space"]["dim"] for name in ALL_PRESETS
+    }
+    assert rows[0]["name"] == "franka" and rows[0]["action_dim"] == 8
 
 
 @pytest.mark.usefixtures("no_external_plugins")

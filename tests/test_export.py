@@ -91,22 +91,22 @@ def _torch_actions(policy: Any, artifact: Artifact, obs: list[Any], noise: np.nd
     from reflex_core.runtime.preprocess import prepare_inputs, unnormalize_actions
     from reflex_core.runtime.tokenizer import PromptTokenizer
 
-    tok = PromptTokenizer.from_file(artifact.tokenizer_path, artifact.tokenizer.max_length)
+    tok = PromptTokenizer.for_artifact(artifact)
     inputs = prepare_inputs(
         images=[o.images for o in obs],
         states=[o.state for o in obs],
         prompts=[o.prompt for o in obs],
-        camera_names=artifact.cameras,
-        image_size=(artifact.image.height, artifact.image.width),
+        io=artifact.io,
         max_state_dim=artifact.max_state_dim,
         state_stats=artifact.normalization["state"],
-        prompt_format=artifact.prompt.format,
         tokenizer=tok,
     )
-    t = [torch.from_numpy(a) for a in (*inputs.prefix_feeds().values(), inputs.state, noise)]
+    feeds = {k: torch.from_numpy(v) for k, v in inputs.feeds().items()}
+    flow = policy.graphs
     with torch.no_grad():
-        actions = policy.model.sample_actions(*t, artifact.num_steps).numpy()
-        _, _, _, features = policy.model.prefix_kv(*t[:4])
+        actions = flow.sample_actions(feeds, torch.from_numpy(noise), artifact.num_steps).numpy()
+        prefix = flow.prefix(*(feeds[n] for n in flow.prefix_inputs))
+        features = dict(zip(flow.prefix_outputs, prefix, strict=True))["features"]
     return (
         unnormalize_actions(actions, artifact.action_dim, artifact.normalization["action"]),
         features.numpy(),
@@ -148,27 +148,18 @@ class CopyingExporter:
         register(Exporter(name="copy-decomposed", export=self.export, description="test copy"))
 
     def export(self, policy: Any, out_dir: Path, options: Any) -> list[Any]:
-        from reflex_core.export.exporters import ExportedGraph, read_graph_io, uses_state
-        from reflex_core.export.wrappers import ExpertGraph, PrefixGraph, kv_names
+        from reflex_core.export.exporters import ExportedGraph, read_graph_io
 
         self.calls += 1
-        self.models.append(weakref.ref(policy.model))
-        layers = policy.num_layers
+        flow = policy.graphs
+        self.models.append(weakref.ref(flow.prefix.model))
         for name in MODES["decomposed"]:
             shutil.copyfile(self.source_dir / f"{name}.onnx", out_dir / f"{name}.onnx")
         if self.corrupt is not None:
             corrupt_largest_weight(out_dir / f"{self.corrupt}.onnx")
-        with_state = uses_state(policy)
-        own = ["x_t", "t"] + (["state"] if with_state else []) + ["prefix_mask"]
         refs = {
-            "vlm_prefix": (
-                PrefixGraph(policy.model, layers),
-                ["images", "image_masks", "tokens", "token_masks"],
-            ),
-            "expert_denoise": (
-                ExpertGraph(policy.model, layers, policy.max_state_dim, with_state),
-                [*own, *kv_names(layers)],
-            ),
+            "vlm_prefix": (flow.prefix, flow.prefix_inputs),
+            "expert_denoise": (flow.step, flow.step_inputs),
         }
         graphs = []
         for name, (module, names) in refs.items():
@@ -316,11 +307,12 @@ def test_export_writes_a_verified_artifact(exported: tuple[str, str, Path]) -> N
     family = "pi05" if source == "tiny-pi05" else "pi0"
     assert (artifact.mode, artifact.family, artifact.precision) == (mode, family, "fp32")
     assert set(artifact.graphs) == set(MODES[mode])
-    assert artifact.num_steps == 10 and artifact.prompt.format == family
+    assert artifact.num_steps == 10
+    assert artifact.prompt.uses_state == (family == "pi05")
     assert artifact.embodiment is None
     assert artifact.exporter["torch"].startswith("2.13")
     assert not _leftovers(path.parent)
-    layers = artifact.num_layers
+    layers = artifact.model["details"]["num_layers"]
     kv = [f"past_k_{i}" for i in range(layers)] + [f"past_v_{i}" for i in range(layers)]
     state = ["state"] if family == "pi0" else []  # pi0.5's state is in the prompt
     prefix_in = ["images", "image_masks", "tokens", "token_masks"]

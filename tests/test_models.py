@@ -58,7 +58,7 @@ def _inputs(policy, batch: int = 1, seed: int = 0, valid_tokens: int = 10):
     g = torch.Generator().manual_seed(seed)
     cameras = len(policy.camera_names)
     height, width = policy.image_size
-    length = policy.tokenizer_max_length
+    length = policy.tokenizer.max_length
     images = torch.rand(batch, cameras, 3, height, width, generator=g) * 2 - 1
     image_masks = torch.ones(batch, cameras, dtype=torch.bool)
     tokens = torch.randint(4, 100, (batch, length), generator=g)
@@ -77,9 +77,14 @@ def _inputs(policy, batch: int = 1, seed: int = 0, valid_tokens: int = 10):
     }
 
 
+def model_of(policy):
+    """The pi family's torch model, behind its prefix graph."""
+    return policy.graphs.prefix.model
+
+
 def _sample(policy, inputs) -> torch.Tensor:
     with torch.no_grad():
-        return policy.model.sample_actions(**inputs, num_steps=policy.num_steps)
+        return model_of(policy).sample_actions(**inputs, num_steps=policy.num_steps)
 
 
 def _copy_checkpoint(src: Path, dst: Path, tensors: dict[str, torch.Tensor]) -> Path:
@@ -144,11 +149,11 @@ def test_tokenizer_follows_gemma_conventions(policies) -> None:
     from tokenizers import Tokenizer
 
     policy = policies["pi05"]
-    tokenizer = Tokenizer.from_file(str(policy.tokenizer_file))
+    tokenizer = Tokenizer.from_file(str(policy.tokenizer.file))
     assert tokenizer.token_to_id("<pad>") == 0
     assert tokenizer.token_to_id("<eos>") == 1
     assert tokenizer.token_to_id("<bos>") == 2
-    embed_rows = policy.model.language_model.embed_tokens.weight.shape[0]
+    embed_rows = model_of(policy).language_model.embed_tokens.weight.shape[0]
     assert tokenizer.get_vocab_size() == embed_rows
     encoding = tokenizer.encode("Task: pick up the red block, State: 0 17 255;\nAction: ")
     assert encoding.ids[0] == 2
@@ -169,11 +174,12 @@ def test_loaded_policy_facts(policies) -> None:
         assert policy.camera_names == ("front", "wrist")
         assert policy.image_size == (32, 32)
         assert policy.num_steps == 10
-        assert policy.num_layers == 2 and policy.num_kv_heads == 1 and policy.head_dim == 32
+        assert policy.details == {"num_layers": 2}
+        assert policy.provenance == {"pipeline": "reflex-builtin", "weights_layout": "lerobot"}
         assert policy.feature_dim == 64
         assert policy.load_report.layout == "lerobot"
-        assert not policy.model.training
-        assert all(p.dtype == torch.float32 for p in policy.model.parameters())
+        assert not model_of(policy).training and not policy.graphs.step.training
+        assert all(p.dtype == torch.float32 for p in model_of(policy).parameters())
     assert pi0.chunk_size == 10 and pi05.chunk_size == 16
 
     state = pi05.normalization["state"]
@@ -254,7 +260,7 @@ def test_hub_layout_without_prefix_or_embed_tokens_loads(checkpoint_dirs, polici
     assert report.layout == "hub"
     assert report.embed_tokens_from_lm_head
     assert ("action_time_mlp_in.weight", "time_mlp_in.weight") in report.renamed
-    model = policy.model
+    model = model_of(policy)
     embed = model.get_parameter(VLM_EMBED_KEY)
     assert embed.data_ptr() == model.get_parameter(VLM_LM_HEAD_KEY).data_ptr()
     inputs = _inputs(policy)
@@ -393,7 +399,7 @@ def test_builtin_key_counts_follow_the_same_formula(name) -> None:
 def test_sample_actions_is_prefix_once_plus_euler_over_denoise_step(policies, family) -> None:
     policy = policies[family]
     inputs = _inputs(policy, batch=2)
-    model = policy.model
+    model = model_of(policy)
     with torch.no_grad():
         past_k, past_v, prefix_mask, features = model.prefix_kv(
             inputs["images"], inputs["image_masks"], inputs["tokens"], inputs["token_masks"]
@@ -409,9 +415,10 @@ def test_sample_actions_is_prefix_once_plus_euler_over_denoise_step(policies, fa
     assert torch.isfinite(actions).all()
     assert not torch.allclose(actions, inputs["noise"], atol=1e-3)
 
-    prefix_len = 2 * 16 + policy.tokenizer_max_length
-    assert len(past_k) == len(past_v) == policy.num_layers
-    assert past_k[0].shape == (2, policy.num_kv_heads, prefix_len, policy.head_dim)
+    prefix_len = 2 * 16 + policy.tokenizer.max_length
+    assert len(past_k) == len(past_v) == policy.details["num_layers"]
+    arch = parse_policy_config(policy.config).architecture
+    assert past_k[0].shape == (2, arch.vlm.num_kv_heads, prefix_len, arch.vlm.head_dim)
     assert prefix_mask.dtype == torch.bool and prefix_mask.shape == (2, prefix_len)
     assert int(prefix_mask[0].sum()) == 2 * 16 + 10
     assert features.shape == (2, policy.feature_dim)
@@ -428,10 +435,10 @@ def test_batch_rows_equal_single_results(policies, family) -> None:
     torch.testing.assert_close(batched[0:1], _sample(policy, first), rtol=0, atol=1e-5)
     torch.testing.assert_close(batched[1:2], _sample(policy, second), rtol=0, atol=1e-5)
     with torch.no_grad():
-        features = policy.model.prefix_kv(
+        features = model_of(policy).prefix_kv(
             both["images"], both["image_masks"], both["tokens"], both["token_masks"]
         )[3]
-        single = policy.model.prefix_kv(
+        single = model_of(policy).prefix_kv(
             first["images"], first["image_masks"], first["tokens"], first["token_masks"]
         )[3]
     torch.testing.assert_close(features[0:1], single, rtol=0, atol=1e-5)
@@ -468,10 +475,10 @@ def test_padding_and_missing_cameras_do_not_change_results(policies, family) -> 
     assert (masked_actions - reference).abs().max() > 1e-4
 
     with torch.no_grad():
-        features = policy.model.prefix_kv(
+        features = model_of(policy).prefix_kv(
             longer["images"], longer["image_masks"], longer["tokens"], longer["token_masks"]
         )[3]
-        base = policy.model.prefix_kv(
+        base = model_of(policy).prefix_kv(
             inputs["images"], inputs["image_masks"], inputs["tokens"], inputs["token_masks"]
         )[3]
     torch.testing.assert_close(features, base, rtol=0, atol=1e-5)
@@ -483,7 +490,7 @@ def test_fully_padded_rows_stay_finite(policies) -> None:
     inputs["image_masks"][1] = False
     inputs["token_masks"][1] = False
     with torch.no_grad():
-        past_k, past_v, prefix_mask, features = policy.model.prefix_kv(
+        past_k, past_v, prefix_mask, features = model_of(policy).prefix_kv(
             inputs["images"], inputs["image_masks"], inputs["tokens"], inputs["token_masks"]
         )
     assert all(torch.isfinite(k).all() for k in past_k + past_v)
@@ -605,4 +612,84 @@ def test_checkpoint_without_processors_has_no_stats(checkpoint_dirs, tmp_path) -
         (directory / name).write_bytes((src / name).read_bytes())
     policy = load_policy_checkpoint(directory)
     assert policy.normalization == {"state": None, "action": None}
-    assert policy.tokenizer_file is None
+    assert policy.tokenizer.file is None
+
+
+# -- the family seam: resolution through the registry, the preprocessing contract ---------------
+
+
+def _registry_with(*loaders):
+    from reflex_core.registry import Registry
+
+    registry = Registry()
+    for loader in loaders:
+        registry.add("model_loaders", loader, f"plugin-{loader.name}")
+    return registry
+
+
+def _loader(name: str, claims):
+    from reflex_core.registry import ModelLoader
+
+    return ModelLoader(name=name, matches=claims, load=lambda d, o: None)
+
+
+def test_export_resolves_through_the_registered_loaders(checkpoint_dirs) -> None:
+    from reflex_core.models.resolve import choose_loader, load_policy_checkpoint
+
+    config = builtin_config("tiny-pi05")
+    both = _registry_with(_loader("a", lambda c: True), _loader("b", lambda c: True))
+    with pytest.raises(CheckpointError) as info:
+        choose_loader(config, both)
+    assert info.value.slug == "model-family-ambiguous"
+    assert "a (plugin plugin-a)" in info.value.message and info.value.details["candidates"] == [
+        "a",
+        "b",
+    ]
+    none = _registry_with(_loader("a", lambda c: False), _loader("b", lambda c: 1 / 0))
+    with pytest.raises(CheckpointError) as info:
+        choose_loader(config, none)
+    assert info.value.slug == "model-family-unknown"
+    assert "'pi05'" in info.value.message and "a, b" in info.value.message
+    # only the loaders of the registry are consulted: without the pi plugin, pi is unknown
+    with pytest.raises(CheckpointError) as info:
+        load_policy_checkpoint(checkpoint_dirs["tiny-pi05"], registry=none)
+    assert info.value.slug == "model-family-unknown"
+
+
+@pytest.mark.parametrize(
+    ("keys", "extra", "pipeline", "pad", "state_pad_to"),
+    [
+        (["paligemma_with_expert.x"], {}, "openpi", 0.0, None),
+        (["model.paligemma_with_expert.x"], {}, "lerobot<0.5", -1.0, 32),
+        (["model.x"], {"use_relative_actions": False}, "lerobot>=0.5", -1.0, None),
+        (["model.x"], {"reflex_builtin": {"name": "tiny"}}, "reflex-builtin", 0.0, None),
+    ],
+)
+def test_the_preprocessing_pipeline_follows_the_checkpoint(
+    keys, extra, pipeline, pad, state_pad_to
+) -> None:
+    from reflex_core.models.loading import detect_pipeline, pi_io_spec
+
+    config = {k: v for k, v in builtin_config("tiny-pi05").items() if k != "reflex_builtin"}
+    config.update(extra)
+    assert detect_pipeline(config, keys) == pipeline
+    io = pi_io_spec(parse_policy_config(config), pipeline)
+    assert io.image.pad_value == pad and io.prompt.state_pad_to == state_pad_to
+    pi0 = pi_io_spec(parse_policy_config({**config, "type": "pi0"}), pipeline)
+    assert pi0.prompt.template == "{task}" and pi0.prompt.task_suffix == "\n"
+    assert pi0.image.pad_value == pad and not pi0.prompt.uses_state
+
+
+def test_preprocess_overrides_are_applied_recorded_and_checked(checkpoint_dirs) -> None:
+    policy = load_policy_checkpoint(
+        checkpoint_dirs["tiny-pi05"],
+        preprocess={"image.pad_value": -1.0, "prompt.state_pad_to": 32},
+    )
+    assert policy.io.image.pad_value == -1.0 and policy.io.prompt.state_pad_to == 32
+    assert policy.provenance["overrides"] == {"image.pad_value": -1.0, "prompt.state_pad_to": 32}
+    from reflex_core.errors import ConfigError
+
+    for bad in ({"image.colour": 1}, {"image.pad_position": "left"}, {"image.cameras": ["x"]}):
+        with pytest.raises(ConfigError) as info:
+            load_policy_checkpoint(checkpoint_dirs["tiny-pi05"], preprocess=bad)
+        assert info.value.slug == "preprocess-override-invalid"

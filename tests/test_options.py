@@ -1,5 +1,6 @@
-"""Plugin-contributed options: argparse wiring and CLI > config file > default resolution; the
-shared value converters, attrs validators and TOML config-file loader."""
+"""Plugin-contributed options: settings declared once on an attrs field and everything derived
+from them (flag, config key, help default, validation), argparse wiring and CLI > config file >
+default resolution; the shared value converters and the TOML config-file loader."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from reflex_core.errors import ConfigError
 from reflex_core.options import (
+    SETTING_KEY,
     Option,
     add_options,
     comma_list,
@@ -20,11 +22,13 @@ from reflex_core.options import (
     load_toml_config,
     non_negative_float,
     non_negative_int,
+    options_of,
     positive_float,
     positive_int,
     resolve_options,
+    setting,
+    show_default,
 )
-from reflex_core.validators import non_negative, positive
 
 
 def _slo(text: str) -> tuple[str, float]:
@@ -203,28 +207,135 @@ def test_a_converter_error_names_the_option_in_the_file_and_on_the_command_line(
     assert "--rate-hz" in capsys.readouterr().err
 
 
-# -- shared attrs validators --------------------------------------------------------------------
+# -- settings: one declaration, everything derived ----------------------------------------------
+
+
+def _no_repeats(_instance: Any, attribute: Any, value: list[str]) -> None:
+    if len(set(value)) != len(value):
+        raise ValueError(f"{attribute.name} repeats a value")
 
 
 @attrs.frozen
 class _Limits:
-    count: int = attrs.field(default=1, validator=positive)
-    wait_s: float = attrs.field(default=0.0, validator=non_negative)
-    rate_hz: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
+    count: int = setting("items per batch", type=positive_int, default=1, metavar="N")
+    wait_s: float = setting(
+        "wait this long (default {default}; 0: never)", type=non_negative_float, default=0.0
+    )
+    rate_hz: float | None = setting("control rate (default: the robot's)", type=positive_float)
+    mode: str = setting("how to refuse", choices=("clamp", "reject"), default="clamp")
+    tags: list[str] = setting("tags", multiple=True, choices=("a", "b"), validator=_no_repeats)
+    strict: bool = setting("refuse instead of clamping", is_flag=True)
+    audit_max_bytes: int = setting("rotate past this size", type=positive_int, default=1 << 26)
+    internal: int = 7  # not a setting: no flag, no key
 
 
-def test_validators() -> None:
-    assert _Limits(count=3, wait_s=0.0, rate_hz=None).count == 3
-    assert _Limits(rate_hz=2.5).rate_hz == 2.5
+def test_options_are_derived_from_the_settings() -> None:
+    options = {o.dest: o for o in options_of(_Limits)}
+    assert list(options) == [
+        "count", "wait_s", "rate_hz", "mode", "tags", "strict", "audit_max_bytes"
+    ]  # fmt: skip
+    assert options["wait_s"].flag == "--wait-s" and options["wait_s"].key == "wait-s"
+    assert options["count"].type is positive_int and options["count"].metavar == "N"
+    assert options["count"].default == 1 and options["rate_hz"].default is None
+    assert options["mode"].choices == ("clamp", "reject")
+    assert options["tags"].multiple and options["tags"].default == []
+    assert options["strict"].is_flag and options["strict"].default is False
+
+
+def test_help_shows_the_declared_default_once() -> None:
+    helps = {o.dest: o.help for o in options_of(_Limits)}
+    assert helps["count"] == "items per batch (default 1)"
+    assert helps["wait_s"] == "wait this long (default 0; 0: never)"  # where the text says
+    assert helps["rate_hz"] == "control rate (default: the robot's)"  # None: nothing appended
+    assert helps["mode"] == "how to refuse (default clamp)"
+    assert helps["tags"] == "tags" and helps["strict"] == "refuse instead of clamping"
+    assert helps["audit_max_bytes"] == "rotate past this size (default 64 MiB)"
+    assert show_default(30.0) == "30" and show_default(0.25) == "0.25"
+    assert show_default(1 << 20, "--max-batch") == "1048576"  # MiB only for a -bytes flag
+
+
+def test_the_settings_type_is_also_the_validator_of_a_config_built_in_python() -> None:
+    assert _Limits(count=3, rate_hz=None, tags=["a", "b"], strict=True).count == 3
     for kwargs, message in [
-        ({"count": 0}, "count must be > 0, got 0"),
-        ({"rate_hz": math.inf}, "rate_hz must be > 0, got inf"),
-        ({"rate_hz": math.nan}, "rate_hz must be > 0, got nan"),
-        ({"wait_s": -0.5}, "wait_s must be >= 0, got -0.5"),
-        ({"wait_s": math.inf}, "wait_s must be >= 0, got inf"),
+        ({"count": 0}, "count: must be >= 1, got 0"),
+        ({"rate_hz": math.inf}, "rate_hz: must be a finite number > 0, got inf"),
+        ({"rate_hz": math.nan}, "rate_hz: must be a finite number > 0, got nan"),
+        ({"wait_s": -0.5}, "wait_s: must be a finite number >= 0, got -0.5"),
+        ({"wait_s": None}, "wait_s: must be given a value"),  # None only where it is the default
+        ({"mode": "ignore"}, "mode: choose from clamp, reject, got 'ignore'"),
+        ({"tags": ["a", "c"]}, "tags: choose from a, b, got 'c'"),
+        ({"tags": "a"}, "tags: expected a list"),
+        ({"tags": ["a", "a"]}, "tags repeats a value"),  # the extra validator runs too
+        ({"strict": "false"}, "strict: expected true or false"),
     ]:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises((ValueError, TypeError), match=message):
             _Limits(**kwargs)
+
+
+def test_command_line_and_file_values_structure_into_the_class() -> None:
+    options = options_of(_Limits)
+    parser = argparse.ArgumentParser()
+    add_options(parser, options)
+    cli = vars(parser.parse_args(["--count", "4", "--tags", "b", "--strict"]))
+    values = resolve_options(options, cli, {"wait-s": 2, "mode": "reject"}, owner="limits")
+    assert _Limits(**values) == _Limits(count=4, wait_s=2.0, mode="reject", tags=["b"], strict=True)
+    assert _Limits(**resolve_options(options, {}, None, owner="limits")) == _Limits()
+
+
+def test_a_bad_value_says_what_was_expected_on_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = argparse.ArgumentParser()
+    add_options(parser, options_of(_Limits))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--count", "0"])
+    assert "argument --count: invalid value '0': must be >= 1, got 0" in capsys.readouterr().err
+
+
+def _owners_of_settings() -> list[tuple[str, type, tuple[Option, ...]]]:
+    """The core's ``[serve]`` settings and every installed wedge's and transport's."""
+    from reflex_core.plugins import make_plugin_manager
+    from reflex_core.serve.config import SERVE_OPTIONS, ServeConfig
+
+    registry = make_plugin_manager().registry
+    owners = [("serve", ServeConfig, SERVE_OPTIONS)]
+    owners += [(n, s.config_cls, s.options) for n, s in sorted(registry.wedges.items())]
+    owners += [
+        (n, t.config_cls, t.options) for n, t in sorted(registry.transports.items()) if t.options
+    ]
+    return owners
+
+
+def test_every_installed_owner_declares_its_settings_once() -> None:
+    owners = _owners_of_settings()
+    names = {name for name, _, _ in owners}
+    # the plugins of this repository are installed by scripts/setup.sh
+    assert {"serve", "ws", "openpi", "actionguard", "slo", "deadline", "batching"} <= names
+    assert {"router", "a2c2"} <= names
+    for name, config_cls, options in owners:
+        assert config_cls is not None, name
+        assert options == options_of(config_cls), f"[{name}] declares options by hand"
+        defaults = {
+            f.name: f.default.factory() if isinstance(f.default, attrs.Factory) else f.default
+            for f in attrs.fields(config_cls)
+            if SETTING_KEY in f.metadata
+        }
+        assert {o.dest: o.default for o in options} == defaults, name
+
+
+def test_no_help_text_restates_its_default() -> None:
+    """The default shown by --help comes from ``default=``; a help text that spells it out
+    itself goes stale the day someone changes the default."""
+    for name, config_cls, _ in _owners_of_settings():
+        for field in attrs.fields(config_cls):
+            meta = field.metadata.get(SETTING_KEY)
+            default = field.default
+            if meta is None or isinstance(default, attrs.Factory):
+                continue
+            shown = show_default(default, "--" + field.name.replace("_", "-"))
+            if shown is not None:
+                assert f"default {shown}" not in meta.help, f"[{name}] {field.name}"
+                assert f"default: {shown}" not in meta.help, f"[{name}] {field.name}"
 
 
 # -- TOML config files --------------------------------------------------------------------------

@@ -502,7 +502,7 @@ def test_the_template_copies_into_a_working_plugin(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 passed" in proc.stdout
+    assert "4 passed" in proc.stdout
 
 
 def test_every_plugin_distribution_in_the_repo_is_listed() -> None:

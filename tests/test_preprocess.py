@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reflex_core.errors import ArtifactError, ValidationError
+from reflex_core.runtime.io_spec import ImageIO, IOSpec, PromptIO
 from reflex_core.runtime.preprocess import (
     NormStats,
     bilinear_resize,
@@ -25,6 +26,14 @@ from reflex_core.runtime.preprocess import (
     unnormalize_actions,
 )
 from reflex_core.runtime.tokenizer import PromptTokenizer
+
+PI05 = PromptIO(template="Task: {task}, State: {state};\nAction: ", clean_task=True, state_bins=256)
+PI0 = PromptIO(template="{task}", task_suffix="\n")
+
+
+def _images(cameras: list[str], height: int, width: int, **kwargs: object) -> ImageIO:
+    return ImageIO(cameras=tuple(cameras), height=height, width=width, **kwargs)  # type: ignore[arg-type]
+
 
 # -- images -----------------------------------------------------------------------------------
 
@@ -66,7 +75,7 @@ def test_resize_with_pad_matches_a_torch_reference_and_centres_the_image() -> No
 
 def test_preprocess_images_maps_to_minus_one_one_and_masks_missing_cameras() -> None:
     white = np.full((4, 4, 3), 255, dtype=np.uint8)
-    images, masks = preprocess_images([{"wrist": white}, {}], ["base", "wrist"], 4, 4)
+    images, masks = preprocess_images([{"wrist": white}, {}], _images(["base", "wrist"], 4, 4))
     assert images.shape == (2, 2, 3, 4, 4) and images.dtype == np.float32
     assert masks.tolist() == [[False, True], [False, False]]
     assert np.all(images[0, 1] == 1.0)
@@ -105,7 +114,7 @@ def test_batched_image_preprocessing_is_bit_identical_to_the_recipe() -> None:
     ]
     batch = [{"base": f, "wrist": frames[(i + 2) % len(frames)]} for i, f in enumerate(frames)]
     batch.append({"wrist": frames[0]})
-    images, masks = preprocess_images(batch, ["base", "wrist"], 32, 32)
+    images, masks = preprocess_images(batch, _images(["base", "wrist"], 32, 32))
     for b, obs in enumerate(batch):
         for c, name in enumerate(["base", "wrist"]):
             if name in obs:
@@ -118,9 +127,44 @@ def test_batched_image_preprocessing_is_bit_identical_to_the_recipe() -> None:
 
 def test_black_padding_becomes_minus_one() -> None:
     img = np.full((2, 4, 3), 255, dtype=np.uint8)
-    images, _ = preprocess_images([{"base": img}], ["base"], 4, 4)
+    images, _ = preprocess_images([{"base": img}], _images(["base"], 4, 4))
     assert np.all(images[0, 0, :, 0] == -1.0) and np.all(images[0, 0, :, 3] == -1.0)
     assert np.all(images[0, 0, :, 1:3] == 1.0)
+
+
+def test_lerobot_04_padding_lands_at_minus_three() -> None:
+    """lerobot 0.4.4's pi pipeline pads the [0, 1] image with -1 before mapping to [-1, 1]."""
+    img = np.full((2, 4, 3), 255, dtype=np.uint8)
+    spec = _images(["base", "wrist"], 4, 4, pad_value=-1.0)
+    images, masks = preprocess_images([{"base": img}], spec)
+    assert np.all(images[0, 0, :, 0] == -3.0) and np.all(images[0, 0, :, 1:3] == 1.0)
+    assert not masks[0, 1] and np.all(images[0, 1] == -1.0)  # missing camera: missing_fill
+
+
+def test_bottom_right_padding_matches_lerobot_smolvla_recipe() -> None:
+    """SmolVLA pads on the left and top: ``F.pad(img, (pad_w, 0, pad_h, 0))``."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    spec = _images(["base"], 24, 24, pad_position="bottom_right")
+    images, _ = preprocess_images([{"base": img}], spec)
+    t = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    rh, rw = resized_shape(30, 50, 24, 24)
+    r = F.interpolate(t, size=(rh, rw), mode="bilinear", align_corners=False)
+    ref = F.pad(r, (24 - rw, 0, 24 - rh, 0), value=0.0) * 2.0 - 1.0
+    np.testing.assert_allclose(images[0, 0], ref[0].numpy(), atol=3e-6)
+    assert np.all(images[0, 0, :, : 24 - rh] == -1.0)  # the top rows are the padding
+
+
+def test_range_and_missing_fill_are_data() -> None:
+    white = np.full((4, 4, 3), 255, dtype=np.uint8)
+    spec = _images(["base", "wrist"], 4, 4, range=(0.0, 1.0), missing_fill=0.5)
+    images, masks = preprocess_images([{"base": white}], spec)
+    assert np.all(images[0, 0] == 1.0) and np.all(images[0, 1] == 0.5)
+    assert masks.tolist() == [[True, False]]
+    empty, _ = preprocess_images([{}], spec)
+    assert np.all(empty == 0.5)
 
 
 def test_camera_shorthand_unknown_and_duplicate_names() -> None:
@@ -149,7 +193,7 @@ def test_camera_shorthand_unknown_and_duplicate_names() -> None:
 )
 def test_bad_images_are_rejected(bad) -> None:
     with pytest.raises(ValidationError) as exc:
-        preprocess_images([{"base": bad}], ["base"], 4, 4)
+        preprocess_images([{"base": bad}], _images(["base"], 4, 4))
     assert exc.value.slug == "image-invalid" and exc.value.field == "images.base"
 
 
@@ -231,16 +275,22 @@ def test_discretize_state_matches_openpi_bins() -> None:
 def test_pi05_and_pi0_prompts() -> None:
     state = np.array([-1.0, 0.0, 0.99], np.float32)
     assert (
-        build_prompt("  pick_up the\ncube ", state, "pi05")
+        build_prompt("  pick_up the\ncube ", state, PI05)
         == "Task: pick up the cube, State: 0 128 254;\nAction: "
     )
-    assert build_prompt(None, state, "pi05") == "Task: , State: 0 128 254;\nAction: "
-    assert build_prompt("pick up", None, "pi0") == "pick up\n"
-    assert build_prompt("pick up\n", None, "pi0") == "pick up\n"
-    assert build_prompt(None, None, "pi0") == "\n"
+    assert build_prompt(None, state, PI05) == "Task: , State: 0 128 254;\nAction: "
+    assert build_prompt("pick up", None, PI0) == "pick up\n"
+    assert build_prompt("pick up\n", None, PI0) == "pick up\n"
+    assert build_prompt(None, None, PI0) == "\n"
     assert clean_task("a_b\nc") == "a b c"
+    # lerobot 0.4.x bins the state zero-padded to max_state_dim: 0.0 -> bin 128
+    padded = PromptIO(template=PI05.template, clean_task=True, state_bins=256, state_pad_to=5)
+    assert build_prompt("go", state, padded) == "Task: go, State: 0 128 254 128 128;\nAction: "
+    with pytest.raises(ArtifactError) as exc:
+        PromptIO(template="{task} {joints}")
+    assert exc.value.slug == "artifact-schema"
     with pytest.raises(ArtifactError):
-        build_prompt("x", state, "pi7")
+        PromptIO(template="{task} {state}")  # state without bins
 
 
 def test_tokenizer_adds_bos_pads_right_and_truncates(runtime_graphs, tmp_path) -> None:
@@ -270,13 +320,11 @@ def test_prepare_inputs_batch_equals_each_observation_alone(runtime_graphs, tmp_
     stats = {"mode": "QUANTILES", "q01": [-1.0, 0.0, 2.0], "q99": [1.0, 4.0, 2.0]}
     states = [rng.uniform(-3, 5, 3).astype(np.float32) for _ in range(6)]
     prompts = [None, "pick_up the\ncube ", "", "place", "pick up", "stack"]
-    for fmt in ("pi05", "pi0"):
+    for prompt in (PI05, PI0):
         kwargs: dict = dict(
-            camera_names=["base"],
-            image_size=(4, 4),
+            io=IOSpec(image=_images(["base"], 4, 4), prompt=prompt),
             max_state_dim=5,
             state_stats=stats,
-            prompt_format=fmt,
             tokenizer=tok,
         )
         batch = prepare_inputs(images=[{}] * 6, states=states, prompts=prompts, **kwargs)
@@ -300,11 +348,9 @@ def test_prepare_inputs_uses_the_unpadded_normalized_state_in_the_pi05_prompt(
         images=[{}],
         states=[np.array([1.0, 4.0], np.float32)],
         prompts=["pick up"],
-        camera_names=["base"],
-        image_size=(4, 4),
+        io=IOSpec(image=_images(["base"], 4, 4), prompt=PI05),
         max_state_dim=5,
         state_stats=stats,
-        prompt_format="pi05",
         tokenizer=tok,
     )
     assert inputs.prompts == ("Task: pick up, State: 128 255;\nAction: ",)

@@ -292,18 +292,17 @@ def test_a_config_validator_message_reaches_the_user() -> None:
     import attrs as _attrs
 
     from reflex_core.errors import ConfigError
+    from reflex_core.options import positive_float, setting
     from reflex_core.registry import WedgeSpec, structure_config
-    from reflex_core.validators import positive
 
     @_attrs.frozen
     class Config:
-        rate: float = _attrs.field(default=1.0, validator=positive)
+        rate: float = setting("rate", type=positive_float, default=1.0)
 
     spec = WedgeSpec(
         name="rated",
         stage=15,
         config_cls=Config,
-        options=(),
         factory=lambda config, nxt, ctx: nxt,
         is_enabled=lambda config: True,
     )

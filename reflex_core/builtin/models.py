@@ -1,4 +1,5 @@
-"""The pi0 and pi0.5 model families, registered as a default plugin.
+"""The pi0 and pi0.5 model families, registered as a default plugin through the same hook a
+third-party family uses (``reflex_register_model_loaders``).
 
 No torch at import time: the serving path loads every built-in plugin, and torch is an optional
 extra. The loaders import :mod:`reflex_core.models` (torch) only when called.
@@ -6,13 +7,13 @@ extra. The loaders import :mod:`reflex_core.models` (torch) only when called.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from reflex_core.hookspecs import hookimpl
 from reflex_core.models.builtin import BUILTIN_SPECS
-from reflex_core.registry import ModelLoader
+from reflex_core.registry import BuiltinCheckpoint, ModelLoader
 
 _DESCRIPTIONS = {
     "pi0": "pi0 (PaliGemma + action expert, flow matching; state through state_proj)",
@@ -20,17 +21,10 @@ _DESCRIPTIONS = {
 }
 
 
-def _matches(family: str) -> Callable[[Mapping[str, Any]], bool]:
-    def matches(config: Mapping[str, Any]) -> bool:
-        return isinstance(config, Mapping) and config.get("type") == family
+def _load(checkpoint_dir: Path, options: Any) -> Any:
+    from reflex_core.models.loading import load_pi_checkpoint
 
-    return matches
-
-
-def _load(checkpoint_dir: Path) -> Any:
-    from reflex_core.models.loading import load_policy_checkpoint
-
-    return load_policy_checkpoint(checkpoint_dir)
+    return load_pi_checkpoint(checkpoint_dir, options)
 
 
 def _writer(name: str) -> Callable[[Path], None]:
@@ -44,14 +38,16 @@ def _writer(name: str) -> Callable[[Path], None]:
 
 @hookimpl
 def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
+    from reflex_core.models.loading import matches
+
     for family, description in _DESCRIPTIONS.items():
         register(
             ModelLoader(
                 name=family,
-                matches=_matches(family),
+                matches=matches(family),
                 load=_load,
                 builtin_checkpoints={
-                    name: _writer(name)
+                    name: BuiltinCheckpoint(write=_writer(name), cache_key=spec.digest())
                     for name, spec in BUILTIN_SPECS.items()
                     if spec.family == family
                 },

@@ -6,34 +6,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from reflex_core.hookspecs import hookimpl
-from reflex_core.options import Option
+from reflex_core.options import in_range, setting
 from reflex_core.registry import Transport
 
 
-def _queue_size(value: Any) -> int:
-    size = int(value)
-    if not 1 <= size <= 1024:
-        raise ValueError(f"must be in 1..1024, got {size}")
-    return size
+@attrs.frozen
+class WsConfig:
+    """The WebSocket transport's settings (``[ws]`` table of the config file)."""
 
-
-WS_OPTIONS = (
-    Option(
-        "--ws-queue-size",
+    ws_queue_size: int = setting(
         "frames a WebSocket session reads ahead of its answers",
-        type=_queue_size,
+        type=in_range(1, 1024, kind=int),
         default=4,
         metavar="N",
-    ),
-    Option(
-        "--ws-when-full",
+    )
+    ws_when_full: str = setting(
         "when a session's queue is full: wait (stop reading; TCP back-pressure) or reject "
         "the frame with queue-full",
         choices=("wait", "reject"),
         default="wait",
-    ),
-)
+    )
 
 
 def _http_routes(server: Any) -> list[Any]:
@@ -61,7 +56,7 @@ def reflex_register_transports(register: Callable[[Transport], None]) -> None:
         Transport(
             name="ws",
             routes=_ws_routes,
-            options=WS_OPTIONS,
+            config_cls=WsConfig,
             description="GET /ws: a WebSocket session; observations in, chunks out in order",
         )
     )

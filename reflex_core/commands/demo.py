@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HELP = "export a tiny pi0.5, serve it, drive a simulated Franka from it and report"
+HELP = "export a tiny model (pi0.5 by default), serve it, drive a MuJoCo Franka Panda, report"
 
 
 def _positive_int(value: str) -> int:
@@ -38,6 +38,13 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
         type=Path,
         metavar="DIR",
         help="work in DIR and keep it: the artifact, server.log, the guard's audit log",
+    )
+    parser.add_argument(
+        "--model",
+        default="tiny-pi05",
+        metavar="NAME",
+        help="the built-in checkpoint to export and serve (default tiny-pi05; any installed "
+        "family's, e.g. tiny-pi0, tiny-smolvla; its state and action must fit the franka)",
     )
     parser.add_argument(
         "--artifact",
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         steps=args.steps,
         keep=args.keep,
         artifact=args.artifact,
+        model=args.model,
         merge=args.merge,
         rate_hz=args.rate_hz,
         deadline_ms=args.deadline_ms,

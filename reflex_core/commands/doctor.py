@@ -306,13 +306,7 @@ def _contract_problems(artifact: Any, sessions: Mapping[str, Any]) -> list[str]:
     if artifact.mode == "decomposed":
         p_in, p_out = names["vlm_prefix"]
         e_in, e_out = names["expert_denoise"]
-        kv = [f"past_{kind}_{i}" for kind in "kv" for i in range(artifact.num_layers)]
-        missing = [n for n in [*kv, "prefix_mask"] if n not in p_out]
-        if missing:
-            problems.append(
-                f"vlm_prefix lacks outputs {missing} (num_layers {artifact.num_layers})"
-            )
-        unknown = [n for n in p_in if n not in _MONOLITHIC_INPUTS[:4]]
+        unknown = [n for n in p_in if n not in _MONOLITHIC_INPUTS[:5]]
         if unknown:
             problems.append(f"vlm_prefix wants inputs the runtime does not produce: {unknown}")
         unfed = [n for n in e_in if n not in ("x_t", "t", "state") and n not in p_out]
@@ -328,6 +322,33 @@ def _contract_problems(artifact: Any, sessions: Mapping[str, Any]) -> list[str]:
         if "actions" not in p_out:
             problems.append("policy has no 'actions' output")
     return problems
+
+
+def _preprocessing_check(artifact: Any) -> Check:
+    """What the runtime will do to each observation, and which training pipeline it follows."""
+    io = artifact.io
+    image, prompt = io.image, io.prompt
+    provenance = dict(artifact.model.get("provenance") or {})
+    parts = [
+        f"images {image.height}x{image.width} resize-with-pad {image.pad_position}, "
+        f"pad {image.pad_value:g} (in [0, 1] units), range [{image.range[0]:g}, {image.range[1]:g}]",
+        f"prompt {prompt.template!r}"
+        + (f", state as {prompt.state_bins} bins" if prompt.uses_state else "")
+        + (f" padded to {prompt.state_pad_to} first" if prompt.state_pad_to else ""),
+        f"flow t {io.flow.t_start:g} -> {io.flow.t_end:g}",
+    ]
+    if provenance.get("pipeline"):
+        parts.append(f"pipeline {provenance['pipeline']}")
+    if provenance.get("overrides"):
+        parts.append(f"overridden at export: {provenance['overrides']}")
+    if artifact.config.get("migrated_from"):
+        parts.append(f"migrated from schema_version {artifact.config['migrated_from']}")
+    return Check(
+        "preprocessing",
+        PASS,
+        "; ".join(parts),
+        details={"preprocessing": io.to_json(), "provenance": provenance},
+    )
 
 
 def _expected_dims(artifact: Any) -> dict[str, dict[int, int]]:
@@ -405,6 +426,7 @@ def artifact_checks(
             details={"config_sha256": artifact.config_sha256},
         )
     )
+    checks.append(_preprocessing_check(artifact))
     verified = True
     try:
         artifact.verify_hashes()

@@ -8,9 +8,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HELP = "export a pi0 / pi0.5 policy to ONNX, gated by numerical parity with PyTorch"
+HELP = "export a trained policy (any installed model family) to ONNX, gated by parity with PyTorch"
 
 DEFAULT_MODE = "decomposed"
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE parsed as JSON (``-1``, ``null``, ``"center"``), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip(), parsed
 
 
 def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
@@ -18,8 +30,17 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
     parser.add_argument(
         "source",
         metavar="SOURCE",
-        help="a built-in checkpoint (tiny-pi0, tiny-pi05, tiny-pi05-heavy), a checkpoint "
-        "directory, or a Hugging Face Hub repo id",
+        help="a built-in checkpoint ("
+        + (
+            ", ".join(
+                sorted(n for ml in registry.model_loaders.values() for n in ml.builtin_checkpoints)
+            )
+            or "none"
+        )
+        + "), a checkpoint directory, or a Hugging Face Hub repo id; its config.json picks the "
+        "model family among the installed ones ("
+        + (", ".join(sorted(registry.model_loaders)) or "none")
+        + ")",
     )
     parser.add_argument(
         "-o",
@@ -92,6 +113,16 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
         help="tokenizer.json for checkpoints that ship none",
     )
     parser.add_argument(
+        "--preprocess",
+        action="append",
+        type=_assignment,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the family's preprocessing contract, e.g. image.pad_value=0 (openpi) or "
+        "-1 (lerobot 0.4), prompt.state_pad_to=32 or null; repeatable, VALUE is JSON (see "
+        "docs/export.md; `reflex doctor` shows the result)",
+    )
+    parser.add_argument(
         "--external-data",
         action="store_true",
         help="store weights in .onnx.data files even for graphs under 512 MB",
@@ -142,6 +173,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         external_data=True if args.external_data else None,
         monolithic_loop="unrolled" if args.unrolled else "loop",
         tokenizer_file=args.tokenizer,
+        preprocess=dict(args.preprocess),
     )
     progress = Progress(sys.stderr, enabled=not args.quiet)
     result = export_artifact(request, registry=registry, progress=progress)

@@ -11,31 +11,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from reflex_core.errors import ArtifactError, PluginError
-from reflex_core.options import Option, add_options
+from reflex_core.errors import ArtifactError
+from reflex_core.options import add_option_group
 
 HELP = "serve an exported policy: POST /act, WebSocket /ws, /health, /metrics"
 
 log = logging.getLogger("reflex.serve")
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def _add_group(
-    parser: argparse.ArgumentParser,
-    title: str,
-    description: str | None,
-    options: tuple[Option, ...],
-    owner: str,
-) -> None:
-    group = parser.add_argument_group(title, description or None)
-    try:
-        add_options(group, options)
-    except argparse.ArgumentError as exc:
-        raise PluginError(
-            f"plugin {owner!r} declares a `reflex serve` option that is already taken: {exc}",
-            slug="plugin-option-conflict",
-        ) from exc
 
 
 def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
@@ -48,18 +31,15 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
         type=Path,
         help="TOML config file: [serve] for these options, [<wedge>] per wedge (flags win)",
     )
-    _add_group(parser, "serve options", None, SERVE_OPTIONS, "reflex.commands")
+    add_option_group(parser, "serve options", None, SERVE_OPTIONS, owner="reflex.commands")
     for name, spec in sorted(registry.wedges.items()):
-        _add_group(parser, name, spec.description, spec.options, registry.owner("wedges", name))
+        owner = registry.owner("wedges", name)
+        add_option_group(parser, name, spec.description, spec.options, owner=owner)
     for name, transport in sorted(registry.transports.items()):
         if transport.options:
-            _add_group(
-                parser,
-                f"{name} transport",
-                transport.description,
-                transport.options,
-                registry.owner("transports", name),
-            )
+            owner = registry.owner("transports", name)
+            title = f"{name} transport"
+            add_option_group(parser, title, transport.description, transport.options, owner=owner)
 
 
 def run(args: argparse.Namespace, pm: Any) -> int:

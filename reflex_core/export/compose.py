@@ -11,7 +11,7 @@ decomposed mode and joins them at the ONNX level:
 
 The loop body is the exported expert graph, reading the prefix's KV outputs and the expert's
 weights from the outer scope, so the file holds each weight once. ``times`` are the same
-``1 + k*dt`` float32 constants the torch reference uses. The parity gate then compares the
+float32 constants the torch reference uses (the artifact's flow schedule, ``t_start + k*dt``). The parity gate then compares the
 composed graph with the torch reference like any other graph.
 """
 
@@ -70,16 +70,18 @@ def compose_monolithic(
     expert_path: Path,
     out_path: Path,
     *,
-    num_steps: int,
+    times: list[float],
+    dt: float,
     external_data: bool | None = None,
 ) -> str | None:
-    """Write ``out_path`` (inputs: prefix inputs + [state] + noise; outputs: actions, features).
+    """Write ``out_path`` (inputs: prefix inputs + step-only inputs + noise; outputs: actions,
+    and features when the prefix has them).
 
+    :param times: the flow time of each Euler step (the artifact's ``FlowIO.times``).
+    :param dt: the step size (negative from noise at t=1 to actions at t=0).
     :returns: the external data file name written beside ``out_path``, or None.
     """
     import onnx_ir as ir
-
-    from reflex_core.export.wrappers import euler_times
 
     prefix = ir.load(str(prefix_path))
     expert = ir.load(str(expert_path))
@@ -116,14 +118,15 @@ def compose_monolithic(
     )
     x_in = ir.Value(name="euler/x", type=x_spec.type, shape=x_spec.shape)
     dtype = x_spec.dtype.numpy()
-    times = _initializer(ir, "euler/times", np.asarray(euler_times(num_steps), dtype=np.float32))
-    dt = _initializer(ir, "euler/dt", np.asarray(-1.0 / num_steps, dtype=dtype))
+    num_steps = len(times)
+    times_value = _initializer(ir, "euler/times", np.asarray(times, dtype=np.float32))
+    dt_value = _initializer(ir, "euler/dt", np.asarray(dt, dtype=dtype))
     trip_count = _initializer(ir, "euler/trip_count", np.asarray(num_steps, dtype=np.int64))
     cond_true = _initializer(ir, "euler/cond", np.asarray(True))
-    for value in (times, dt, trip_count, cond_true):
+    for value in (times_value, dt_value, trip_count, cond_true):
         main.register_initializer(value)
 
-    t_scalar = ir.Node("", "Gather", [times, iteration], name="euler/t_scalar")
+    t_scalar = ir.Node("", "Gather", [times_value, iteration], name="euler/t_scalar")
     batch_shape = ir.Node(
         "",
         "Shape",
@@ -135,12 +138,15 @@ def compose_monolithic(
     body_head = [t_scalar, batch_shape, t_batch]
 
     main_inputs: list[Any] = []
+    prefix_inputs = {v.name: v for v in main.inputs}
     replacements: dict[str, Any] = {"x_t": x_in, "t": t_batch.outputs[0]}
     for name, value in expert_inputs.items():
         if name in replacements:
             continue
         if name in prefix_outputs:
             replacements[name] = prefix_outputs[name]
+        elif name in prefix_inputs:  # an input both graphs take (SmolVLA-like state) is shared
+            replacements[name] = prefix_inputs[name]
         else:  # an input only the expert takes (pi0's state) becomes a graph input
             new_input = ir.Value(name=name, type=value.type, shape=value.shape)
             main_inputs.append(new_input)
@@ -154,7 +160,7 @@ def compose_monolithic(
     expert_nodes = list(expert.graph)
     expert.graph.outputs.clear()
     expert.graph.remove(expert_nodes)
-    scaled = ir.Node("", "Mul", [velocity, dt], name="euler/dt_v")
+    scaled = ir.Node("", "Mul", [velocity, dt_value], name="euler/dt_v")
     x_next = ir.Node("", "Add", [x_in, scaled.outputs[0]], name="euler/x_next")
     cond_out = ir.Node("", "Identity", [cond_in], name="euler/cond_out")
     for node in (*body_head, scaled, x_next, cond_out):

@@ -16,7 +16,7 @@ import gc
 import logging
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,24 +113,25 @@ class ExportedGraph:
 # ----------------------------------------------------------------------------------------------
 
 
-def uses_state(policy: Any) -> bool:
-    """pi0 embeds the state in the expert; pi0.5 puts it in the prompt (the graphs drop it)."""
-    return policy.family != "pi05"
-
-
-def example_prefix_inputs(policy: Any, batch: int = EXAMPLE_BATCH) -> tuple[Any, ...]:
-    """Tracing examples for the prefix inputs (values do not matter, shapes and dtypes do)."""
+def example_inputs(
+    policy: Any, names: Sequence[str], batch: int = EXAMPLE_BATCH
+) -> tuple[Any, ...]:
+    """Tracing examples for observation inputs (values do not matter, shapes and dtypes do)."""
     import torch
 
     gen = torch.Generator().manual_seed(0)
     n = len(policy.camera_names)
     h, w = policy.image_size
-    length = policy.tokenizer_max_length
-    images = torch.rand(batch, n, 3, h, w, generator=gen) * 2 - 1
-    image_masks = torch.ones(batch, n, dtype=torch.bool)
-    tokens = torch.randint(0, 100, (batch, length), generator=gen, dtype=torch.int64)
+    length = policy.tokenizer.max_length
     token_masks = torch.arange(length)[None, :].expand(batch, length) < max(1, length // 2)
-    return images, image_masks, tokens, token_masks.contiguous()
+    make = {
+        "images": lambda: torch.rand(batch, n, 3, h, w, generator=gen) * 2 - 1,
+        "image_masks": lambda: torch.ones(batch, n, dtype=torch.bool),
+        "tokens": lambda: torch.randint(0, 100, (batch, length), generator=gen, dtype=torch.int64),
+        "token_masks": lambda: token_masks.contiguous(),
+        "state": lambda: torch.randn(batch, policy.max_state_dim, generator=gen),
+    }
+    return tuple(make[name]() for name in names)
 
 
 def _onnx_dtype_name(elem_type: int) -> str:
@@ -244,6 +245,20 @@ def _batch_dim() -> Any:
     return torch.export.Dim("batch", min=1, max=MAX_BATCH)
 
 
+def batch_shapes(module: Any, args: Sequence[Any]) -> tuple[Any, ...]:
+    """``dynamic_shapes`` making axis 0 of every argument the batch: one spec per parameter, and
+    ONE nested tuple for a ``*args`` forward (torch.export's rule for varargs)."""
+    import inspect
+
+    batch = _batch_dim()
+    specs = tuple({0: batch} for _ in args)
+    params = list(inspect.signature(module.forward).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        fixed = [p for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        return (*specs[: len(fixed)], specs[len(fixed) :])
+    return specs
+
+
 def _describe(
     name: str,
     out_dir: Path,
@@ -272,63 +287,63 @@ def _describe(
 # ----------------------------------------------------------------------------------------------
 
 
-PREFIX_INPUTS = ("images", "image_masks", "tokens", "token_masks")
+def _step_example(policy: Any, prefix_outputs: Mapping[str, Any], state: Any) -> tuple[Any, ...]:
+    """Tracing examples for the step's inputs: x_t, t, state and the real prefix outputs."""
+    import torch
+
+    graphs = policy.graphs
+    gen = torch.Generator().manual_seed(1)
+    own = {
+        "x_t": torch.randn(EXAMPLE_BATCH, policy.chunk_size, policy.max_action_dim, generator=gen),
+        "t": torch.full((EXAMPLE_BATCH,), 0.5),
+        "state": state,
+    }
+    return tuple(own[name] if name in own else prefix_outputs[name] for name in graphs.step_inputs)
 
 
 def export_decomposed(policy: Any, out_dir: Path, options: ExportOptions) -> list[ExportedGraph]:
-    """``vlm_prefix.onnx`` (once per observation) and ``expert_denoise.onnx`` (one Euler step)."""
+    """``vlm_prefix.onnx`` (once per observation) and ``expert_denoise.onnx`` (one Euler step),
+    traced from the family's :class:`~reflex_core.models.family.FlowGraphs`."""
     import torch
 
-    from reflex_core.export.wrappers import ExpertGraph, PrefixGraph, kv_names
-
     out_dir = Path(out_dir)
-    model = policy.model
-    layers = int(policy.num_layers)
-    kv = kv_names(layers)
-    batch = _batch_dim()
+    graphs = policy.graphs
     progress = options.progress
 
-    prefix = PrefixGraph(model, layers).eval()
-    prefix_args = example_prefix_inputs(policy)
-    prefix_outputs = [*kv, "prefix_mask", "features"]
+    prefix_args = example_inputs(policy, graphs.prefix_inputs)
     with progress.step("exporting vlm_prefix.onnx"):
         external, seconds = export_graph(
-            prefix,
+            graphs.prefix,
             prefix_args,
             out_dir / "vlm_prefix.onnx",
-            input_names=PREFIX_INPUTS,
-            output_names=prefix_outputs,
-            dynamic_shapes=tuple({0: batch} for _ in prefix_args),
+            input_names=graphs.prefix_inputs,
+            output_names=graphs.prefix_outputs,
+            dynamic_shapes=batch_shapes(graphs.prefix, prefix_args),
             options=options,
         )
-    graphs = [_describe("vlm_prefix", out_dir, prefix, PREFIX_INPUTS, external, seconds)]
+    exported = [
+        _describe("vlm_prefix", out_dir, graphs.prefix, graphs.prefix_inputs, external, seconds)
+    ]
 
     with torch.no_grad():
-        example_prefix = prefix(*prefix_args)
-    flat_kv = tuple(example_prefix[: 2 * layers])
-    prefix_mask = example_prefix[2 * layers]
-    gen = torch.Generator().manual_seed(1)
-    x_t = torch.randn(EXAMPLE_BATCH, policy.chunk_size, policy.max_action_dim, generator=gen)
-    t = torch.full((EXAMPLE_BATCH,), 0.5)
-    with_state = uses_state(policy)
-    expert = ExpertGraph(model, layers, policy.max_state_dim, with_state).eval()
-    own = ["x_t", "t"] + (["state"] if with_state else []) + ["prefix_mask"]
-    state = torch.randn(EXAMPLE_BATCH, policy.max_state_dim, generator=gen)
-    own_args = (x_t, t) + ((state,) if with_state else ()) + (prefix_mask,)
-    expert_args = (*own_args, *flat_kv)
+        outputs = graphs.prefix(*prefix_args)
+    prefix_outputs = dict(zip(graphs.prefix_outputs, outputs, strict=True))
+    (state,) = example_inputs(policy, ["state"])
+    step_args = _step_example(policy, prefix_outputs, state)
     with progress.step("exporting expert_denoise.onnx"):
         external, seconds = export_graph(
-            expert,
-            expert_args,
+            graphs.step,
+            step_args,
             out_dir / "expert_denoise.onnx",
-            input_names=[*own, *kv],
+            input_names=graphs.step_inputs,
             output_names=["velocity"],
-            # A *args forward takes ONE nested tuple of per-argument specs.
-            dynamic_shapes=(tuple({0: batch} for _ in expert_args),),
+            dynamic_shapes=batch_shapes(graphs.step, step_args),
             options=options,
         )
-    graphs.append(_describe("expert_denoise", out_dir, expert, [*own, *kv], external, seconds))
-    return graphs
+    exported.append(
+        _describe("expert_denoise", out_dir, graphs.step, graphs.step_inputs, external, seconds)
+    )
+    return exported
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,45 +351,57 @@ def export_decomposed(policy: Any, out_dir: Path, options: ExportOptions) -> lis
 # ----------------------------------------------------------------------------------------------
 
 
+def monolithic_inputs(graphs: Any) -> list[str]:
+    """The monolithic graph's inputs: the prefix's, then observation inputs only the step takes
+    (pi0's state), then the noise."""
+    extra = [
+        n
+        for n in graphs.step_inputs
+        if n not in graphs.prefix_outputs
+        and n not in ("x_t", "t")
+        and n not in graphs.prefix_inputs
+    ]
+    return [*graphs.prefix_inputs, *extra, "noise"]
+
+
 def export_monolithic(policy: Any, out_dir: Path, options: ExportOptions) -> list[ExportedGraph]:
     """``policy.onnx``: the prefix once and the whole Euler loop in one graph.
 
-    ``monolithic_loop="loop"`` (default) exports the prefix and one expert step and joins them
-    with an ONNX ``Loop`` (:mod:`reflex_core.export.compose`): the export costs what the
+    ``monolithic_loop="loop"`` (default) exports the prefix and one denoising step and joins
+    them with an ONNX ``Loop`` (:mod:`reflex_core.export.compose`): the export costs what the
     decomposed mode costs. ``"unrolled"`` traces the N-step loop from torch (N copies of the
-    expert; export time grows N-fold).
+    step; export time grows N-fold).
     """
     import shutil
-
-    import torch
 
     from reflex_core.export.compose import compose_monolithic
     from reflex_core.export.wrappers import PolicyGraph
 
     out_dir = Path(out_dir)
-    model = policy.model
-    layers = int(policy.num_layers)
-    with_state = uses_state(policy)
-    names = [*PREFIX_INPUTS] + (["state"] if with_state else []) + ["noise"]
+    graphs = policy.graphs
+    flow = policy.io.flow
+    names = monolithic_inputs(graphs)
     reference = PolicyGraph(
-        model, layers, policy.max_state_dim, with_state, options.num_steps
-    ).eval()
+        graphs, names, flow.times(options.num_steps), flow.dt(options.num_steps)
+    )
     notes: dict[str, Any] = {"loop": options.monolithic_loop, "num_steps": options.num_steps}
     path = out_dir / "policy.onnx"
+    output_names = ["actions"] + (["features"] if "features" in graphs.prefix_outputs else [])
 
     if options.monolithic_loop == "unrolled":
+        import torch
+
         gen = torch.Generator().manual_seed(2)
-        state = torch.randn(EXAMPLE_BATCH, policy.max_state_dim, generator=gen)
         noise = torch.randn(EXAMPLE_BATCH, policy.chunk_size, policy.max_action_dim, generator=gen)
-        args = (*example_prefix_inputs(policy), *((state,) if with_state else ()), noise)
+        args = (*example_inputs(policy, names[:-1]), noise)
         with options.progress.step(f"exporting policy.onnx (unrolled, {options.num_steps} steps)"):
             external, seconds = export_graph(
                 reference,
                 args,
                 path,
                 input_names=names,
-                output_names=["actions", "features"],
-                dynamic_shapes=(tuple({0: _batch_dim()} for _ in args),),
+                output_names=output_names,
+                dynamic_shapes=batch_shapes(reference, args),
                 options=options,
             )
         return [_describe("policy", out_dir, reference, names, external, seconds, notes)]
@@ -393,7 +420,8 @@ def export_monolithic(policy: Any, out_dir: Path, options: ExportOptions) -> lis
                         parts_dir / "vlm_prefix.onnx",
                         parts_dir / "expert_denoise.onnx",
                         path,
-                        num_steps=options.num_steps,
+                        times=flow.times(options.num_steps),
+                        dt=flow.dt(options.num_steps),
                         external_data=options.external_data,
                     )
             except ReflexError:

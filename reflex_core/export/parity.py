@@ -39,6 +39,7 @@ import attrs
 import numpy as np
 
 from reflex_core.export.progress import SILENT, Progress
+from reflex_core.models.family import OBSERVATION_INPUTS
 
 #: Output names judged relative to their scale (see the module doc).
 RELATIVE_OUTPUTS = ("past_k_*", "past_v_*", "features")
@@ -69,6 +70,7 @@ class ParitySettings:
     cases: int = 4
     seed: int = 0
     threads: int | None = None
+    relative_outputs: tuple[str, ...] = attrs.field(default=RELATIVE_OUTPUTS, converter=tuple)
 
     @classmethod
     def for_precision(cls, precision: str, **overrides: Any) -> ParitySettings:
@@ -81,7 +83,7 @@ class ParitySettings:
             "max_abs": self.max_abs,
             "min_cos": self.min_cos,
             "kv_max_rel": self.kv_max_rel,
-            "relative_outputs": list(RELATIVE_OUTPUTS),
+            "relative_outputs": list(self.relative_outputs),
         }
 
 
@@ -143,14 +145,14 @@ def compare_arrays(reference: np.ndarray, actual: np.ndarray) -> dict[str, float
     }
 
 
-def is_relative(name: str) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in RELATIVE_OUTPUTS)
+def is_relative(name: str, patterns: Sequence[str] = RELATIVE_OUTPUTS) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
 def judge(name: str, metrics: dict[str, float], settings: ParitySettings) -> dict[str, Any]:
     """Add ``allowed_abs``, ``passed`` and ``score`` (1.0 = exactly at the threshold)."""
     allowed = settings.max_abs
-    if is_relative(name) and np.isfinite(metrics["ref_max_abs"]):
+    if is_relative(name, settings.relative_outputs) and np.isfinite(metrics["ref_max_abs"]):
         allowed = max(allowed, settings.kv_max_rel * metrics["ref_max_abs"])
     abs_score = metrics["max_abs_error"] / allowed if allowed > 0 else float("inf")
     cos_gap = 1.0 - settings.min_cos
@@ -237,11 +239,9 @@ def make_cases(policy: Any, tokenizer: Any, settings: ParitySettings) -> list[Pa
             images=images,
             states=states,
             prompts=prompts,
-            camera_names=cameras,
-            image_size=(height, width),
+            io=policy.io,
             max_state_dim=int(policy.max_state_dim),
             state_stats=state_stats,
-            prompt_format=policy.family,
             tokenizer=tokenizer,
         )
         noise = rng.standard_normal(
@@ -299,34 +299,25 @@ def _torch_outputs(
 
 def _reference_pool(policy: Any, case: ParityCase, graphs: Sequence[Any]) -> dict[str, np.ndarray]:
     """Every array a graph may take, for one case."""
-    from reflex_core.export.wrappers import PrefixGraph, kv_names
-
     inputs = case.inputs
-    pool: dict[str, np.ndarray] = {
-        **inputs.prefix_feeds(),
-        "state": inputs.state,
-        "noise": case.noise,
-    }
+    pool: dict[str, np.ndarray] = {**inputs.feeds(), "noise": case.noise}
     needed = {n for g in graphs for n in g.torch_inputs} | {
         i.name for g in graphs for i in g.inputs
     }
     if needed - set(pool):
-        layers = int(policy.num_layers)
-        names = [*kv_names(layers), "prefix_mask", "features"]
-        pool.update(
-            _torch_outputs(
-                PrefixGraph(policy.model, layers).eval(),
-                ["images", "image_masks", "tokens", "token_masks"],
-                pool,
-                names,
-            )
-        )
+        pool.update(_prefix_reference(policy, pool))
         rng = np.random.default_rng([*case.seed, 1])
         batch = inputs.batch_size
         # A point on the way from noise to actions, at a random flow time.
         pool["x_t"] = rng.standard_normal(case.noise.shape).astype(np.float32)
         pool["t"] = rng.uniform(0.05, 1.0, size=(batch,)).astype(np.float32)
     return pool
+
+
+def _prefix_reference(policy: Any, pool: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The family's torch prefix on the case's observation inputs."""
+    flow = policy.graphs
+    return _torch_outputs(flow.prefix, flow.prefix_inputs, pool, flow.prefix_outputs)
 
 
 def library_versions() -> dict[str, str | None]:
@@ -378,7 +369,7 @@ class TorchReferences:
         by torch, feed the expert on both sides).
     :ivar graph_outputs: graph name -> per case -> output name -> the reference's output.
     :ivar actions: per case, ``model.sample_actions`` on the case's inputs and noise.
-    :ivar features: per case, the reference prefix's pooled features.
+    :ivar features: per case, the reference prefix's pooled features (None without them).
     :ivar started: ``time.perf_counter()`` when the gate started (the report's ``seconds``).
     """
 
@@ -386,7 +377,7 @@ class TorchReferences:
     feeds: list[dict[str, np.ndarray]]
     graph_outputs: dict[str, list[dict[str, np.ndarray]]]
     actions: list[np.ndarray]
-    features: list[np.ndarray]
+    features: list[np.ndarray | None]
     num_steps: int
     started: float
 
@@ -421,15 +412,13 @@ def compute_references(
 
     started = time.perf_counter()
     artifact = Artifact.load(artifact_dir, verify=False)
-    tokenizer = PromptTokenizer.from_file(
-        artifact.tokenizer_path, artifact.tokenizer.max_length, artifact.tokenizer.pad_id
-    )
+    tokenizer = PromptTokenizer.for_artifact(artifact)
     with progress.step(f"parity: building {settings.cases} seeded cases"):
         cases = make_cases(policy, tokenizer, settings)
         feeds = [_reference_pool(policy, case, graphs) for case in cases]
     graph_outputs: dict[str, list[dict[str, np.ndarray]]] = {}
     actions: list[np.ndarray] = []
-    features: list[np.ndarray] = []
+    features: list[np.ndarray | None] = []
     with progress.step(f"parity: torch references on {len(cases)} cases"):
         for graph in graphs:
             output_names = [o.name for o in graph.outputs]
@@ -439,23 +428,19 @@ def compute_references(
                 _share_equal(expected, pool)
                 per_case.append(expected)
             graph_outputs[graph.name] = per_case
+        has_features = "features" in policy.graphs.prefix_outputs
         for case, pool in zip(cases, feeds, strict=True):
+            observation = {n: _to_torch(pool[n]) for n in OBSERVATION_INPUTS}
             with torch.no_grad():
                 actions.append(
-                    policy.model.sample_actions(
-                        *(
-                            _to_torch(pool[n])
-                            for n in ("images", "image_masks", "tokens", "token_masks")
-                        ),
-                        _to_torch(pool["state"]),
-                        _to_torch(case.noise),
-                        num_steps,
-                    )
+                    policy.graphs.sample_actions(observation, _to_torch(case.noise), num_steps)
                     .float()
                     .numpy()
                 )
             pooled = pool.get("features")
-            features.append(pooled if pooled is not None else _reference_features(policy, pool))
+            if pooled is None and has_features:
+                pooled = _prefix_reference(policy, pool)["features"]
+            features.append(pooled)
     return TorchReferences(
         cases=cases,
         feeds=feeds,
@@ -542,7 +527,7 @@ def compare_with_onnx(
                     "actions", compare_arrays(references.actions[i], run.actions), settings
                 )
             }
-            if run.features is not None:
+            if run.features is not None and references.features[i] is not None:
                 outputs["features"] = judge(
                     "features", compare_arrays(references.features[i], run.features), settings
                 )
@@ -599,20 +584,6 @@ def run_parity(
     return compare_with_onnx(
         references, artifact_dir, graphs, settings, precision=precision, progress=progress
     )
-
-
-def _reference_features(policy: Any, pool: Mapping[str, np.ndarray]) -> np.ndarray:
-    from reflex_core.export.wrappers import PrefixGraph, kv_names
-
-    layers = int(policy.num_layers)
-    names = [*kv_names(layers), "prefix_mask", "features"]
-    out = _torch_outputs(
-        PrefixGraph(policy.model, layers).eval(),
-        ["images", "image_masks", "tokens", "token_masks"],
-        pool,
-        names,
-    )
-    return out["features"]
 
 
 def _worst(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

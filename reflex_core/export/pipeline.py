@@ -69,6 +69,8 @@ class ExportRequest:
     :ivar force: replace an existing non-empty output directory (only once the gate passed; a
         failed gate removes it so no stale artifact is served in its place).
     :ivar tokenizer_file: a tokenizer.json for checkpoints that ship none.
+    :ivar preprocess: ``--preprocess KEY=VALUE`` overrides of the family's preprocessing
+        contract (``{"image.pad_value": -1.0}``), recorded in the artifact.
     """
 
     source: str
@@ -83,6 +85,7 @@ class ExportRequest:
     external_data: bool | None = None
     monolithic_loop: str = "loop"
     tokenizer_file: Path | None = None
+    preprocess: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(eq=False)
@@ -188,7 +191,7 @@ def build_manifest(
     passed: bool,
     hash_graphs: bool = True,
 ) -> dict[str, Any]:
-    """reflex_config.json (schema_version 1) for the files in ``directory``.
+    """reflex_config.json (schema_version 2) for the files in ``directory``.
 
     :param hash_graphs: False writes placeholder graph hashes (the pending manifest the gate
         reads without verifying: hashing multi-GB graphs twice would cost a minute).
@@ -212,7 +215,6 @@ def build_manifest(
         ).to_dict()
     opsets = {g.notes.get("opset") for g in graphs if g.notes.get("opset")}
     versions = library_versions()
-    height, width = (int(v) for v in policy.image_size)
     return {
         "schema_version": SCHEMA_VERSION,
         "reflex_version": __version__,
@@ -220,6 +222,8 @@ def build_manifest(
             "family": policy.family,
             "source": str(request.source),
             "name": _model_name(str(request.source)),
+            "provenance": dict(policy.provenance),
+            "details": dict(policy.details),
         },
         "mode": artifact_mode(graphs, request.mode),
         "precision": request.precision,
@@ -231,18 +235,16 @@ def build_manifest(
         "state_dim": int(policy.state_dim),
         "max_action_dim": int(policy.max_action_dim),
         "max_state_dim": int(policy.max_state_dim),
-        "num_layers": int(policy.num_layers),
         "feature_dim": int(policy.feature_dim),
-        "cameras": list(policy.camera_names),
-        "image": {"height": height, "width": width, "resize": "resize_with_pad", "range": [-1, 1]},
+        "preprocessing": policy.io.to_json(),
         "tokenizer": {
             "file": TOKENIZER_FILE,
             "sha256": sha256_file(directory / TOKENIZER_FILE),
-            "max_length": int(policy.tokenizer_max_length),
-            "pad_id": 0,
+            "max_length": int(policy.tokenizer.max_length),
+            "pad_id": int(policy.tokenizer.pad_id),
             "padding_side": "right",
+            "add_special_tokens": bool(policy.tokenizer.add_special_tokens),
         },
-        "prompt": {"format": "pi05" if policy.family == "pi05" else "pi0", "state_bins": 256},
         "normalization": normalization_to_json(policy.normalization or {}),
         "embodiment": _embodiment_json(request.embodiment),
         "exporter": {
@@ -317,35 +319,57 @@ def export_artifact(
 ) -> ExportResult:
     """Export ``request.source`` into ``request.output`` and gate it.
 
-    :param registry: the plugin registry (its exporters); None uses the built-in modes.
+    :param registry: the plugin registry (its model loaders and exporters); None loads the
+        installed plugins.
     :param after_export: called with (temporary dir, graphs) after the graphs are written and
         before the gate (tests corrupt a weight here to prove the gate catches it).
-    :param policy: an already loaded :class:`reflex_core.models.LoadedPolicy` (skips loading).
+    :param policy: an already loaded :class:`reflex_core.models.family.LoadedPolicy` (skips
+        loading).
     :raises ConfigError: bad options, ``output-exists``, ``embodiment-mismatch``,
-        ``tokenizer-missing``, ``export-mode-unknown``.
+        ``tokenizer-missing``, ``export-mode-unknown``, ``preprocess-override-invalid``.
+    :raises CheckpointError: ``model-family-unknown`` / ``model-family-ambiguous`` and the
+        loader's own slugs.
     :raises ParityError: slug ``parity-failed``; ``details`` holds the report path and the worst
         (graph, case, output).
     """
     _check_request(request)
+    if registry is None:
+        from reflex_core.plugins import make_plugin_manager
+
+        registry = make_plugin_manager().registry
     exporter = _exporter(request.mode, registry)
     output = request.output.expanduser().absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
 
     if policy is None:
-        from reflex_core.models import load_policy_checkpoint
+        from reflex_core.models.family import LoadOptions
+        from reflex_core.models.resolve import load_checkpoint
 
+        options = LoadOptions(
+            source=str(request.source),
+            tokenizer_file=request.tokenizer_file,
+            embodiment=request.embodiment,
+            preprocess=dict(request.preprocess),
+        )
         with progress.step(f"loading {request.source}"):
-            policy = load_policy_checkpoint(request.source, tokenizer_file=request.tokenizer_file)
-    tokenizer = policy.tokenizer_file
+            policy = load_checkpoint(request.source, registry, options)
+    tokenizer = policy.tokenizer.file
     if tokenizer is None or not Path(tokenizer).is_file():
         raise ConfigError(
-            f"checkpoint {request.source!r} ships no tokenizer.json; pass --tokenizer PATH",
+            f"checkpoint {request.source!r} ships no tokenizer.json. {policy.tokenizer.hint}".strip(),
             slug="tokenizer-missing",
             field="tokenizer",
+            details={"family": policy.family, "hint": policy.tokenizer.hint},
         )
     check_embodiment(policy, request.embodiment)
     num_steps = int(request.num_steps or policy.num_steps)
     settings = request.parity or ParitySettings.for_precision(request.precision)
+    settings = attrs.evolve(
+        settings,
+        relative_outputs=tuple(
+            dict.fromkeys([*settings.relative_outputs, *policy.graphs.relative_outputs])
+        ),
+    )
     options = ExportOptions(
         num_steps=num_steps,
         opset=request.opset,
@@ -437,8 +461,8 @@ def release_torch(
     without their torch references. A model the caller still holds (``policy=`` passed to
     :func:`export_artifact`) stays alive; the CLI passes none.
     """
-    if attrs.has(type(policy)) and any(a.name == "model" for a in attrs.fields(type(policy))):
-        policy = attrs.evolve(policy, model=None)
+    if attrs.has(type(policy)) and any(a.name == "graphs" for a in attrs.fields(type(policy))):
+        policy = attrs.evolve(policy, graphs=None)
     graphs = tuple(attrs.evolve(g, reference=None) for g in graphs)
     gc.collect()
     _trim_heap()

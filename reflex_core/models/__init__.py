@@ -1,14 +1,17 @@
-"""pi0 / pi0.5 as PyTorch modules whose parameters follow the public lerobot checkpoints.
+"""Model families: the seam (:mod:`~reflex_core.models.family`, resolved through the plugin
+registry by :mod:`~reflex_core.models.resolve`), the helpers every lerobot-format checkpoint
+shares (:mod:`~reflex_core.models.lerobot`), and the built-in pi0 / pi0.5 family (PyTorch modules
+whose parameters follow the public lerobot checkpoints).
 
 Export-time only (torch): the serving path never imports this package's torch modules. The
 names below load lazily, so ``import reflex_core.models`` (and the torch-free
 :mod:`reflex_core.models.config` / :mod:`reflex_core.models.builtin`) does not import torch.
 
 - :func:`load_policy_checkpoint` -> :class:`LoadedPolicy` (a local dir, a Hub repo id, or a
-  built-in name from :data:`BUILTIN_CHECKPOINTS`).
+  built-in name of any installed family), through the registered model loaders.
 - :func:`write_builtin_checkpoint` writes a built-in tiny checkpoint as a real directory.
-- :class:`PiFlowModel` (``LoadedPolicy.model``) exposes ``prefix_kv``, ``denoise_step`` and
-  ``sample_actions``.
+- :class:`PiFlowModel` (the pi family's torch model) exposes ``prefix_kv``, ``denoise_step`` and
+  ``sample_actions``; :mod:`~reflex_core.models.pi_graphs` cuts it into the seam's two graphs.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ if TYPE_CHECKING:
     from reflex_core.models.builtin import BUILTIN_CHECKPOINTS, write_builtin_checkpoint
     from reflex_core.models.checkpoint import load_model_weights
     from reflex_core.models.config import PiPolicyConfig, parse_policy_config
-    from reflex_core.models.loading import LoadedPolicy, load_policy_checkpoint
+    from reflex_core.models.family import LoadedPolicy
     from reflex_core.models.modeling import PiFlowModel, build_model
+    from reflex_core.models.resolve import load_policy_checkpoint
 
 _LAZY = {
     "BUILTIN_CHECKPOINTS": "reflex_core.models.builtin",
@@ -29,8 +33,8 @@ _LAZY = {
     "load_model_weights": "reflex_core.models.checkpoint",
     "PiPolicyConfig": "reflex_core.models.config",
     "parse_policy_config": "reflex_core.models.config",
-    "LoadedPolicy": "reflex_core.models.loading",
-    "load_policy_checkpoint": "reflex_core.models.loading",
+    "LoadedPolicy": "reflex_core.models.family",
+    "load_policy_checkpoint": "reflex_core.models.resolve",
     "PiFlowModel": "reflex_core.models.modeling",
     "build_model": "reflex_core.models.modeling",
 }

@@ -1,258 +1,131 @@
-"""``load_policy_checkpoint``: a local dir, a Hub repo id or a built-in name -> LoadedPolicy."""
+"""The pi0 / pi0.5 loader: a checkpoint directory -> :class:`LoadedPolicy` (the family seam).
+
+Registered by the built-in plugin :mod:`reflex_core.builtin.models` through the same hook a
+third-party family uses; ``reflex export`` reaches it only through the registry
+(:mod:`reflex_core.models.resolve`).
+
+The preprocessing contract follows the pipeline the checkpoint was trained with, read from the
+checkpoint itself (notes/reference-implementations.md, "Preprocessing differences"):
+
+- keys without the ``model.`` prefix: an openpi port (``lerobot/pi05_base``...): images padded
+  with black (0 in [0, 1]), the pi0.5 prompt bins the unpadded state (``openpi``);
+- ``model.``-prefixed keys, a config without the fields lerobot added after 0.4.4
+  (``use_relative_actions``): lerobot 0.4.x, which pads the [0, 1] image with -1.0 (so -3.0 after
+  mapping to [-1, 1]) and bins the state zero-padded to ``max_state_dim`` (``lerobot<0.5``);
+- ``model.``-prefixed keys with those fields: lerobot >= 0.5 bins the unpadded state; its resize
+  still pads the [0, 1] image with -1.0 (``lerobot>=0.5``);
+- our built-in tiny checkpoints use openpi's conventions.
+
+``reflex export --preprocess image.pad_value=0 --preprocess prompt.state_pad_to=null`` overrides
+either choice; the artifact records the result and why (``provenance``).
+"""
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-import numpy as np
-
 from reflex_core.errors import CheckpointError
-from reflex_core.models.builtin import BUILTIN_SPECS, ensure_builtin_checkpoint
-from reflex_core.models.checkpoint import LoadReport, load_model_weights
-from reflex_core.models.config import PiPolicyConfig, parse_policy_config
-from reflex_core.models.modeling import PiFlowModel, build_model
-
-log = logging.getLogger(__name__)
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-PREPROCESSOR_FILE = "policy_preprocessor.json"
-POSTPROCESSOR_FILE = "policy_postprocessor.json"
-# What snapshot_download fetches from a Hub repo (no optimizer state, no training extras).
-HUB_PATTERNS = [
-    CONFIG_FILE,
+from reflex_core.models.config import FAMILIES, PiPolicyConfig, parse_policy_config
+from reflex_core.models.family import FlowGraphs, LoadedPolicy, LoadOptions, TokenizerSource
+from reflex_core.models.lerobot import (
+    LEROBOT_PREFIX,
     WEIGHTS_FILE,
-    "policy_*.json",
-    "policy_*.safetensors",
-    "tokenizer.json",
-    "tokenizer/*",
-]
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# The statistics each normalization mode needs (lerobot normalize_processor.py).
-MODE_STATS = {
-    "IDENTITY": (),
-    "MEAN_STD": ("mean", "std"),
-    "MIN_MAX": ("min", "max"),
-    "QUANTILES": ("q01", "q99"),
-    "QUANTILE10": ("q10", "q90"),
-}
+    find_tokenizer,
+    read_json,
+    read_normalization,
+    weight_keys,
+)
+from reflex_core.runtime.io_spec import FlowIO, ImageIO, IOSpec, PromptIO
+
+#: What real pi checkpoints need and do not ship.
+TOKENIZER_HINT = (
+    "pi0 / pi0.5 use the PaliGemma tokenizer (Hub repo google/paligemma-3b-pt-224, gated): "
+    "download its tokenizer.json and pass --tokenizer PATH"
+)
+#: Config fields lerobot added after 0.4.4 (notes/lerobot-pi-checkpoints.md §2).
+LEROBOT_05_FIELDS = ("use_relative_actions", "relative_exclude_joints", "action_feature_names")
+PI05_TEMPLATE = "Task: {task}, State: {state};\nAction: "
+STATE_BINS = 256
 
 
-@attrs.frozen(eq=False)
-class LoadedPolicy:
-    """A checkpoint loaded for export: the fp32 eval model plus every fact the export needs.
+def matches(family: str) -> Any:
+    def claim(config: Mapping[str, Any]) -> bool:
+        return isinstance(config, Mapping) and config.get("type") == family
 
-    ``normalization`` is ``{"state": entry, "action": entry}`` where an entry is
-    ``{"mode": "QUANTILES"|"MEAN_STD"|..., <stat>: np.ndarray (dim,) float32}`` with the stats
-    the mode needs (``q01``/``q99``, ``mean``/``std``...), ``{"mode": "IDENTITY"}``, or None when
-    the checkpoint has no statistics for that feature.
-    """
-
-    family: str
-    model: PiFlowModel
-    config: dict[str, Any]
-    checkpoint_dir: Path
-    chunk_size: int
-    max_action_dim: int
-    max_state_dim: int
-    action_dim: int
-    state_dim: int
-    num_steps: int
-    tokenizer_file: Path | None
-    tokenizer_max_length: int
-    image_size: tuple[int, int]
-    camera_names: tuple[str, ...]
-    normalization: dict[str, dict[str, Any] | None]
-    num_layers: int
-    num_kv_heads: int
-    head_dim: int
-    feature_dim: int
-    policy_config: PiPolicyConfig
-    load_report: LoadReport
-    source: str
+    return claim
 
 
-def _not_found(message: str) -> CheckpointError:
-    return CheckpointError(message, slug="checkpoint-not-found", status=404)
+def detect_pipeline(config: Mapping[str, Any], keys: list[str]) -> str:
+    """Which preprocessing pipeline wrote (and trained) this checkpoint (module doc)."""
+    if isinstance(config.get("reflex_builtin"), Mapping):
+        return "reflex-builtin"
+    if not any(k.startswith(LEROBOT_PREFIX) for k in keys):
+        return "openpi"
+    if any(field in config for field in LEROBOT_05_FIELDS):
+        return "lerobot>=0.5"
+    return "lerobot<0.5"
 
 
-def resolve_checkpoint_dir(source: str | Path) -> Path:
-    """A local directory, a built-in name (written to the cache once) or a Hub repo id."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path
-    text = str(source)
-    if text in BUILTIN_SPECS:
-        return ensure_builtin_checkpoint(text)
-    if path.exists():
-        raise _not_found(f"{source} is a file; a checkpoint is a directory with {CONFIG_FILE}")
-    if _REPO_ID.match(text) and not text.startswith((".", "/", "~")):
-        return _hub_snapshot(text)
-    raise _not_found(
-        f"checkpoint {text!r} is neither a directory, a Hub repo id (owner/name) nor a "
-        f"built-in ({', '.join(sorted(BUILTIN_SPECS))})"
+def pi_io_spec(policy_config: PiPolicyConfig, pipeline: str) -> IOSpec:
+    """The preprocessing contract of a pi0 / pi0.5 checkpoint trained with ``pipeline``."""
+    height, width = policy_config.image_size
+    lerobot = pipeline.startswith("lerobot")
+    image = ImageIO(
+        cameras=policy_config.camera_names,
+        height=height,
+        width=width,
+        pad_value=-1.0 if lerobot else 0.0,
+        pad_position="center",
+        range=(-1.0, 1.0),
+        missing_fill=-1.0,
     )
-
-
-def _hub_snapshot(repo_id: str) -> Path:
-    """snapshot_download with the normal Hub cache; HF_HUB_OFFLINE=1 means cache only."""
-    from huggingface_hub import snapshot_download
-
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-    cache_dir = os.environ.get("HF_HUB_CACHE") or None
-    try:
-        snapshot = snapshot_download(
-            repo_id,
-            allow_patterns=HUB_PATTERNS,
-            local_files_only=offline,
-            cache_dir=cache_dir,
+    if policy_config.family == "pi05":
+        prompt = PromptIO(
+            template=PI05_TEMPLATE,
+            clean_task=True,
+            state_bins=STATE_BINS,
+            state_pad_to=policy_config.max_state_dim if pipeline == "lerobot<0.5" else None,
         )
-    except Exception as exc:  # hub errors: offline cache miss, 404, gated repo, network
-        hint = " (HF_HUB_OFFLINE is set: only the local cache is used)" if offline else ""
-        raise _not_found(
-            f"cannot get Hub checkpoint {repo_id!r}{hint}: {type(exc).__name__}: {exc}"
-        ) from exc
-    return Path(snapshot)
+    else:
+        prompt = PromptIO(template="{task}", task_suffix="\n")
+    return IOSpec(image=image, prompt=prompt, flow=FlowIO(t_start=1.0, t_end=0.0))
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"cannot read {path}: {exc}", slug="checkpoint-config-invalid", status=400
-        ) from exc
+def load_pi_checkpoint(directory: Path, options: LoadOptions) -> LoadedPolicy:
+    """Load a pi0 / pi0.5 checkpoint directory for export (both on-disk layouts).
 
-
-def _processor_step(directory: Path, file_name: str, registry_name: str) -> dict[str, Any] | None:
-    path = directory / file_name
-    if not path.is_file():
-        return None
-    pipeline = _read_json(path)
-    steps = pipeline.get("steps") if isinstance(pipeline, Mapping) else None
-    for step in steps or []:
-        if isinstance(step, Mapping) and step.get("registry_name") == registry_name:
-            return dict(step)
-    return None
-
-
-def _load_stats(directory: Path, step: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
-    if step is None or not step.get("state_file"):
-        return {}
-    path = directory / str(step["state_file"])
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path.name} (named by a processor's state_file) is missing from {directory}",
-            slug="checkpoint-stats-invalid",
-            status=400,
-        )
-    # Stats may be bf16 in some checkpoints, which numpy cannot read: go through torch.
-    from safetensors.torch import load_file
-
-    return {k: v.float().numpy() for k, v in load_file(str(path)).items()}
-
-
-def _normalization_entry(
-    feature: str,
-    mode: str,
-    stats: Mapping[str, np.ndarray],
-    dim: int,
-) -> dict[str, Any] | None:
-    if mode == "IDENTITY":
-        return {"mode": "IDENTITY"}
-    needed = MODE_STATS[mode]
-    if not all(f"{feature}.{stat}" in stats for stat in needed):
-        return None
-    entry: dict[str, Any] = {"mode": mode}
-    for stat in needed:
-        values = np.asarray(stats[f"{feature}.{stat}"], dtype=np.float32).reshape(-1)
-        if values.shape[0] != dim:
-            raise CheckpointError(
-                f"normalizer stat {feature}.{stat} has {values.shape[0]} values, "
-                f"the feature has {dim}",
-                slug="checkpoint-stats-invalid",
-                status=400,
-            )
-        entry[stat] = values
-    return entry
-
-
-def read_normalization(
-    directory: Path, policy_config: PiPolicyConfig
-) -> dict[str, dict[str, Any] | None]:
-    """State and action normalization from the processors' normalizer stats files (notes §3).
-
-    The stats file name comes from each step's ``state_file`` (it moved between lerobot
-    versions). Modes: the step's ``norm_map`` if saved, else ``normalization_mapping``.
-    """
-    pre_step = _processor_step(directory, PREPROCESSOR_FILE, "normalizer_processor")
-    post_step = _processor_step(directory, POSTPROCESSOR_FILE, "unnormalizer_processor")
-    pre_stats = _load_stats(directory, pre_step)
-    post_stats = _load_stats(directory, post_step)
-    if pre_step is None and post_step is None:
-        log.warning("%s has no normalizer processors: no normalization stats", directory)
-
-    def mode_for(kind: str, step: Mapping[str, Any] | None) -> str:
-        norm_map = (step or {}).get("config", {}).get("norm_map") or {}
-        mode = str(norm_map.get(kind, policy_config.normalization_mapping[kind]))
-        if mode not in MODE_STATS:
-            raise CheckpointError(
-                f"unsupported normalization mode {mode!r} for {kind}",
-                slug="checkpoint-stats-invalid",
-                status=400,
-            )
-        return mode
-
-    state = _normalization_entry(
-        "observation.state", mode_for("STATE", pre_step), pre_stats, policy_config.state_dim
-    )
-    # The unnormalizer owns the action stats; fall back to the preprocessor's copy.
-    action_stats = post_stats if any(k.startswith("action.") for k in post_stats) else pre_stats
-    action = _normalization_entry(
-        "action", mode_for("ACTION", post_step or pre_step), action_stats, policy_config.action_dim
-    )
-    return {"state": state, "action": action}
-
-
-def _tokenizer_file(directory: Path) -> Path | None:
-    for candidate in (directory / "tokenizer.json", directory / "tokenizer" / "tokenizer.json"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def load_policy_checkpoint(
-    source: str | Path, *, tokenizer_file: str | Path | None = None
-) -> LoadedPolicy:
-    """Load a pi0 / pi0.5 checkpoint for export.
-
-    :param source: a local checkpoint directory, a Hub repo id (``owner/name``, fetched with
-        ``huggingface_hub.snapshot_download`` into the normal cache; ``HF_HUB_OFFLINE=1`` uses
-        the cache only) or a built-in name (``tiny-pi0``, ``tiny-pi05``, ``tiny-pi05-heavy``),
-        which is written once to ``~/.cache/reflex/checkpoints`` and loaded from there.
-    :param tokenizer_file: a ``tokenizer.json`` to use when the checkpoint ships none (real
-        lerobot checkpoints rely on the gated PaliGemma tokenizer).
     :raises CheckpointError: ``checkpoint-not-found``, ``checkpoint-config-invalid``,
         ``checkpoint-unsupported``, ``checkpoint-mismatch``, ``checkpoint-stats-invalid``.
     """
-    directory = resolve_checkpoint_dir(source)
-    config_path = directory / CONFIG_FILE
-    weights_path = directory / WEIGHTS_FILE
-    for required in (config_path, weights_path):
-        if not required.is_file():
-            raise _not_found(f"{directory} has no {required.name}")
-    config = _read_json(config_path)
-    policy_config = parse_policy_config(config)
-    normalization = read_normalization(directory, policy_config)
-
     import torch
+
+    from reflex_core.models.checkpoint import load_model_weights
+    from reflex_core.models.modeling import build_model
+    from reflex_core.models.pi_graphs import (
+        PREFIX_INPUTS,
+        PiExpertGraph,
+        PiPrefixGraph,
+        PiSampler,
+        kv_names,
+    )
+
+    directory = Path(directory)
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(
+            f"{directory} has no {WEIGHTS_FILE}", slug="checkpoint-not-found", status=404
+        )
+    config = read_json(directory / "config.json")
+    policy_config = parse_policy_config(config)
+    normalization = read_normalization(
+        directory,
+        policy_config.normalization_mapping,
+        policy_config.state_dim,
+        policy_config.action_dim,
+    )
+    pipeline = detect_pipeline(config, weight_keys(weights_path))
 
     arch = policy_config.architecture
     with torch.no_grad():
@@ -260,30 +133,50 @@ def load_policy_checkpoint(
         report = load_model_weights(model, weights_path)
     model.eval()
 
-    tokenizer = Path(tokenizer_file) if tokenizer_file is not None else _tokenizer_file(directory)
-    if tokenizer is not None and not tokenizer.is_file():
-        raise _not_found(f"tokenizer file {tokenizer} does not exist")
+    tokenizer = options.tokenizer_file or find_tokenizer(directory)
+    if tokenizer is not None and not Path(tokenizer).is_file():
+        raise CheckpointError(
+            f"tokenizer file {tokenizer} does not exist", slug="checkpoint-not-found", status=404
+        )
+    layers = arch.vlm.depth
+    kv = kv_names(layers)
+    uses_state = policy_config.family != "pi05"  # pi0.5 reads the state from the prompt
+    step_inputs = ["x_t", "t", *(["state"] if uses_state else []), "prefix_mask", *kv]
+    graphs = FlowGraphs(
+        prefix=PiPrefixGraph(model, layers).eval(),
+        prefix_inputs=PREFIX_INPUTS,
+        prefix_outputs=[*kv, "prefix_mask", "features"],
+        step=PiExpertGraph(model, layers, policy_config.max_state_dim, uses_state).eval(),
+        step_inputs=step_inputs,
+        sample_actions=PiSampler(model),
+        relative_outputs=("past_k_*", "past_v_*"),
+    )
     return LoadedPolicy(
         family=policy_config.family,
-        model=model,
-        config=dict(config),
+        graphs=graphs,
+        io=pi_io_spec(policy_config, pipeline),
+        tokenizer=TokenizerSource(
+            file=Path(tokenizer) if tokenizer is not None else None,
+            max_length=policy_config.tokenizer_max_length,
+            pad_id=0,
+            add_special_tokens=True,
+            hint=TOKENIZER_HINT,
+        ),
         checkpoint_dir=directory,
+        source=options.source,
+        config=dict(config),
         chunk_size=policy_config.chunk_size,
-        max_action_dim=policy_config.max_action_dim,
-        max_state_dim=policy_config.max_state_dim,
         action_dim=policy_config.action_dim,
         state_dim=policy_config.state_dim,
+        max_action_dim=policy_config.max_action_dim,
+        max_state_dim=policy_config.max_state_dim,
         num_steps=policy_config.num_steps,
-        tokenizer_file=tokenizer,
-        tokenizer_max_length=policy_config.tokenizer_max_length,
-        image_size=policy_config.image_size,
-        camera_names=policy_config.camera_names,
-        normalization=normalization,
-        num_layers=arch.vlm.depth,
-        num_kv_heads=arch.vlm.num_kv_heads,
-        head_dim=arch.vlm.head_dim,
         feature_dim=arch.vlm.width,
-        policy_config=policy_config,
+        normalization=normalization,
+        provenance={"pipeline": pipeline, "weights_layout": report.layout},
+        details={"num_layers": layers},
         load_report=report,
-        source=str(source),
     )
+
+
+__all__ = ["FAMILIES", "detect_pipeline", "load_pi_checkpoint", "matches", "pi_io_spec"]

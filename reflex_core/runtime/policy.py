@@ -96,10 +96,9 @@ class Policy:
         self.chunk_size = int(artifact.chunk_size)
         self.max_action_dim = int(artifact.max_action_dim)
         self.max_state_dim = int(artifact.max_state_dim)
+        self.io = artifact.io
         self.camera_names: list[str] = list(artifact.cameras)
         self.image_size = (int(artifact.image.height), int(artifact.image.width))
-        self.prompt_format = str(artifact.prompt.format)
-        self.state_bins = int(artifact.prompt.state_bins)
         self.state_dim = int(embodiment.state_dim if embodiment is not None else artifact.state_dim)
         norm = artifact.normalization
         emb_norm = embodiment.normalization if embodiment is not None else None
@@ -256,13 +255,10 @@ class Policy:
             images=[o.images for o in obs],
             states=[o.state for o in obs],
             prompts=[o.prompt for o in obs],
-            camera_names=self.camera_names,
-            image_size=self.image_size,
+            io=self.io,
             max_state_dim=self.max_state_dim,
             state_stats=self.state_stats,
-            prompt_format=self.prompt_format,
             tokenizer=self.tokenizer,
-            state_bins=self.state_bins,
         )
         preprocess_ms = (time.perf_counter_ns() - start) / 1e6
         result = self.runner.run(inputs, eps)
@@ -401,6 +397,7 @@ def load_policy(
             session("vlm_prefix"),
             session("expert_denoise"),
             num_steps=artifact.num_steps,
+            flow=artifact.flow,
             adaptive_steps=adaptive_steps,
             prefix_cache=cache,
             kv_feed=kv_feed,
@@ -423,11 +420,7 @@ def load_policy(
             f"this runtime cannot run artifact mode {artifact.mode!r} (known: decomposed, monolithic)",
             slug="artifact-schema",
         )
-    tokenizer = PromptTokenizer.from_file(
-        artifact.tokenizer_path, artifact.tokenizer.max_length, artifact.tokenizer.pad_id
-    )
-    if artifact.tokenizer.padding_side != "right":
-        raise ArtifactError("only right padding is supported", slug="artifact-schema")
+    tokenizer = PromptTokenizer.for_artifact(artifact)
     return Policy(
         artifact=artifact,
         runner=runner,

@@ -1,9 +1,10 @@
 """An exact-match cache of prefix (VLM) outputs.
 
-The key is a SHA-256 over the exact prefix graph inputs (image pixels after preprocessing, image
-masks, tokens, token masks), with dtype and shape, so a cached prefix is only ever reused for a
-bit-identical observation: the pi0.5 state lives in the tokens, and pi0's state does not enter
-the prefix at all. Bounded LRU, thread-safe, with hit/miss/eviction counters.
+The key is a SHA-256 over the exact inputs the prefix graph declares (image pixels after
+preprocessing, image masks, tokens, token masks, and the state when the prefix takes it), with
+dtype and shape, so a cached prefix is only ever reused for a bit-identical observation: a state
+binned into the prompt is in the tokens, and a state only the denoising step takes does not
+enter the prefix at all. Bounded LRU, thread-safe, with hit/miss/eviction counters.
 """
 
 from __future__ import annotations

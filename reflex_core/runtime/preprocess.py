@@ -4,17 +4,17 @@ These functions are shared by the runtime and by the export parity gate: the tor
 the ONNX graphs receive exactly the arrays produced here, so parity compares the graphs and never
 two preprocessing implementations. Every function is pure (no hidden state, inputs never mutated).
 
-What they reproduce (lerobot / openpi pi0 and pi0.5, see notes/lerobot-pi-checkpoints.md §3-4):
+Everything family-specific is data: the artifact's preprocessing contract
+(:class:`~reflex_core.runtime.io_spec.IOSpec`), which a family's loader wrote at export time.
 
 - Images: uint8 HWC RGB -> float in [0, 1] -> bilinear resize keeping the aspect ratio
-  (``align_corners=False``, no antialias, i.e. ``torch.nn.functional.interpolate``) -> centred
-  zero padding to (H, W) -> ``x * 2 - 1``. A camera the observation lacks is filled with -1 and
-  its mask is False.
+  (``align_corners=False``, no antialias, i.e. ``torch.nn.functional.interpolate``) -> padding
+  to (H, W) with ``pad_value``, centred or in the bottom-right corner -> linear map onto the
+  model's range. A camera the observation lacks is ``missing_fill`` and its mask is False.
 - State: normalized with the checkpoint's statistics (QUANTILES, MEAN_STD, MIN_MAX, QUANTILE10,
   IDENTITY; float32 arithmetic in lerobot's operation order), then zero-padded to max_state_dim.
-- Prompt: pi0.5 puts the normalized, UNPADDED state in the prompt as 256 bins over [-1, 1]:
-  ``"Task: {text}, State: {bins};\\nAction: "``; pi0 uses ``text + "\\n"``. An observation without
-  a prompt uses the empty task ``""``.
+- Prompt: the contract's template over the (cleaned) task and, if it asks, the normalized state
+  as bins over [-1, 1]. An observation without a prompt uses the empty task ``""``.
 - Actions: the first ``action_dim`` dims of the model output, unnormalized with the same mode.
 """
 
@@ -28,6 +28,7 @@ import attrs
 import numpy as np
 
 from reflex_core.errors import ArtifactError, ValidationError
+from reflex_core.runtime.io_spec import ImageIO, IOSpec, PromptIO
 
 #: Added to a zero denominator (lerobot's ``eps``).
 NORM_EPS = 1e-8
@@ -35,8 +36,6 @@ NORM_EPS = 1e-8
 SHORTHAND_CAMERA = "image"
 #: The task used when an observation carries no prompt.
 DEFAULT_TASK = ""
-
-PROMPT_FORMATS = ("pi05", "pi0")
 
 # Statistic names each mode needs, as (low/center, high/scale).
 _MODE_STATS: dict[str, tuple[str, str] | None] = {
@@ -97,22 +96,32 @@ def resized_shape(in_height: int, in_width: int, height: int, width: int) -> tup
     return max(1, int(in_height / ratio)), max(1, int(in_width / ratio))
 
 
-def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize keeping the aspect ratio, then pad to (height, width), centred.
+def resize_with_pad(
+    image: np.ndarray,
+    height: int,
+    width: int,
+    *,
+    pad_value: float = 0.0,
+    pad_position: str = "center",
+) -> np.ndarray:
+    """Resize keeping the aspect ratio, then pad to (height, width).
 
     :param image: uint8 (H, W, 3) RGB, or float (H, W, 3) already in [0, 1].
-    :returns: float32 (height, width, 3) in [0, 1]; the padding is 0 (black).
+    :param pad_value: the padding, in [0, 1] units.
+    :param pad_position: ``center`` or ``bottom_right`` (image in the bottom-right corner).
+    :returns: float32 (height, width, 3) in [0, 1], padding ``pad_value``.
     """
     if image.shape[:2] == (height, width):
         return _as_unit_float(image)
-    out = np.zeros((height, width, image.shape[2]), dtype=np.float32)
-    _resize_into(image, out.transpose(2, 0, 1))
+    out = np.full((height, width, image.shape[2]), pad_value, dtype=np.float32)
+    _resize_into(image, out.transpose(2, 0, 1), pad_position)
     return out
 
 
-def _resize_into(image: np.ndarray, slot: np.ndarray) -> None:
-    """Write ``resize_with_pad(image)`` into ``slot``, a zeroed (C, height, width) view whose
-    padding is left untouched, without the full-frame intermediates of :func:`resize_with_pad`.
+def _resize_into(image: np.ndarray, slot: np.ndarray, pad_position: str = "center") -> None:
+    """Write ``resize_with_pad(image)`` into ``slot``, a (C, height, width) view already filled
+    with the pad value, which is left untouched around the image, without the full-frame
+    intermediates of :func:`resize_with_pad`.
 
     The values are the same bit for bit: every step is elementwise, so converting to [0, 1]
     only the source pixels the interpolation reads (instead of the whole frame first) changes
@@ -128,8 +137,10 @@ def _resize_into(image: np.ndarray, slot: np.ndarray) -> None:
         return
     rh, rw = resized_shape(in_h, in_w, height, width)
     resized = np.clip(_resize_unit(image, rh, rw), 0.0, 1.0)
-    top = (height - rh) // 2
-    left = (width - rw) // 2
+    if pad_position == "bottom_right":
+        top, left = height - rh, width - rw
+    else:
+        top, left = (height - rh) // 2, (width - rw) // 2
     slot[:, top : top + rh, left : left + rw] = resized.transpose(2, 0, 1)
 
 
@@ -228,34 +239,37 @@ def match_cameras(
 
 
 def preprocess_images(
-    batch: Sequence[Mapping[str, np.ndarray]],
-    camera_names: Sequence[str],
-    height: int,
-    width: int,
+    batch: Sequence[Mapping[str, np.ndarray]], spec: ImageIO
 ) -> tuple[np.ndarray, np.ndarray]:
     """Build the ``images`` and ``image_masks`` graph inputs.
 
     :param batch: one ``{camera name: uint8 HWC RGB}`` mapping per observation.
-    :returns: images float32 (B, N, 3, height, width) in [-1, 1]; image_masks bool (B, N),
-        False (and the image all -1) for a camera the observation lacks.
+    :param spec: the artifact's image contract.
+    :returns: images float32 (B, N, 3, height, width) in the model's range; image_masks bool
+        (B, N), False (and the image all ``missing_fill``) for a camera the observation lacks.
     """
+    camera_names = spec.cameras
     n = len(camera_names)
-    shape = (len(batch), n, 3, height, width)
+    shape = (len(batch), n, 3, spec.height, spec.width)
     masks = np.zeros((len(batch), n), dtype=np.bool_)
-    if not any(batch):  # no camera in the whole batch (a state-only client): all -1
-        return np.full(shape, -1.0, dtype=np.float32), masks
-    # Fill [0, 1] values (padding and missing cameras 0), then map the whole batch to [-1, 1]
-    # in one pass: 0 -> -1 exactly, so padding and missing cameras end up -1 as they should.
-    images = np.zeros(shape, dtype=np.float32)
+    if not any(batch):  # no camera in the whole batch (a state-only client)
+        return np.full(shape, spec.missing_fill, dtype=np.float32), masks
+    # Fill [0, 1] values (padding pad_value), then map the whole batch onto the model's range in
+    # one pass; missing cameras get their fill afterwards. With range [-1, 1] this is
+    # ``x * 2 - 1`` exactly (0 -> -1), as the references compute it.
+    low, high = spec.range
+    images = np.full(shape, spec.pad_value, dtype=np.float32)
     for b, obs_images in enumerate(batch):
         for c, image in enumerate(match_cameras(obs_images, camera_names)):
             if image is None:
                 continue
             check_image(camera_names[c], image)
-            _resize_into(image, images[b, c])
+            _resize_into(image, images[b, c], spec.pad_position)
             masks[b, c] = True
-    np.multiply(images, np.float32(2.0), out=images)
-    np.subtract(images, np.float32(1.0), out=images)
+    if (low, high) != (0.0, 1.0):
+        np.multiply(images, np.float32(high - low), out=images)
+        np.add(images, np.float32(low), out=images)
+    images[~masks] = np.float32(spec.missing_fill)
     return images, masks
 
 
@@ -428,61 +442,40 @@ def _bin_edges(bins: int) -> np.ndarray:
     return edges
 
 
-def build_prompt(
-    task: str | None,
-    normalized_state: np.ndarray | None,
-    prompt_format: str,
-    state_bins: int = 256,
-) -> str:
-    """The text the tokenizer sees.
-
-    :param task: the instruction; None means the empty task.
-    :param normalized_state: the normalized, UNPADDED state (1-D); used by pi0.5 only.
-    :param prompt_format: ``"pi05"`` or ``"pi0"``.
-    """
-    if prompt_format == "pi05":
-        if normalized_state is None:
-            raise ValueError("the pi05 prompt needs the normalized state")
-        return _pi05_prompt(task, discretize_state(normalized_state, state_bins).tolist())
-    if prompt_format == "pi0":
-        return _pi0_prompt(task)
-    raise ArtifactError(
-        f"unknown prompt format {prompt_format!r}; known: {list(PROMPT_FORMATS)}",
-        slug="artifact-schema",
-    )
-
-
-def _pi05_prompt(task: str | None, bins: Sequence[int]) -> str:
-    state_str = " ".join(map(str, bins))
-    return f"Task: {clean_task(task)}, State: {state_str};\nAction: "
-
-
-def _pi0_prompt(task: str | None) -> str:
-    text = task or DEFAULT_TASK
-    return text if text.endswith("\n") else text + "\n"
+def _task_text(task: str | None, spec: PromptIO) -> str:
+    text = clean_task(task) if spec.clean_task else (task or DEFAULT_TASK)
+    if spec.task_suffix and not text.endswith(spec.task_suffix):
+        text += spec.task_suffix
+    return text
 
 
 def build_prompts(
-    tasks: Sequence[str | None],
-    normalized_states: np.ndarray | None,
-    prompt_format: str,
-    state_bins: int = 256,
+    tasks: Sequence[str | None], normalized_states: np.ndarray | None, spec: PromptIO
 ) -> list[str]:
-    """:func:`build_prompt` for a batch: the states (B, D) are binned in one call.
+    """The prompts the tokenizer sees, for a batch (the states (B, D) are binned in one call).
 
-    :param normalized_states: the normalized, UNPADDED states (B, D); used by pi0.5 only.
+    :param normalized_states: the normalized, UNPADDED states (B, D); read only when the
+        template uses ``{state}``.
     """
-    if prompt_format == "pi05":
-        if normalized_states is None:
-            raise ValueError("the pi05 prompt needs the normalized state")
-        rows = discretize_state(normalized_states, state_bins).tolist()
-        return [_pi05_prompt(t, row) for t, row in zip(tasks, rows, strict=True)]
-    if prompt_format == "pi0":
-        return [_pi0_prompt(t) for t in tasks]
-    raise ArtifactError(
-        f"unknown prompt format {prompt_format!r}; known: {list(PROMPT_FORMATS)}",
-        slug="artifact-schema",
-    )
+    if not spec.uses_state:
+        return [spec.template.format(task=_task_text(t, spec)) for t in tasks]
+    if normalized_states is None:
+        raise ValueError("this prompt template needs the normalized state")
+    states = np.asarray(normalized_states, dtype=np.float32)
+    if spec.state_pad_to is not None and states.shape[-1] < spec.state_pad_to:
+        states = pad_vector(states, spec.state_pad_to)
+    assert spec.state_bins is not None  # PromptIO checks it
+    rows = discretize_state(states, spec.state_bins).tolist()
+    return [
+        spec.template.format(task=_task_text(t, spec), state=" ".join(map(str, row)))
+        for t, row in zip(tasks, rows, strict=True)
+    ]
+
+
+def build_prompt(task: str | None, normalized_state: np.ndarray | None, spec: PromptIO) -> str:
+    """:func:`build_prompts` for one observation (``normalized_state`` 1-D or None)."""
+    states = None if normalized_state is None else np.asarray(normalized_state)[None, :]
+    return build_prompts([task], states, spec)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,6 +493,8 @@ class ModelInputs:
     :ivar token_masks: bool (B, L).
     :ivar state: float32 (B, max_state_dim), normalized and zero-padded.
     :ivar prompts: the prompt strings that were tokenized (for debugging and logs).
+
+    :meth:`feeds` names them as the graphs do; each graph takes the ones it declares.
     """
 
     images: np.ndarray
@@ -513,12 +508,13 @@ class ModelInputs:
     def batch_size(self) -> int:
         return int(self.state.shape[0])
 
-    def prefix_feeds(self) -> dict[str, np.ndarray]:
+    def feeds(self) -> dict[str, np.ndarray]:
         return {
             "images": self.images,
             "image_masks": self.image_masks,
             "tokens": self.tokens,
             "token_masks": self.token_masks,
+            "state": self.state,
         }
 
 
@@ -527,22 +523,20 @@ def prepare_inputs(
     images: Sequence[Mapping[str, np.ndarray]],
     states: Sequence[np.ndarray],
     prompts: Sequence[str | None],
-    camera_names: Sequence[str],
-    image_size: tuple[int, int],
+    io: IOSpec,
     max_state_dim: int,
     state_stats: NormStats | Mapping[str, Any] | None,
-    prompt_format: str,
     tokenizer: Any,
-    state_bins: int = 256,
 ) -> ModelInputs:
     """Everything from raw observations to graph inputs (the runtime and the parity gate use it).
 
+    :param io: the artifact's preprocessing contract.
     :param tokenizer: a :class:`reflex_core.runtime.tokenizer.PromptTokenizer` (anything with
         ``encode(list[str]) -> (tokens, masks)``).
     """
     if not (len(images) == len(states) == len(prompts)):
         raise ValueError("images, states and prompts must have one entry per observation")
-    img, img_masks = preprocess_images(images, camera_names, *image_size)
+    img, img_masks = preprocess_images(images, io.image)
     rows = [np.asarray(s, dtype=np.float32).reshape(-1) for s in states]
     if not rows:
         texts: list[str] = []
@@ -551,14 +545,11 @@ def prepare_inputs(
         # One (B, D) array: normalization, binning and padding each run once for the batch
         # (elementwise, so every row gets exactly the values it would get alone).
         normalized = normalize(np.stack(rows), state_stats)
-        texts = build_prompts(prompts, normalized, prompt_format, state_bins)
+        texts = build_prompts(prompts, normalized, io.prompt)
         state = pad_vector(normalized, max_state_dim)
     else:  # rows of different lengths (a caller outside the policy): one at a time
         per_row = [normalize(r, state_stats) for r in rows]
-        texts = [
-            build_prompt(p, n, prompt_format, state_bins)
-            for p, n in zip(prompts, per_row, strict=True)
-        ]
+        texts = [build_prompt(p, n, io.prompt) for p, n in zip(prompts, per_row, strict=True)]
         state = np.stack([pad_vector(n, max_state_dim) for n in per_row])
     tokens, token_masks = tokenizer.encode(texts)
     return ModelInputs(img, img_masks, tokens, token_masks, state, tuple(texts))

@@ -2,7 +2,8 @@
 
 - :class:`MonolithicRunner` runs one ``policy`` graph (the Euler loop is inside it).
 - :class:`DecomposedRunner` runs ``vlm_prefix`` once, then ``expert_denoise`` N times in an
-  Euler loop here: ``t_k = 1 + k dt``, ``dt = -1/N``, ``x <- x + dt v(x, t_k)``. The prefix
+  Euler loop here over the artifact's flow schedule: ``t_k = t_start + k dt``,
+  ``dt = (t_end - t_start) / N``, ``x <- x + dt v(x, t_k)`` (e.g. from t=1 to t=0). The prefix
   outputs (per-layer KV) stay in the OrtValues onnxruntime produced and are bound once per call
   with IOBinding, so no step copies the KV (on a GPU they never leave the device). Optionally it
   stops early once the velocity stops changing (``adaptive_steps``) and reuses prefix outputs for
@@ -23,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from reflex_core.errors import ArtifactError
+from reflex_core.runtime.io_spec import FlowIO
 from reflex_core.runtime.prefix_cache import PrefixCache, prefix_key
 from reflex_core.runtime.preprocess import ModelInputs
 from reflex_core.runtime.sessions import declared_feeds, device_of, input_names, output_names
@@ -80,7 +82,7 @@ class MonolithicRunner:
         return {"policy": self.session}
 
     def run(self, inputs: ModelInputs, noise: np.ndarray) -> RunResult:
-        feeds = {**inputs.prefix_feeds(), "state": inputs.state, "noise": noise}
+        feeds = {**inputs.feeds(), "noise": noise}
         start = time.perf_counter_ns()
         out = self.session.run(self._outputs, declared_feeds(self._inputs, feeds))
         elapsed = _ms(start)
@@ -111,9 +113,10 @@ class DecomposedRunner:
     """``vlm_prefix`` once, then the Euler loop over ``expert_denoise``.
 
     :param num_steps: N, the schedule the policy was trained and exported with.
+    :param flow: the artifact's flow schedule (from ``t_start`` to ``t_end``).
     :param adaptive_steps: relative velocity-change tolerance; when set, stop after step k once
-        ``max_b ||v_k - v_{k-1}|| / ||v_k|| < tol`` and finish with ``x += t_k * (-v_k)`` (the
-        last velocity over the remaining time). None runs all N steps.
+        ``max_b ||v_k - v_{k-1}|| / ||v_k|| < tol`` and finish with ``x += (t_end - t_k) v_k``
+        (the last velocity over the remaining time). None runs all N steps.
     :param prefix_cache: reuse prefix outputs for bit-identical prefix inputs.
     :param kv_feed: ``"iobinding"`` binds the prefix OrtValues to the expert once per call
         (device-resident on a GPU); ``"numpy"`` passes the numpy arrays ``run()`` returned
@@ -128,6 +131,7 @@ class DecomposedRunner:
         expert_session: Any,
         *,
         num_steps: int,
+        flow: FlowIO = FlowIO(),
         adaptive_steps: float | None = None,
         prefix_cache: PrefixCache | None = None,
         kv_feed: str = "iobinding",
@@ -141,6 +145,7 @@ class DecomposedRunner:
         self.prefix_session = prefix_session
         self.expert_session = expert_session
         self.num_steps = int(num_steps)
+        self.flow = flow
         self.adaptive_steps = adaptive_steps
         self.prefix_cache = prefix_cache
         self.kv_feed = kv_feed
@@ -171,7 +176,7 @@ class DecomposedRunner:
 
     def prefix(self, inputs: ModelInputs) -> PrefixOutputs:
         """Run the prefix graph (no cache)."""
-        feeds = declared_feeds(self._prefix_inputs, inputs.prefix_feeds())
+        feeds = declared_feeds(self._prefix_inputs, inputs.feeds())
         if self.kv_feed == "numpy":
             arrays = self.prefix_session.run(list(self._prefix_outputs), feeds)
             values = dict(zip(self._prefix_outputs, arrays, strict=True))
@@ -192,7 +197,7 @@ class DecomposedRunner:
         """The prefix outputs and whether they came from the cache (None: no cache)."""
         if self.prefix_cache is None:
             return self.prefix(inputs), None
-        key = prefix_key(declared_feeds(self._prefix_inputs, inputs.prefix_feeds()))
+        key = prefix_key(declared_feeds(self._prefix_inputs, inputs.feeds()))
         hit = self.prefix_cache.get(key)
         if hit is not None:
             return hit, True
@@ -262,24 +267,23 @@ class DecomposedRunner:
     def denoise(
         self, prefix: PrefixOutputs, state: np.ndarray, noise: np.ndarray
     ) -> tuple[np.ndarray, int]:
-        """The Euler loop from t=1 (noise) to t=0 (actions).
+        """The Euler loop from ``t_start`` (noise) to ``t_end`` (actions).
 
         :returns: (actions float32 (B, T, A), steps run).
         """
         step = self.stepper(prefix, state)
         n = self.num_steps
-        dt = -1.0 / n
+        dt = self.flow.dt(n)
         x = np.ascontiguousarray(noise, dtype=np.float32)
         batch = x.shape[0]
         prev_v: np.ndarray | None = None
-        for k in range(n):
-            t_k = 1.0 + k * dt
+        for k, t_k in enumerate(self.flow.times(n)):
             t = np.full((batch,), t_k, dtype=np.float32)
             v = step(x, t)
             if self.adaptive_steps is not None and prev_v is not None and k < n - 1:
                 if _relative_change(v, prev_v) < self.adaptive_steps:
-                    # finish with the last velocity over the remaining time [t_k -> 0]
-                    return x + np.float32(-t_k) * v, k + 1
+                    # finish with the last velocity over the remaining time [t_k -> t_end]
+                    return x + np.float32(self.flow.t_end - t_k) * v, k + 1
             x = x + np.float32(dt) * v
             prev_v = v
         return x, n

@@ -1,7 +1,8 @@
 """``reflex serve`` options: the core's own flags, the TOML config file, and their resolution.
 
-The core's flags are :class:`~reflex_core.options.Option` values like any wedge's, so they read
-from the ``[serve]`` table of the config file the same way a wedge reads its own table::
+The core's flags are settings of :class:`ServeConfig` (:func:`~reflex_core.options.setting`)
+like any wedge's, so they read from the ``[serve]`` table of the config file the same way a
+wedge reads its own table::
 
     [serve]
     port = 8080
@@ -28,25 +29,21 @@ from reflex_core.options import (
     Option,
     comma_list,
     http_url,
+    in_range,
     load_toml_config,
     non_negative_float,
     non_negative_int,
+    options_of,
     positive_float,
     positive_int,
     resolve_options,
+    setting,
 )
 
 API_KEY_ENV = "REFLEX_API_KEY"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 SERVE_SECTION = "serve"
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
-
-
-def _port(value: Any) -> int:
-    port = int(value)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port must be in 0..65535, got {port}")
-    return port
 
 
 def _origin(value: Any) -> str:
@@ -56,120 +53,90 @@ def _origin(value: Any) -> str:
     return text
 
 
-SERVE_OPTIONS: tuple[Option, ...] = (
-    Option(
-        "--embodiment",
+@attrs.frozen
+class ServeConfig:
+    """The core's resolved serving options; each field but ``artifact_dir`` is a
+    ``reflex serve`` flag and a key of the ``[serve]`` table (see :data:`SERVE_OPTIONS`)."""
+
+    artifact_dir: Path | None = None
+    embodiment: str | None = setting(
         "robot preset name (franka, so100, ur5, or a plugin's); "
         "without it the server returns raw model actions",
         metavar="NAME",
-    ),
-    Option(
-        "--custom-embodiment-config", "path to your own embodiment JSON", type=Path, metavar="PATH"
-    ),
-    Option("--host", "interface to bind (default 127.0.0.1: local only)", default="127.0.0.1"),
-    Option("--port", "TCP port (default 8000; 0 picks a free one)", type=_port, default=8000),
-    Option(
-        "--api-key",
+    )
+    custom_embodiment_config: Path | None = setting(
+        "path to your own embodiment JSON", type=Path, metavar="PATH"
+    )
+    host: str = setting("interface to bind (default {default}: local only)", default="127.0.0.1")
+    port: int = setting(
+        "TCP port (default {default}; 0 picks a free one)",
+        type=in_range(0, 65535, kind=int),
+        default=8000,
+    )
+    api_key: str | None = setting(
         f"require 'Authorization: Bearer KEY' (or set {API_KEY_ENV}); "
         "/health and /metrics stay open",
         metavar="KEY",
-    ),
-    Option(
-        "--cors-origin",
+        repr=False,
+    )
+    cors_origin: tuple[str, ...] = setting(
         "allow browser calls from this origin (repeatable; CORS is off without it)",
         type=_origin,
         multiple=True,
         metavar="ORIGIN",
-    ),
-    Option(
-        "--max-body-bytes",
-        "largest request body or WebSocket frame accepted (default 8 MiB; 413 above)",
+        converter=tuple,
+    )
+    max_body_bytes: int = setting(
+        "largest request body or WebSocket frame accepted (default {default}; 413 above)",
         type=positive_int,
         default=DEFAULT_MAX_BODY_BYTES,
         metavar="N",
-    ),
-    Option(
-        "--providers",
+    )
+    providers: tuple[str, ...] | None = setting(
         "onnxruntime execution providers in order, comma-separated (default: the best available)",
         type=comma_list,
         metavar="P,...",
-    ),
-    Option(
-        "--allow-cpu-fallback",
+        converter=attrs.converters.optional(tuple),
+    )
+    allow_cpu_fallback: bool = setting(
         "fall back to CPU when a requested GPU provider cannot load (otherwise that is an error)",
         is_flag=True,
-        default=False,
-    ),
-    Option(
-        "--adaptive-steps",
+    )
+    adaptive_steps: float | None = setting(
         "stop denoising early when successive steps change less than TOL",
         type=positive_float,
         metavar="TOL",
-    ),
-    Option(
-        "--prefix-cache",
-        "prefix KV cache entries per policy (0 disables)",
-        type=non_negative_int,
-        metavar="N",
-    ),
-    Option(
-        "--workers-threads",
-        "inference threads (bounded executor, default 2); /health answers while they compute",
+    )
+    prefix_cache: int | None = setting(
+        "prefix KV cache entries per policy (0 disables)", type=non_negative_int
+    )
+    workers_threads: int = setting(
+        "inference threads (bounded executor, default {default}); /health answers while they compute",
         type=positive_int,
         default=2,
-        metavar="N",
-    ),
-    Option(
-        "--idempotency-window-s",
-        "a retry with the same request_id within S seconds gets the same chunk (default 30; 0 disables)",
+    )
+    idempotency_window_s: float = setting(
+        "a retry with the same request_id within S seconds gets the same chunk "
+        "(default {default}; 0 disables)",
         type=non_negative_float,
         default=30.0,
-        metavar="S",
-    ),
-    Option(
-        "--graceful-timeout-s",
-        "on SIGTERM/SIGINT, how long in-flight requests may take to finish (default 30)",
+    )
+    graceful_timeout_s: float = setting(
+        "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
         type=non_negative_float,
         default=30.0,
-        metavar="S",
-    ),
-    Option(
-        "--otel-endpoint",
+    )
+    otel_endpoint: str | None = setting(
         "send OpenTelemetry traces to this OTLP/HTTP endpoint (needs reflex-core[otel])",
         type=http_url,
         metavar="URL",
-    ),
-    Option(
-        "--event-loop",
-        "the server's event loop: auto (default: uvloop where installed, else asyncio), "
-        "asyncio, or uvloop (an error if it is not installed)",
+    )
+    event_loop: str = setting(
+        "the server's event loop: auto (uvloop where installed, else asyncio), asyncio, or "
+        "uvloop (an error if it is not installed)",
         choices=EVENT_LOOPS,
         default="auto",
-    ),
-)
-
-
-@attrs.frozen
-class ServeConfig:
-    """The core's resolved serving options (see :data:`SERVE_OPTIONS` for their meaning)."""
-
-    artifact_dir: Path | None = None
-    embodiment: str | None = None
-    custom_embodiment_config: Path | None = None
-    host: str = "127.0.0.1"
-    port: int = 8000
-    api_key: str | None = attrs.field(default=None, repr=False)
-    cors_origin: tuple[str, ...] = ()
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    providers: tuple[str, ...] | None = None
-    allow_cpu_fallback: bool = False
-    adaptive_steps: float | None = None
-    prefix_cache: int | None = None
-    workers_threads: int = 2
-    idempotency_window_s: float = 30.0
-    graceful_timeout_s: float = 30.0
-    otel_endpoint: str | None = None
-    event_loop: str = "auto"
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.api_key is not None and not self.api_key.strip():
@@ -195,6 +162,9 @@ class ServeConfig:
             elif isinstance(value, tuple):
                 data[key] = list(value)
         return data
+
+
+SERVE_OPTIONS: tuple[Option, ...] = options_of(ServeConfig)
 
 
 @attrs.frozen
@@ -250,9 +220,6 @@ def resolve_serve_options(
     core = resolve_options(SERVE_OPTIONS, cli_values, sections.get(SERVE_SECTION), owner="serve")
     if cli_values.get("api_key") is None and env.get(API_KEY_ENV):
         core["api_key"] = env[API_KEY_ENV]
-    core["cors_origin"] = tuple(core["cors_origin"] or ())
-    if core["providers"] is not None:
-        core["providers"] = tuple(core["providers"])
     serve = ServeConfig(artifact_dir=artifact_dir, **core)
     wedges = {
         name: resolve_options(spec.options, cli_values, sections.get(name), owner=name)

@@ -4,8 +4,8 @@
    parity gate), unless ``--artifact`` names an existing export;
 2. start ``reflex serve`` on it as a real subprocess on 127.0.0.1, with the installed wedges
    switched on (ActionGuard clamping with an audit log, the deadline with tail fallback);
-3. drive it from a simulated Panda (:class:`~reflex_core.sim.SimArm`) through the SDK and the
-   chunk execution loop at the embodiment's 15 Hz;
+3. drive a Franka Panda simulated by MuJoCo (:class:`~reflex_core.sim.SimArm`) through the SDK
+   and the chunk execution loop at the embodiment's 15 Hz;
 4. stop the server (and check it is gone) and print a report.
 
 The tiny model has seeded random weights: its chunks leave the joint limits all the time, so
@@ -52,6 +52,7 @@ class DemoOptions:
     deadline_ms: float = 250.0
     report_json: Path | None = None
     server_timeout_s: float = 120.0
+    model: str = MODEL
 
 
 def free_port() -> int:
@@ -70,8 +71,8 @@ def _child_env() -> dict[str, str]:
             "HF_HUB_OFFLINE": "1"}  # fmt: skip
 
 
-def export_tiny_model(out: Path, log: TextIO) -> float:
-    """``reflex export tiny-pi05 --embodiment franka -o OUT``; its progress goes to ``log``."""
+def export_tiny_model(out: Path, log: TextIO, model: str = MODEL) -> float:
+    """``reflex export MODEL --embodiment franka -o OUT``; its progress goes to ``log``."""
     if importlib.util.find_spec("torch") is None:
         raise ConfigError(
             "reflex demo exports a PyTorch model: install reflex-core[export] (or pass "
@@ -80,7 +81,7 @@ def export_tiny_model(out: Path, log: TextIO) -> float:
         )
     started = time.monotonic()
     result = subprocess.run(
-        _reflex_argv("export", MODEL, "--embodiment", EMBODIMENT, "-o", str(out)),
+        _reflex_argv("export", model, "--embodiment", EMBODIMENT, "-o", str(out)),
         stdout=log,
         stderr=log,
         env=_child_env(),
@@ -245,7 +246,10 @@ def drive(base: str, embodiment: Any, options: DemoOptions, err: TextIO) -> tupl
             merge=options.merge,
             on_step=Progress(options.steps, err),
         )
-        report = loop.run(options.steps)
+        try:
+            report = loop.run(options.steps)
+        finally:
+            arm.close()
     return report, arm
 
 
@@ -258,8 +262,8 @@ def render_report(result: dict[str, Any]) -> str:
     lat, step = loop["latency_ms"], loop["step_ms"]
     verdicts = loop["guard_verdicts"]
     lines = [
-        "Reflex demo: tiny pi0.5 -> ONNX (parity gate) -> reflex serve -> simulated Franka",
-        f"  export      {MODEL} {parity['mode']} {parity['precision']}, parity "
+        "Reflex demo: tiny pi0.5 -> ONNX (parity gate) -> reflex serve -> MuJoCo Franka Panda",
+        f"  export      {result['model']} {parity['mode']} {parity['precision']}, parity "
         f"{'PASSED' if parity['passed'] else 'FAILED'} on {parity['cases']} seeded cases: "
         f"end-to-end max abs {parity['end_to_end_max_abs']:.3g} "
         f"(limit {parity['max_abs_threshold']:g}), cos {parity['end_to_end_min_cos']:.9f}",
@@ -301,9 +305,11 @@ def run_demo(options: DemoOptions, registry: Any, out: TextIO, err: TextIO) -> i
             artifact = work / "artifact"
             if artifact.exists():
                 shutil.rmtree(artifact)
-            err.write(f"reflex demo: exporting {MODEL} with the {EMBODIMENT} embodiment ...\n")
+            err.write(
+                f"reflex demo: exporting {options.model} with the {EMBODIMENT} embodiment ...\n"
+            )
             err.flush()
-            seconds = export_tiny_model(artifact, err)
+            seconds = export_tiny_model(artifact, err, options.model)
             err.write(f"reflex demo: exported in {seconds:.1f} s\n")
         parity = parity_summary(artifact)
 
@@ -325,6 +331,7 @@ def run_demo(options: DemoOptions, registry: Any, out: TextIO, err: TextIO) -> i
             exit_code = server.stop()
         gone = server.proc.poll() is not None
         result = {
+            "model": options.model if options.artifact is None else str(options.artifact),
             "parity": parity,
             "server": {
                 "url": base,

@@ -17,43 +17,28 @@ from typing import Any
 import attrs
 
 from reflex_core.hookspecs import hookimpl
-from reflex_core.options import Option, positive_float
+from reflex_core.options import in_range, positive_float, setting
 from reflex_core.registry import WedgeSpec
 
 __version__ = "0.1.0"
 STAGE = 15  # between Stage.GUARD (10) and Stage.SLO (20)
 
 
-def _alpha(value: Any) -> float:
-    alpha = float(value)
-    if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must be in (0, 1], got {value!r}")
-    return alpha
-
-
-OPTIONS = (
-    Option(
-        "--smooth-alpha",
-        "enable exponential smoothing of action chunks with this weight on the new action "
-        "(0 < A <= 1; 1 = no smoothing)",
-        type=_alpha,
-        metavar="A",
-    ),
-    Option(
-        "--smooth-control-hz",
-        "control rate for continuity across chunks (default: the embodiment's)",
-        type=positive_float,
-        metavar="HZ",
-    ),
-)
-
-
 @attrs.frozen
 class SmoothingConfig:
-    """Field names are the options' ``dest`` names (the core structures them with cattrs)."""
+    """Each field is declared once: a ``reflex serve`` flag (``smooth_alpha`` ->
+    ``--smooth-alpha``), a key of the ``[smoothing]`` config-file table, its ``--help`` line
+    and the check of its value. The core structures the resolved values into this class."""
 
-    smooth_alpha: float | None = None
-    smooth_control_hz: float | None = None
+    smooth_alpha: float | None = setting(
+        "enable exponential smoothing of action chunks with this weight on the new action "
+        "(0 < A <= 1; 1 = no smoothing)",
+        type=in_range(0, 1, low_open=True),
+        metavar="A",
+    )
+    smooth_control_hz: float | None = setting(
+        "control rate for continuity across chunks (default: the embodiment's)", type=positive_float
+    )
 
 
 def _factory(config: SmoothingConfig, next: Any, ctx: Any) -> Any:
@@ -69,7 +54,6 @@ def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
             name="smoothing",
             stage=STAGE,
             config_cls=SmoothingConfig,
-            options=OPTIONS,
             factory=_factory,
             is_enabled=lambda config: config.smooth_alpha is not None,
             description="exponential smoothing of action chunks, continuous across chunks",

@@ -3,8 +3,8 @@
 As shipped by the template the wedge is a small working example: when ``--NAME-tag TEXT`` is
 given, it adds ``metadata["NAME"] = {"tag": TEXT, "inner_ms": ...}`` to every action chunk,
 the time the rest of the chain (the wedges inside it and the policy) took. Replace its body
-with yours; keep the shape: options, an attrs config whose fields are the options' ``dest``
-names, ``is_enabled``, and a factory ``(config, next, ctx) -> handler``.
+with yours; keep the shape: an attrs config whose fields are its settings (``setting``),
+``is_enabled``, and a factory ``(config, next, ctx) -> handler``.
 """
 
 from __future__ import annotations
@@ -15,24 +15,23 @@ from collections.abc import Callable
 import attrs
 
 from reflex_core.hookspecs import hookimpl
-from reflex_core.options import Option
+from reflex_core.options import setting
 from reflex_core.registry import WedgeSpec
 from reflex_core.wedges import ActRequest, ActResult, Handler, Stage, WedgeContext
 
 __version__ = "0.1.0"
 
-OPTIONS = (
-    Option(
-        "--NAME-tag", help="enable the NAME wedge; TEXT is echoed in chunk metadata", metavar="TEXT"
-    ),
-)
-
 
 @attrs.frozen
 class Config:
-    """Resolved options (command line over the ``[NAME]`` config-file table over defaults)."""
+    """The wedge's settings. Each field made with ``setting`` is declared once and becomes the
+    ``--NAME-tag`` flag, the ``NAME-tag`` key of the ``[NAME]`` config-file table, its
+    ``--help`` line (with the default) and the check of its value; the core resolves them
+    (command line over the config file over the default) and structures them into this class."""
 
-    NAME_tag: str | None = None
+    NAME_tag: str | None = setting(
+        "enable the NAME wedge; TEXT is echoed in chunk metadata", metavar="TEXT"
+    )
 
 
 def make_handler(config: Config, next: Handler, ctx: WedgeContext) -> Handler:
@@ -41,11 +40,10 @@ def make_handler(config: Config, next: Handler, ctx: WedgeContext) -> Handler:
     async def handle(request: ActRequest) -> ActResult:
         start = time.perf_counter()
         result = await next(request)
-        result.metadata["NAME"] = {
-            "tag": config.NAME_tag,
-            "inner_ms": (time.perf_counter() - start) * 1e3,
-        }
-        return result
+        note = {"tag": config.NAME_tag, "inner_ms": (time.perf_counter() - start) * 1e3}
+        # A new result with a copy of the metadata, never result.metadata[...] = ...: a result
+        # can be shared (an idempotent replay answers a retry with the very same object).
+        return attrs.evolve(result, metadata={**result.metadata, "NAME": note})
 
     return handle
 
@@ -60,7 +58,6 @@ def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
             # guard, outside the SLO tracker).
             stage=Stage.GUARD + 5,
             config_cls=Config,
-            options=OPTIONS,
             factory=make_handler,
             is_enabled=lambda config: config.NAME_tag is not None,
             description="template example: stamps a tag and the inner chain's time",

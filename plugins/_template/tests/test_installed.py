@@ -51,3 +51,20 @@ def test_the_wedge_runs_when_its_option_is_given() -> None:
     result = asyncio.run(handler(request))
     assert result.metadata["NAME"]["tag"] == "hi"
     assert result.metadata["NAME"]["inner_ms"] >= 0
+
+
+def test_the_wedge_leaves_the_inner_result_untouched() -> None:
+    """An idempotent replay hands the same result object to every retry: a wedge that wrote
+    into ``result.metadata`` would stamp it again on each one."""
+    shared = ActResult(actions=np.zeros((2, 3), np.float32), metadata={"policy": "default"})
+
+    async def replaying_policy(requests: Sequence[ActRequest]) -> list[ActResult]:
+        return [shared for _ in requests]
+
+    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "NAME"})
+    wedges = enabled_wedges(pm.registry.wedges, {"NAME": {"NAME_tag": "hi"}})
+    handler, _ = compose(wedges, replaying_policy, WedgeContext(policies={}))
+    request = ActRequest(Observation(state=np.zeros(3, np.float32)), "r1", received_ns=0)
+    result = asyncio.run(handler(request))
+    assert result.metadata["NAME"]["tag"] == "hi" and result.metadata["policy"] == "default"
+    assert shared.metadata == {"policy": "default"}

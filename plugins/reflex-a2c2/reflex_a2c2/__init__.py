@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reflex_a2c2 import command
-from reflex_a2c2.config import OPTIONS, A2C2Config, is_enabled
+from reflex_a2c2.config import A2C2Config, is_enabled
 from reflex_a2c2.correction import CorrectionWedge, bound_residual
 from reflex_a2c2.head import MLPHead, OnnxHead, load_head
 from reflex_a2c2.inputs import build_inputs, input_width
@@ -26,7 +26,6 @@ from reflex_core.registry import Command, WedgeSpec
 from reflex_core.wedges import BatchHandler, Stage, WedgeContext
 
 __all__ = [
-    "OPTIONS",
     "A2C2Config",
     "CorrectionWedge",
     "MLPHead",
@@ -102,7 +101,6 @@ def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
             name="a2c2",
             stage=Stage.CORRECTION,
             config_cls=A2C2Config,
-            options=OPTIONS,
             factory=make_correction_handler,
             is_enabled=is_enabled,
             description="A2C2 correction head: a bounded per-action residual from features, "

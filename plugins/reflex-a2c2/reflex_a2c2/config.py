@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import attrs
-from attrs.validators import in_, optional
 
-from reflex_core.options import Option
-from reflex_core.validators import non_negative, positive
+from reflex_core.options import non_negative_float, positive_float, setting
 
 NORM_SCOPES = ("action", "chunk")
 
 
 @attrs.frozen
 class A2C2Config:
-    """Field names are the options' ``dest`` names.
+    """Each field is a ``reflex serve`` flag and a key of the ``[a2c2]`` table.
 
     :ivar a2c2_head: the head file (``.npz`` NumPy MLP or ``.onnx``); setting it enables the wedge.
     :ivar a2c2_latency_threshold_ms: correct only chunks whose observation is older than this.
@@ -24,43 +22,29 @@ class A2C2Config:
         chunk uncorrected.
     """
 
-    a2c2_head: str | None = None
-    a2c2_latency_threshold_ms: float = attrs.field(default=0.0, validator=non_negative)
-    a2c2_max_norm: float | None = attrs.field(default=None, validator=optional(positive))
-    a2c2_norm_scope: str = attrs.field(default="action", validator=in_(NORM_SCOPES))
+    a2c2_head: str | None = setting(
+        "A2C2 correction head (.npz from `reflex a2c2 train`, or .onnx); enables the correction",
+        metavar="PATH",
+    )
+    a2c2_latency_threshold_ms: float = setting(
+        "correct only chunks whose observation is older than this when the policy returns "
+        "(default {default}: always)",
+        type=non_negative_float,
+        default=0.0,
+    )
+    a2c2_max_norm: float | None = setting(
+        "largest residual (L2 per action, action units) applied; beyond it the base action is "
+        "kept (default: the head's suggested bound)",
+        type=positive_float,
+        metavar="X",
+    )
+    a2c2_norm_scope: str = setting(
+        "what an over-bound residual keeps uncorrected: that action, or the whole chunk",
+        choices=NORM_SCOPES,
+        default="action",
+    )
 
 
 def is_enabled(config: A2C2Config) -> bool:
     """On with a head; a bound without a head also switches it on so the factory refuses it."""
     return config.a2c2_head is not None or config.a2c2_max_norm is not None
-
-
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "--a2c2-head",
-        "A2C2 correction head (.npz from `reflex a2c2 train`, or .onnx); enables the correction",
-        metavar="PATH",
-    ),
-    Option(
-        "--a2c2-latency-threshold-ms",
-        "correct only chunks whose observation is older than "
-        "this when the policy returns (default 0: always)",
-        type=float,
-        default=0.0,
-        metavar="MS",
-    ),
-    Option(
-        "--a2c2-max-norm",
-        "largest residual (L2 per action, action units) applied; beyond "
-        "it the base action is kept (default: the head's suggested bound)",
-        type=float,
-        metavar="X",
-    ),
-    Option(
-        "--a2c2-norm-scope",
-        "what an over-bound residual keeps uncorrected: that action, or "
-        "the whole chunk (default action)",
-        choices=NORM_SCOPES,
-        default="action",
-    ),
-)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from reflex_actionguard.config import OPTIONS, GuardConfig
+from reflex_actionguard.config import GuardConfig
 from reflex_core.hookspecs import hookimpl
 from reflex_core.registry import Command, WedgeSpec
 from reflex_core.wedges import Stage
@@ -30,7 +30,6 @@ def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
             name="actionguard",
             stage=Stage.GUARD,
             config_cls=GuardConfig,
-            options=OPTIONS,
             factory=_factory,
             is_enabled=lambda config: config.enabled,
             description="joint position/velocity limits, NaN handling, clamp or reject, "

@@ -1,4 +1,4 @@
-"""``reflex serve`` options of the guard and the config class they structure into.
+"""The guard's settings: ``reflex serve`` flags and the ``[actionguard]`` config-file table.
 
 Config-file form: a ``[actionguard]`` table keyed by the flag without its dashes::
 
@@ -12,72 +12,49 @@ Config-file form: a ``[actionguard]`` table keyed by the flag without its dashes
 from __future__ import annotations
 
 import attrs
-from attrs.validators import in_, optional
 
-from reflex_core.options import Option, comma_list, non_negative_int, positive_float, positive_int
-from reflex_core.validators import non_negative, positive
+from reflex_core.options import comma_list, non_negative_int, positive_float, positive_int, setting
 
 MODES = ("clamp", "reject")
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "--guard",
+@attrs.frozen
+class GuardConfig:
+    """Each field is a ``reflex serve`` flag and a key of the ``[actionguard]`` table."""
+
+    guard: str | None = setting(
         "enable ActionGuard: clamp chunks into the joint limits, or reject them (hold position)",
         choices=MODES,
         metavar="clamp|reject",
-    ),
-    Option(
-        "--guard-urdf",
+    )
+    guard_urdf: str | None = setting(
         "take joint position/velocity limits from this URDF, matched to actions by joint name",
         metavar="PATH",
-    ),
-    Option(
-        "--guard-joint-names",
+    )
+    guard_joint_names: list[str] | None = setting(
         "action joint names, comma-separated, for a URDF without an embodiment",
         type=comma_list,
         metavar="J1,J2,...",
-    ),
-    Option(
-        "--guard-control-hz",
+    )
+    guard_control_hz: float | None = setting(
         "control rate for velocity checks (default: the embodiment's control.frequency_hz)",
         type=positive_float,
-        metavar="HZ",
-    ),
-    Option(
-        "--guard-audit-log",
+    )
+    guard_audit_log: str | None = setting(
         "append every guard decision to this JSONL file (fsynced before the chunk is returned)",
         metavar="PATH",
-    ),
-    Option(
-        "--guard-audit-max-bytes",
-        "rotate the audit log when it would grow past this size (default 64 MiB)",
+    )
+    guard_audit_max_bytes: int = setting(
+        "rotate the audit log when it would grow past this size",
         type=positive_int,
         default=64 * 1024 * 1024,
-        metavar="BYTES",
-    ),
-    Option(
-        "--guard-trip-after",
+    )
+    guard_trip_after: int = setting(
         "refuse every /act (503 guard-tripped) after N consecutive violating chunks until "
-        "POST /guard/reset; 0 never trips (default 5)",
+        "POST /guard/reset; 0 never trips",
         type=non_negative_int,
         default=5,
-        metavar="N",
-    ),
-)
-
-
-@attrs.frozen
-class GuardConfig:
-    """Field names are the options' ``dest`` names."""
-
-    guard: str | None = attrs.field(default=None, validator=optional(in_(MODES)))
-    guard_urdf: str | None = None
-    guard_joint_names: list[str] | None = None
-    guard_control_hz: float | None = attrs.field(default=None, validator=optional(positive))
-    guard_audit_log: str | None = None
-    guard_audit_max_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=positive)
-    guard_trip_after: int = attrs.field(default=5, validator=non_negative)
+    )
 
     @property
     def enabled(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reflex_batching.config import OPTIONS, BatchingConfig, is_enabled
+from reflex_batching.config import BatchingConfig, is_enabled
 from reflex_batching.cost_model import BatchCostModel
 from reflex_batching.metrics import BatchingMetrics
 from reflex_batching.scheduler import BatchScheduler
@@ -20,7 +20,6 @@ from reflex_core.registry import WedgeSpec
 from reflex_core.wedges import ActRequest, ActResult, BatchHandler, Handler, Stage, WedgeContext
 
 __all__ = [
-    "OPTIONS",
     "BatchCostModel",
     "BatchScheduler",
     "BatchingConfig",
@@ -61,7 +60,6 @@ def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
             name="batching",
             stage=Stage.BATCHING,
             config_cls=BatchingConfig,
-            options=OPTIONS,
             factory=make_batching_handler,
             is_enabled=is_enabled,
             description="stack concurrent requests per policy into one batched ORT call; "

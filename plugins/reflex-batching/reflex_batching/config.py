@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
-from attrs.validators import optional
 
-from reflex_core.options import Option
-from reflex_core.validators import non_negative, positive
+from reflex_core.options import in_range, non_negative_float, positive_float, positive_int, setting
 
 
 @attrs.frozen
 class BatchingConfig:
-    """Field names are the options' ``dest`` names.
+    """Each field is a ``reflex serve`` flag and a key of the ``[batching]`` table.
 
     :ivar max_batch: the most requests stacked into one policy call; setting it (>= 2) switches
         the wedge on.
@@ -25,17 +21,33 @@ class BatchingConfig:
     :ivar cost_ewma_alpha: weight of the newest measurement in the per-size latency average.
     """
 
-    max_batch: int | None = attrs.field(default=None, validator=optional(positive))
-    batch_timeout_ms: float = attrs.field(default=10.0, validator=non_negative)
-    max_batch_cost_ms: float | None = attrs.field(default=None, validator=optional(positive))
-    max_queue: int = attrs.field(default=64, validator=positive)
-    batch_concurrency: int = attrs.field(default=1, validator=positive)
-    cost_ewma_alpha: float = attrs.field(default=0.2, validator=positive)
-
-    @cost_ewma_alpha.validator
-    def _alpha_at_most_one(self, _attribute: Any, value: float) -> None:
-        if value > 1:
-            raise ValueError(f"cost_ewma_alpha must be in (0, 1], got {value}")
+    max_batch: int | None = setting(
+        "enable dynamic batching: stack up to N concurrent requests per policy into one call",
+        type=positive_int,
+    )
+    batch_timeout_ms: float = setting(
+        "longest a queued request waits for company once it could run",
+        type=non_negative_float,
+        default=10.0,
+    )
+    max_batch_cost_ms: float | None = setting(
+        "flush when the learned latency of the queued batch reaches this budget",
+        type=positive_float,
+    )
+    max_queue: int = setting(
+        "requests waiting per policy before new ones get 503 queue-full",
+        type=positive_int,
+        default=64,
+    )
+    batch_concurrency: int = setting(
+        "batches of one policy in flight at once", type=positive_int, default=1
+    )
+    cost_ewma_alpha: float = setting(
+        "weight of the newest latency sample in the per-batch-size cost average",
+        type=in_range(0, 1, low_open=True),
+        default=0.2,
+        metavar="A",
+    )
 
 
 def is_enabled(config: BatchingConfig) -> bool:
@@ -45,47 +57,3 @@ def is_enabled(config: BatchingConfig) -> bool:
     if config.max_batch is not None:
         return config.max_batch >= 2
     return config.max_batch_cost_ms is not None
-
-
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "--max-batch",
-        "enable dynamic batching: stack up to N concurrent requests per policy into one call",
-        type=int,
-        metavar="N",
-    ),
-    Option(
-        "--batch-timeout-ms",
-        "longest a queued request waits for company once it could run (default 10)",
-        type=float,
-        default=10.0,
-        metavar="MS",
-    ),
-    Option(
-        "--max-batch-cost-ms",
-        "flush when the learned latency of the queued batch reaches this budget",
-        type=float,
-        metavar="MS",
-    ),
-    Option(
-        "--max-queue",
-        "requests waiting per policy before new ones get 503 queue-full (default 64)",
-        type=int,
-        default=64,
-        metavar="N",
-    ),
-    Option(
-        "--batch-concurrency",
-        "batches of one policy in flight at once (default 1)",
-        type=int,
-        default=1,
-        metavar="N",
-    ),
-    Option(
-        "--cost-ewma-alpha",
-        "weight of the newest latency sample in the per-batch-size cost average (default 0.2)",
-        type=float,
-        default=0.2,
-        metavar="A",
-    ),
-)

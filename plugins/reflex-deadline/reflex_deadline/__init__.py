@@ -11,7 +11,7 @@ from typing import Any
 from reflex_core.hookspecs import hookimpl
 from reflex_core.registry import WedgeSpec
 from reflex_core.wedges import Stage
-from reflex_deadline.config import OPTIONS, DeadlineConfig
+from reflex_deadline.config import DeadlineConfig
 
 __version__ = "0.1.0"
 
@@ -29,7 +29,6 @@ def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
             name="deadline",
             stage=Stage.DEADLINE,
             config_cls=DeadlineConfig,
-            options=OPTIONS,
             factory=_factory,
             is_enabled=lambda config: config.enabled,
             description="answer within --deadline-ms with a hold/tail/remote fallback; late "

@@ -1,6 +1,5 @@
-"""``reflex serve`` options of the deadline wedge and its config class.
-
-Config-file form (``[deadline]``)::
+"""The deadline wedge's settings: ``reflex serve`` flags and the ``[deadline]`` config-file
+table::
 
     [deadline]
     deadline-ms = 120
@@ -12,76 +11,53 @@ Config-file form (``[deadline]``)::
 from __future__ import annotations
 
 import attrs
-from attrs.validators import in_, optional
 
-from reflex_core.options import Option, http_url, positive_float, positive_int
-from reflex_core.validators import positive
+from reflex_core.options import http_url, positive_float, positive_int, setting
 
 STRATEGIES = ("hold", "tail", "remote")
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "--deadline-ms",
+@attrs.frozen
+class DeadlineConfig:
+    """Each field is a ``reflex serve`` flag and a key of the ``[deadline]`` table."""
+
+    deadline_ms: float | None = setting(
         "answer every /act within this many ms of receiving it, with a fallback chunk if the "
         "policy is late (late inference finishes in the background)",
         type=positive_float,
-        metavar="MS",
-    ),
-    Option(
-        "--deadline-fallback",
+    )
+    deadline_fallback: str = setting(
         "what a late request gets: hold (current position), tail (rest of the episode's last "
-        "chunk, time-shifted), remote (another reflex serve via --fallback-url) (default hold)",
+        "chunk, time-shifted), remote (another reflex serve via --fallback-url)",
         choices=STRATEGIES,
         default="hold",
         metavar="hold|tail|remote",
-    ),
-    Option(
-        "--fallback-url",
+    )
+    fallback_url: str | None = setting(
         "the other `reflex serve` for --deadline-fallback remote (its /act is POSTed to)",
         type=http_url,
         metavar="URL",
-    ),
-    Option(
-        "--fallback-timeout-ms",
+    )
+    fallback_timeout_ms: float | None = setting(
         "time budget of the remote call, bounded by the deadline; the remote request starts "
         "this long before the deadline if the policy has not answered (default: half the deadline)",
         type=positive_float,
-        metavar="MS",
-    ),
-    Option(
-        "--fallback-token",
+    )
+    fallback_token: str | None = setting(
         "bearer token for the fallback server (default: $REFLEX_FALLBACK_TOKEN)",
         metavar="TOKEN",
-    ),
-    Option(
-        "--deadline-control-hz",
+        repr=False,
+    )
+    deadline_control_hz: float | None = setting(
         "control rate for the tail strategy's time shift (default: the embodiment's)",
         type=positive_float,
-        metavar="HZ",
-    ),
-    Option(
-        "--deadline-max-late",
+    )
+    deadline_max_late: int = setting(
         "late inferences allowed to keep running in the background; beyond that new requests "
-        "fall back at once without queueing more work (default 8)",
+        "fall back at once without queueing more work",
         type=positive_int,
         default=8,
-        metavar="N",
-    ),
-)
-
-
-@attrs.frozen
-class DeadlineConfig:
-    """Field names are the options' ``dest`` names."""
-
-    deadline_ms: float | None = attrs.field(default=None, validator=optional(positive))
-    deadline_fallback: str = attrs.field(default="hold", validator=in_(STRATEGIES))
-    fallback_url: str | None = None
-    fallback_timeout_ms: float | None = attrs.field(default=None, validator=optional(positive))
-    fallback_token: str | None = None
-    deadline_control_hz: float | None = attrs.field(default=None, validator=optional(positive))
-    deadline_max_late: int = attrs.field(default=8, validator=positive)
+    )
 
     @property
     def enabled(self) -> bool:

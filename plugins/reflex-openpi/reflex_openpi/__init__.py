@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from reflex_core.hookspecs import hookimpl
-from reflex_core.options import Option
+from reflex_core.options import setting
 from reflex_core.registry import Transport
 
 __version__ = "0.1.0"
@@ -23,16 +25,17 @@ def _key_map(value: Any) -> dict[str, str]:
     return parse_key_map(value)
 
 
-OPTIONS = (
-    Option(
-        "--openpi-key-map",
+@attrs.frozen
+class OpenpiConfig:
+    """The transport's settings (``reflex serve`` flags, the ``[openpi]`` config-file table)."""
+
+    openpi_key_map: dict[str, str] | None = setting(
         "openpi observation keys -> state, prompt, images.<camera> or ignore, e.g. "
         "observation/image=images.front,observation/wrist_image=images.wrist (added to the "
         "defaults; see the reflex-openpi README)",
         type=_key_map,
         metavar="KEY=TARGET,...",
-    ),
-)
+    )
 
 
 def _routes(server: Any) -> list[Any]:
@@ -47,7 +50,7 @@ def reflex_register_transports(register: Callable[[Transport], None]) -> None:
         Transport(
             name="openpi",
             routes=_routes,
-            options=OPTIONS,
+            config_cls=OpenpiConfig,
             description="openpi's WebSocket protocol at / (msgpack-numpy) and GET /healthz",
         )
     )

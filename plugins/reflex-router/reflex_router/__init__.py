@@ -17,13 +17,12 @@ from reflex_core.hookspecs import hookimpl
 from reflex_core.registry import WedgeSpec
 from reflex_core.wedges import Handler, Stage, WedgeContext
 from reflex_router.assignment import SplitAssigner, episode_percentile
-from reflex_router.config import OPTIONS, RouterConfig, is_enabled
+from reflex_router.config import RouterConfig, is_enabled
 from reflex_router.metrics import RouterMetrics
 from reflex_router.router import SLOT_HEADER, VERSION_HEADER, PolicyRouter
 from reflex_router.shadow import chunk_difference
 
 __all__ = [
-    "OPTIONS",
     "SLOT_HEADER",
     "VERSION_HEADER",
     "PolicyRouter",
@@ -100,7 +99,6 @@ def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
             name="router",
             stage=Stage.ROUTER,
             config_cls=RouterConfig,
-            options=OPTIONS,
             factory=make_router_handler,
             is_enabled=is_enabled,
             policies=router_policies,

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
-from reflex_core.options import Option
-from reflex_core.validators import positive
-
-
-def _percent(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not 0 <= value <= 100:
-        raise ValueError(f"{attribute.name} must be a percentage in [0, 100], got {value}")
+from reflex_core.options import in_range, positive_float, positive_int, setting
 
 
 @attrs.frozen
 class RouterConfig:
-    """Field names are the options' ``dest`` names.
+    """Each field is a ``reflex serve`` flag and a key of the ``[router]`` table.
 
     :ivar policy_a: artifact dir of slot A; None: slot A is the server's own (``default``) policy.
     :ivar policy_b: artifact dir of slot B (required once the router is on).
@@ -31,14 +23,34 @@ class RouterConfig:
         slow B can never pile up work behind A.
     """
 
-    policy_a: str | None = None
-    policy_b: str | None = None
-    split: float | None = attrs.field(default=None, validator=_percent)
-    shadow: bool = False
-    shadow_log: str | None = None
-    router_trip_after: int = attrs.field(default=3, validator=positive)
-    router_cooldown_s: float = attrs.field(default=30.0, validator=positive)
-    shadow_max_pending: int = attrs.field(default=16, validator=positive)
+    policy_a: str | None = setting(
+        "artifact dir for router slot A (default: the served policy)", metavar="DIR"
+    )
+    policy_b: str | None = setting(
+        "artifact dir for router slot B; enables the router", metavar="DIR"
+    )
+    split: float | None = setting(
+        "percent of traffic routed to B, sticky per episode_id (shadow: percent mirrored); "
+        "default 50 (shadow: 100)",
+        type=in_range(0, 100),
+        metavar="PCT",
+    )
+    shadow: bool = setting(
+        "answer with A, run B on a copy of the traffic and record both", is_flag=True
+    )
+    shadow_log: str | None = setting(
+        "append-only JSONL file for shadow records (A and B chunks and their difference)",
+        metavar="PATH",
+    )
+    router_trip_after: int = setting(
+        "consecutive errors that drain a slot's traffic to the other", type=positive_int, default=3
+    )
+    router_cooldown_s: float = setting(
+        "seconds a drained slot rests before it is retried", type=positive_float, default=30.0
+    )
+    shadow_max_pending: int = setting(
+        "shadow calls in flight beyond which mirroring is skipped", type=positive_int, default=16
+    )
 
     @property
     def effective_split(self) -> float:
@@ -58,50 +70,3 @@ def is_enabled(config: RouterConfig) -> bool:
         or config.shadow
         or config.shadow_log is not None
     )
-
-
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "--policy-a", "artifact dir for router slot A (default: the served policy)", metavar="DIR"
-    ),
-    Option("--policy-b", "artifact dir for router slot B; enables the router", metavar="DIR"),
-    Option(
-        "--split",
-        "percent of traffic routed to B, sticky per episode_id (shadow: percent mirrored); "
-        "default 50 (shadow: 100)",
-        type=float,
-        metavar="PCT",
-    ),
-    Option(
-        "--shadow",
-        "answer with A, run B on a copy of the traffic and record both",
-        is_flag=True,
-        default=False,
-    ),
-    Option(
-        "--shadow-log",
-        "append-only JSONL file for shadow records (A and B chunks and their difference)",
-        metavar="PATH",
-    ),
-    Option(
-        "--router-trip-after",
-        "consecutive errors that drain a slot's traffic to the other (default 3)",
-        type=int,
-        default=3,
-        metavar="N",
-    ),
-    Option(
-        "--router-cooldown-s",
-        "seconds a drained slot rests before it is retried (default 30)",
-        type=float,
-        default=30.0,
-        metavar="S",
-    ),
-    Option(
-        "--shadow-max-pending",
-        "shadow calls in flight beyond which mirroring is skipped (default 16)",
-        type=int,
-        default=16,
-        metavar="N",
-    ),
-)

@@ -11,7 +11,7 @@ from typing import Any
 from reflex_core.hookspecs import hookimpl
 from reflex_core.registry import WedgeSpec
 from reflex_core.wedges import Stage
-from reflex_slo.config import OPTIONS, SloConfig
+from reflex_slo.config import SloConfig
 
 __version__ = "0.1.0"
 
@@ -29,7 +29,6 @@ def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
             name="slo",
             stage=Stage.SLO,
             config_cls=SloConfig,
-            options=OPTIONS,
             factory=_factory,
             is_enabled=lambda config: config.enabled,
             description="rolling latency percentiles per policy, SLOs like p99=150ms (log or "

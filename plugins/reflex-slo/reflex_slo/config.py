@@ -1,4 +1,4 @@
-"""``reflex serve`` options of the SLO wedge and its config class.
+"""The SLO wedge's settings: ``reflex serve`` flags and the ``[slo]`` config-file table.
 
 Config-file form (``[slo]``)::
 
@@ -16,11 +16,9 @@ import re
 from typing import Any
 
 import attrs
-from attrs.validators import in_, optional
 
 from reflex_core.latency import parse_duration_s
-from reflex_core.options import Option, non_negative_float, positive_float, positive_int
-from reflex_core.validators import non_negative, positive
+from reflex_core.options import non_negative_float, positive_float, positive_int, setting
 
 MODES = ("log", "shed")
 _SPEC = re.compile(r"^\s*p(?P<q>[0-9]+(?:\.[0-9]+)?)\s*=\s*(?P<target>.+?)\s*$", re.IGNORECASE)
@@ -58,78 +56,8 @@ def _slo_spec(value: Any) -> str:
     return str(value)
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "--slo",
-        "latency objective per policy slot, e.g. p99=150ms (repeatable: p50, p95, p99...; "
-        "units ms or s)",
-        type=_slo_spec,
-        multiple=True,
-        metavar="pNN=TIME",
-    ),
-    Option(
-        "--slo-mode",
-        "log: report breaches in logs, /health and /metrics; shed: also answer new requests "
-        "503 slo-breached (Retry-After) while breached (default log)",
-        choices=MODES,
-        default="log",
-        metavar="log|shed",
-    ),
-    Option(
-        "--slo-window-s",
-        "percentiles cover the last this many seconds (default 30; 0: by count only)",
-        type=non_negative_float,
-        default=30.0,
-        metavar="S",
-    ),
-    Option(
-        "--slo-window-size",
-        "... and at most this many requests per policy slot (default 1000)",
-        type=positive_int,
-        default=1000,
-        metavar="N",
-    ),
-    Option(
-        "--slo-min-samples",
-        "judge an SLO only once a window holds this many requests (default 10)",
-        type=positive_int,
-        default=10,
-        metavar="N",
-    ),
-    Option(
-        "--slo-probe-interval-s",
-        "in shed mode, let one request through this often while breached so recovery is "
-        "measured (default 1)",
-        type=positive_float,
-        default=1.0,
-        metavar="S",
-    ),
-    Option(
-        "--breaker-errors",
-        "open the circuit breaker after N consecutive errors or timeouts (fallbacks count)",
-        type=positive_int,
-        metavar="N",
-    ),
-    Option(
-        "--breaker-cooldown-s",
-        "how long the breaker stays open (503 circuit-open) before probing (default 5)",
-        type=positive_float,
-        default=5.0,
-        metavar="S",
-    ),
-    Option(
-        "--breaker-probes",
-        "successful probe requests in half-open that close the breaker (default 1)",
-        type=positive_int,
-        default=1,
-        metavar="N",
-    ),
-)
-
-
-def _check_specs(instance: Any, attribute: Any, value: list[str]) -> None:
-    targets = [SloTarget.parse(v) for v in value]
-    labels = [t.label for t in targets]
+def _no_duplicate_percentiles(_instance: Any, _attribute: Any, value: list[str]) -> None:
+    labels = [SloTarget.parse(v).label for v in value]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise ValueError(f"SLO given more than once for {', '.join(duplicates)}")
@@ -137,17 +65,53 @@ def _check_specs(instance: Any, attribute: Any, value: list[str]) -> None:
 
 @attrs.frozen
 class SloConfig:
-    """Field names are the options' ``dest`` names."""
+    """Each field is a ``reflex serve`` flag and a key of the ``[slo]`` table."""
 
-    slo: list[str] = attrs.field(factory=list, validator=_check_specs)
-    slo_mode: str = attrs.field(default="log", validator=in_(MODES))
-    slo_window_s: float = attrs.field(default=30.0, validator=non_negative)
-    slo_window_size: int = attrs.field(default=1000, validator=positive)
-    slo_min_samples: int = attrs.field(default=10, validator=positive)
-    slo_probe_interval_s: float = attrs.field(default=1.0, validator=positive)
-    breaker_errors: int | None = attrs.field(default=None, validator=optional(positive))
-    breaker_cooldown_s: float = attrs.field(default=5.0, validator=positive)
-    breaker_probes: int = attrs.field(default=1, validator=positive)
+    slo: list[str] = setting(
+        "latency objective per policy slot, e.g. p99=150ms (repeatable: p50, p95, p99...; "
+        "units ms or s)",
+        type=_slo_spec,
+        multiple=True,
+        metavar="pNN=TIME",
+        validator=_no_duplicate_percentiles,
+    )
+    slo_mode: str = setting(
+        "log: report breaches in logs, /health and /metrics; shed: also answer new requests "
+        "503 slo-breached (Retry-After) while breached",
+        choices=MODES,
+        default="log",
+        metavar="log|shed",
+    )
+    slo_window_s: float = setting(
+        "percentiles cover the last this many seconds (default {default}; 0: by count only)",
+        type=non_negative_float,
+        default=30.0,
+    )
+    slo_window_size: int = setting(
+        "... and at most this many requests per policy slot", type=positive_int, default=1000
+    )
+    slo_min_samples: int = setting(
+        "judge an SLO only once a window holds this many requests", type=positive_int, default=10
+    )
+    slo_probe_interval_s: float = setting(
+        "in shed mode, let one request through this often while breached so recovery is measured",
+        type=positive_float,
+        default=1.0,
+    )
+    breaker_errors: int | None = setting(
+        "open the circuit breaker after N consecutive errors or timeouts (fallbacks count)",
+        type=positive_int,
+    )
+    breaker_cooldown_s: float = setting(
+        "how long the breaker stays open (503 circuit-open) before probing",
+        type=positive_float,
+        default=5.0,
+    )
+    breaker_probes: int = setting(
+        "successful probe requests in half-open that close the breaker",
+        type=positive_int,
+        default=1,
+    )
 
     @property
     def targets(self) -> list[SloTarget]:

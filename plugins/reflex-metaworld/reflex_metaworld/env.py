@@ -1,0 +1,179 @@
+"""The Meta-World env adapter: one task, stepped one 12.5 ms control tick at a time.
+
+Tasks are Meta-World's v3 set with the goal observable (the variant its scripted experts are
+written for: the goal is part of the state). A seed fixes the object and goal placement.
+Cameras are rendered with MuJoCo's own renderer (``MUJOCO_GL=egl`` headless, the default set
+here) with shadows and reflections off, which is what makes a frame cheap on a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from reflex_metaworld.embodiment import METAWORLD_HZ
+
+# MuJoCo picks its GL platform when it is first imported: headless EGL unless told otherwise.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+# embodiment camera -> (MuJoCo camera, rotate 180 degrees): Meta-World's corner cameras render
+# upside down in MuJoCo's image convention.
+CAMERAS = {
+    "corner": ("corner2", True),
+    "top": ("topview", False),
+    "gripper": ("behindGripper", False),
+}
+VIDEO_CAMERA = "corner"
+
+
+def task_names() -> tuple[str, ...]:
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    return tuple(ALL_V3_ENVIRONMENTS)
+
+
+def prompt_for(task: str) -> str:
+    """``pick-place-v3`` -> ``pick place``: the task's words as its instruction."""
+    return task.rsplit("-v", 1)[0].replace("-", " ")
+
+
+def state_from_obs(obs: np.ndarray) -> np.ndarray:
+    """Meta-World's 39-value observation -> the embodiment's 21-value state."""
+    obs = np.asarray(obs, dtype=np.float64)
+    return np.concatenate([obs[:18], obs[36:39]]).astype(np.float32)
+
+
+def obs_from_state(state: np.ndarray) -> np.ndarray:
+    """The inverse, for a scripted expert: the previous frame is taken to be the current one."""
+    state = np.asarray(state, dtype=np.float64)
+    return np.concatenate([state[:18], state[:18], state[18:21]])
+
+
+class MetaWorldEnv:
+    """:class:`reflex_core.eval.env.EnvAdapter` over one Meta-World v3 task."""
+
+    frequency_hz = METAWORLD_HZ
+
+    def __init__(self, task: str, *, seed: int = 0, image_size: int = 64) -> None:
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
+
+        key = f"{task}-goal-observable"
+        if key not in ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE:
+            raise ValueError(f"unknown Meta-World task {task!r}")
+        self.task = task
+        self.prompt = prompt_for(task)
+        self.camera_names = tuple(CAMERAS)
+        self.image_size = int(image_size)
+        self.env = ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[key](seed=seed)
+        # Episode length is the caller's; Meta-World would refuse to step past its own 500.
+        self.env.max_path_length = 1 << 30
+        self.env.seeded_rand_vec = True
+        self.frequency_hz = 1.0 / (self.env.frame_skip * self.env.model.opt.timestep)
+        self._renderers: dict[int, Any] = {}
+        self._obs = np.zeros(39)
+        self._gripper = -1.0
+        self._success = False
+        self._reward = 0.0
+
+    # -- episode ------------------------------------------------------------------------------
+
+    def reset(self, seed: int) -> None:
+        env = self.env
+        env.seed(int(seed))
+        env._freeze_rand_vec = False  # draw this seed's object and goal placement
+        self._obs, _ = env.reset()
+        env._freeze_rand_vec = True
+        self._gripper = -1.0
+        self._success = False
+        self._reward = 0.0
+
+    def _step(self, action: np.ndarray) -> None:
+        obs, reward, _terminated, _truncated, info = self.env.step(action)
+        self._obs = obs
+        self._reward = float(reward)
+        self._success = self._success or bool(info.get("success", 0.0))
+
+    def act(self, action: np.ndarray) -> None:
+        command = np.asarray(action, dtype=np.float64).reshape(-1)
+        if command.shape[0] != 4 or not np.isfinite(command).all():
+            raise ValueError(f"expected 4 finite actions (dx, dy, dz, grip), got {command}")
+        command = np.clip(command, -1.0, 1.0)
+        self._gripper = float(command[3])
+        self._step(command.astype(np.float32))
+
+    def hold(self) -> None:
+        self._step(np.array([0.0, 0.0, 0.0, self._gripper], dtype=np.float32))
+
+    @property
+    def success(self) -> bool:
+        return self._success
+
+    @property
+    def reward(self) -> float:
+        return self._reward
+
+    # -- observation --------------------------------------------------------------------------
+
+    def state(self) -> np.ndarray:
+        return state_from_obs(self._obs)
+
+    def _render(self, camera: str, size: int) -> np.ndarray:
+        import mujoco
+
+        renderer = self._renderers.get(size)
+        if renderer is None:
+            renderer = self._renderers[size] = mujoco.Renderer(self.env.model, size, size)
+        name, flip = CAMERAS[camera]
+        renderer.update_scene(self.env.data, camera=name)
+        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                     mujoco.mjtRndFlag.mjRND_SKYBOX):  # fmt: skip
+            renderer.scene.flags[flag] = False
+        image = renderer.render()
+        return np.ascontiguousarray(image[::-1, ::-1] if flip else image)
+
+    def observe(self, cameras: Sequence[str] = ()) -> dict[str, Any]:
+        images = {c: self._render(c, self.image_size) for c in cameras if self.image_size > 0}
+        observation: dict[str, Any] = {"state": self.state(), "prompt": self.prompt}
+        if images:
+            observation["images"] = images
+        return observation
+
+    def render_frame(self, size: int) -> np.ndarray:
+        return self._render(VIDEO_CAMERA, size)
+
+    def __enter__(self) -> MetaWorldEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+        self.env.close()
+
+
+def make(task: str, *, seed: int = 0, image_size: int = 64) -> MetaWorldEnv:
+    return MetaWorldEnv(task, seed=seed, image_size=image_size)
+
+
+def expert(task: str) -> Any:
+    """Meta-World's scripted policy for ``task`` as ``state (21,) -> action (4,)``."""
+    from metaworld.policies import ENV_POLICY_MAP
+
+    policy = ENV_POLICY_MAP[task]()
+
+    def act(state: np.ndarray) -> np.ndarray:
+        import warnings
+
+        with warnings.catch_warnings():
+            # "Constant(s) may be too high": the policies' own gains, clipped by the env anyway
+            warnings.simplefilter("ignore", UserWarning)
+            action = policy.get_action(obs_from_state(state))
+        return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+
+    return act

@@ -1,0 +1,61 @@
+"""Reflex model family: SmolVLA (lerobot's ``smolvla`` policies).
+
+Registers the ``smolvla`` model loader (and the built-in ``tiny-smolvla`` checkpoint) through
+``reflex_register_model_loaders``. Importing this package does not import torch: the serving path
+loads every plugin; the loader imports torch when ``reflex export`` calls it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reflex_core.hookspecs import hookimpl
+from reflex_core.registry import BuiltinCheckpoint, ModelLoader
+
+__version__ = "0.1.0"
+
+DESCRIPTION = (
+    "SmolVLA (SmolVLM2 backbone + action expert interleaving cross- and self-attention, flow "
+    "matching; lerobot checkpoints, state as a prefix token)"
+)
+
+
+def _load(checkpoint_dir: Path, options: Any) -> Any:
+    from reflex_smolvla.loader import load_smolvla_checkpoint
+
+    return load_smolvla_checkpoint(checkpoint_dir, options)
+
+
+def _matches(config: Any) -> bool:
+    from reflex_smolvla.loader import matches
+
+    return matches(config)
+
+
+def _writer(name: str) -> Callable[[Path], None]:
+    def write(directory: Path) -> None:
+        from reflex_smolvla.builtin import write_builtin_checkpoint
+
+        write_builtin_checkpoint(name, directory)
+
+    return write
+
+
+@hookimpl
+def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
+    from reflex_smolvla.builtin import BUILTIN_SPECS
+
+    register(
+        ModelLoader(
+            name="smolvla",
+            matches=_matches,
+            load=_load,
+            builtin_checkpoints={
+                name: BuiltinCheckpoint(write=_writer(name), cache_key=spec.digest())
+                for name, spec in BUILTIN_SPECS.items()
+            },
+            description=DESCRIPTION,
+        )
+    )

@@ -1,0 +1,221 @@
+"""The SmolVLA loader: a lerobot checkpoint directory -> :class:`LoadedPolicy` (the family seam).
+
+The preprocessing contract is lerobot 0.4.4's SmolVLA pipeline (``processor_smolvla.py`` and
+``SmolVLAPolicy.prepare_images`` / ``prepare_state``):
+
+- images: [0, 1], resized keeping the aspect ratio (bilinear, no antialias) into
+  ``resize_imgs_with_padding`` (width, height) with 0 padding on the left and top (our
+  ``pad_position="bottom_right"``), then mapped to [-1, 1]; cameras in ``input_features`` order;
+  a camera the observation lacks is -1 with its mask False. lerobot drops a missing camera
+  instead (or fills ``empty_cameras`` of them with -1, mask False): a masked camera is the same
+  model input as a dropped one, because masked tokens are neither attended to nor counted in the
+  RoPE positions (``cumsum(pad) - 1``);
+- prompt: the task with a trailing newline (``smolvla_new_line_processor``), tokenized with the
+  SmolVLM2 tokenizer, right-padded; ``pad_language_to="longest"`` (lerobot's default) and
+  ``"max_length"`` give the same actions for the same reason, so the runtime always pads to
+  ``tokenizer_max_length``;
+- state: normalized (``normalization_mapping``, MEAN_STD by default), zero-padded to
+  ``max_state_dim``, projected into the prefix as one token: the prefix graph takes ``state``;
+- actions: the first ``action_dim`` of ``max_action_dim``, unnormalized.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reflex_core.errors import CheckpointError
+from reflex_core.models.family import FlowGraphs, LoadedPolicy, LoadOptions, TokenizerSource
+from reflex_core.models.lerobot import (
+    ACTION_FEATURE,
+    POSTPROCESSOR_FILE,
+    PREPROCESSOR_FILE,
+    STATE_FEATURE,
+    WEIGHTS_FILE,
+    find_tokenizer,
+    normalization_entry,
+    read_json,
+    read_normalization,
+)
+from reflex_core.runtime.io_spec import FlowIO, ImageIO, IOSpec, PromptIO
+from reflex_smolvla.config import SmolVLAPolicyConfig, parse_policy_config
+
+log = logging.getLogger(__name__)
+
+FAMILY = "smolvla"
+TOKENIZER_HINT = (
+    "SmolVLA uses the SmolVLM2 tokenizer of its backbone (Hub repo "
+    "HuggingFaceTB/SmolVLM2-500M-Video-Instruct, file tokenizer.json; lerobot checkpoints ship "
+    "none): download it and pass --tokenizer PATH, or put it in the checkpoint directory"
+)
+#: Pad tokens we look for in a tokenizer file (SmolVLM2 pads with <|im_end|>). Padding is masked,
+#: so the id never changes an action; it only has to be a valid id.
+_PAD_TOKENS = ("<|im_end|>", "<pad>", "<|endoftext|>")
+
+
+def matches(config: Mapping[str, Any]) -> bool:
+    return isinstance(config, Mapping) and config.get("type") == FAMILY
+
+
+def smolvla_io_spec(policy_config: SmolVLAPolicyConfig) -> IOSpec:
+    """The preprocessing contract of a SmolVLA checkpoint (module doc)."""
+    arch = policy_config.arch
+    return IOSpec(
+        image=ImageIO(
+            cameras=policy_config.cameras,
+            height=arch.image_height,
+            width=arch.image_width,
+            pad_value=0.0,
+            pad_position="bottom_right",
+            range=(-1.0, 1.0),
+            missing_fill=-1.0,
+        ),
+        prompt=PromptIO(template="{task}", task_suffix="\n"),
+        flow=FlowIO(t_start=1.0, t_end=0.0),
+    )
+
+
+def _pad_id(tokenizer: Path | None) -> int:
+    if tokenizer is None:
+        return 0
+    try:
+        from tokenizers import Tokenizer
+
+        loaded = Tokenizer.from_file(str(tokenizer))
+    except Exception:  # an unreadable file is reported by the export's tokenizer step
+        return 0
+    for token in _PAD_TOKENS:
+        token_id = loaded.token_to_id(token)
+        if token_id is not None:
+            return int(token_id)
+    return 0
+
+
+def read_smolvla_normalization(
+    directory: Path, policy_config: SmolVLAPolicyConfig
+) -> tuple[dict[str, Any], str]:
+    """State/action normalization: the processor stats files (lerobot >= 0.4) or the normalizer
+    buffers inside the weights file (lerobot <= 0.3). Returns ``(normalization, source)``."""
+    from reflex_smolvla.checkpoint import legacy_stats
+
+    if (directory / PREPROCESSOR_FILE).is_file() or (directory / POSTPROCESSOR_FILE).is_file():
+        return (
+            read_normalization(
+                directory,
+                policy_config.normalization_mapping,
+                policy_config.state_dim,
+                policy_config.action_dim,
+            ),
+            "processor",
+        )
+    stats = legacy_stats(directory / WEIGHTS_FILE)
+    modes = policy_config.normalization_mapping
+    if not stats:
+        log.warning("%s has neither processor files nor normalizer buffers: no stats", directory)
+    return (
+        {
+            "state": normalization_entry(
+                STATE_FEATURE, modes["STATE"], stats, policy_config.state_dim
+            ),
+            "action": normalization_entry(
+                ACTION_FEATURE, modes["ACTION"], stats, policy_config.action_dim
+            ),
+        },
+        "weights-buffers" if stats else "none",
+    )
+
+
+def load_smolvla_checkpoint(directory: Path, options: LoadOptions) -> LoadedPolicy:
+    """Load a SmolVLA checkpoint directory for export.
+
+    :raises CheckpointError: ``checkpoint-not-found``, ``checkpoint-config-invalid``,
+        ``checkpoint-unsupported``, ``checkpoint-mismatch``, ``checkpoint-stats-invalid``.
+    """
+    import torch
+
+    from reflex_smolvla.checkpoint import load_weights
+    from reflex_smolvla.graphs import (
+        PREFIX_INPUTS,
+        SmolVLAPrefixGraph,
+        SmolVLASampler,
+        SmolVLAStepGraph,
+        kv_names,
+        step_inputs,
+    )
+    from reflex_smolvla.modeling import build_model
+
+    directory = Path(directory)
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(
+            f"{directory} has no {WEIGHTS_FILE}", slug="checkpoint-not-found", status=404
+        )
+    config = read_json(directory / "config.json")
+    policy_config = parse_policy_config(config, directory)
+    normalization, stats_source = read_smolvla_normalization(directory, policy_config)
+
+    arch = policy_config.arch
+    with torch.no_grad():
+        model = build_model(arch, device="meta")
+        report = load_weights(model, weights_path)
+    model.eval()
+
+    tokenizer = options.tokenizer_file or find_tokenizer(directory)
+    if tokenizer is None and policy_config.vlm_dir is not None:
+        tokenizer = find_tokenizer(policy_config.vlm_dir)
+    if tokenizer is not None and not Path(tokenizer).is_file():
+        raise CheckpointError(
+            f"tokenizer file {tokenizer} does not exist", slug="checkpoint-not-found", status=404
+        )
+    layers = arch.num_vlm_layers
+    graphs = FlowGraphs(
+        prefix=SmolVLAPrefixGraph(model).eval(),
+        prefix_inputs=PREFIX_INPUTS,
+        prefix_outputs=[*kv_names(layers), "prefix_mask", "features"],
+        step=SmolVLAStepGraph(model).eval(),
+        step_inputs=step_inputs(layers),
+        sample_actions=SmolVLASampler(model),
+        relative_outputs=("past_k_*", "past_v_*"),
+    )
+    return LoadedPolicy(
+        family=FAMILY,
+        graphs=graphs,
+        io=smolvla_io_spec(policy_config),
+        tokenizer=TokenizerSource(
+            file=Path(tokenizer) if tokenizer is not None else None,
+            max_length=policy_config.tokenizer_max_length,
+            pad_id=_pad_id(Path(tokenizer) if tokenizer is not None else None),
+            add_special_tokens=True,
+            hint=TOKENIZER_HINT,
+        ),
+        checkpoint_dir=directory,
+        source=options.source,
+        config=dict(config),
+        chunk_size=arch.chunk_size,
+        action_dim=policy_config.action_dim,
+        state_dim=policy_config.state_dim,
+        max_action_dim=arch.max_action_dim,
+        max_state_dim=arch.max_state_dim,
+        num_steps=policy_config.num_steps,
+        feature_dim=arch.vlm_width,
+        normalization=normalization,
+        provenance={
+            "pipeline": "lerobot-smolvla",
+            "weights_layout": report.layout,
+            "stats_source": stats_source,
+            "vlm": policy_config.vlm_source,
+            "pad_language_to": policy_config.pad_language_to,
+            "vision_patch_positions": arch.patch_positions,
+        },
+        details={
+            "num_layers": layers,
+            "num_expert_layers": arch.num_expert_layers,
+            "attention_mode": str(config.get("attention_mode", "cross_attn")),
+            "self_attn_every_n_layers": int(config.get("self_attn_every_n_layers", 2)),
+            "tokens_per_image": arch.tokens_per_image,
+            "weights_cast_from": list(report.cast_from),
+        },
+        load_report=report,
+    )

@@ -1,0 +1,19 @@
+"""``reflex eval``: closed-loop evaluation of a served policy in simulation.
+
+An episode runs a simulated task (an env adapter registered through ``reflex_register_envs``)
+against a policy server through the same :class:`~reflex_core.sdk.ActionStream` and
+:class:`~reflex_core.control.ControlLoop` a robot uses, at the embodiment's control rate in
+*simulated* time (:mod:`reflex_core.eval.simtime`): the measured latency of every request decides
+which control tick its chunk lands on, so stale-drop, overlap merging and the deadline behave as
+on hardware however fast or slow the simulator steps.
+
+* :mod:`reflex_core.eval.env`: the adapter interface and ``--env NAME/TASK`` resolution;
+* :mod:`reflex_core.eval.episode`: one episode -> one JSON record (and a video);
+* :mod:`reflex_core.eval.runner`: many episodes, in this process or in Ray actors; sweeps;
+* :mod:`reflex_core.eval.stats`: confidence intervals and summaries;
+* :mod:`reflex_core.eval.report`: the summary / sweep tables and the PNG;
+* :mod:`reflex_core.eval.expert`: a scripted expert behind the wire protocol (harness check).
+
+Ray, the simulators and the video/plot writers are optional (``reflex-core[eval]``); nothing here
+imports them at module import.
+"""

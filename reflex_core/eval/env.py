@@ -1,0 +1,102 @@
+"""The env adapter interface, and ``--env NAME/TASK`` resolution against the registry.
+
+An env adapter (what an :class:`~reflex_core.registry.EnvSpec`'s ``make`` returns) is the
+simulated robot of one task. It speaks its embodiment's language: ``observe()`` returns the
+joint/proprioceptive ``state`` (length ``embodiment.state_dim``), camera renders named like the
+embodiment's cameras, and the task prompt; ``act(action)`` applies one action in the
+embodiment's units and advances the simulation by one control tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from reflex_core.errors import ConfigError
+
+
+class EnvAdapter(Protocol):
+    """One simulated task, stepped one control tick at a time.
+
+    :ivar frequency_hz: the control rate the simulation steps at (one ``act`` = ``1/frequency_hz``
+        simulated seconds); usually the embodiment's ``control.frequency_hz``.
+    :ivar prompt: the task's language instruction.
+    :ivar camera_names: the cameras ``observe`` can render.
+    """
+
+    frequency_hz: float
+    prompt: str
+    camera_names: Sequence[str]
+
+    def reset(self, seed: int) -> None:
+        """Start an episode; the seed fixes the task's randomization (object and goal poses)."""
+
+    def observe(self, cameras: Sequence[str] = ()) -> Mapping[str, Any]:
+        """``{"state": (state_dim,) float32, "images": {camera: (H, W, 3) uint8}, "prompt"}``,
+        rendering only ``cameras``."""
+
+    def act(self, action: np.ndarray) -> None:
+        """Apply one action and advance one control tick."""
+
+    def hold(self) -> None:
+        """Advance one control tick without a new command (the robot holds; physics goes on)."""
+
+    @property
+    def success(self) -> bool:
+        """Has the task been achieved (at any tick so far)?"""
+
+    @property
+    def reward(self) -> float:
+        """The reward of the last tick (0 when the simulator defines none)."""
+
+    def render_frame(self, size: int) -> np.ndarray:
+        """An (size, size, 3) uint8 view of the scene for the video."""
+
+    def close(self) -> None:
+        """Release the simulator."""
+
+
+def split_env_name(text: str) -> tuple[str, str | None]:
+    """``metaworld/reach-v3`` -> (``metaworld``, ``reach-v3``); ``metaworld`` -> (name, None)."""
+    name, _, task = text.partition("/")
+    return name.strip(), (task.strip() or None)
+
+
+def resolve_env(registry: Any, text: str) -> tuple[Any, str]:
+    """The registered :class:`~reflex_core.registry.EnvSpec` and the task ``text`` names.
+
+    :raises ConfigError: ``env-unknown`` / ``env-task-unknown`` listing what is registered.
+    """
+    name, task = split_env_name(text)
+    spec = registry.envs.get(name)
+    if spec is None:
+        known = sorted(registry.envs)
+        listed = ", ".join(known) or "(none: install an env plugin, e.g. reflex-metaworld)"
+        raise ConfigError(
+            f"unknown env {name!r}; registered envs: {listed}",
+            slug="env-unknown",
+            field="env",
+            details={"known": known},
+        )
+    task = task or spec.default_task
+    if task is None:
+        raise ConfigError(
+            f"env {name!r} needs a task: --env {name}/TASK", slug="env-task-unknown", field="env"
+        )
+    if spec.tasks and task not in spec.tasks:
+        raise ConfigError(
+            f"env {name!r} has no task {task!r}; tasks: {', '.join(spec.tasks)}",
+            slug="env-task-unknown",
+            field="env",
+            details={"known": list(spec.tasks)},
+        )
+    return spec, task
+
+
+def env_embodiment(registry: Any, spec: Any) -> Any:
+    """The :class:`~reflex_core.embodiments.EmbodimentConfig` an env speaks."""
+    from reflex_core.embodiments import load_embodiment
+
+    return load_embodiment(name=spec.embodiment, registry=registry)
