@@ -63,6 +63,9 @@ class ModelLoader:
         :mod:`reflex_core.models.family`; torch is imported inside the call).
     :ivar builtin_checkpoints: built-in names (``tiny-pi05``) -> :class:`BuiltinCheckpoint` (or
         a bare ``writer(dir)``, never cached).
+    :ivar model_options: the ``reflex export --model-option KEY=VALUE`` keys this family reads
+        (key -> one-line help); the core refuses any other key with ``model-option-unknown``
+        before loading. Values reach ``load`` in ``options.model_options``.
     """
 
     name: str = attrs.field(validator=_name)
@@ -72,6 +75,7 @@ class ModelLoader:
         factory=dict, converter=_builtin_checkpoints
     )
     description: str = ""
+    model_options: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

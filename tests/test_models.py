@@ -693,3 +693,10 @@ def test_preprocess_overrides_are_applied_recorded_and_checked(checkpoint_dirs) 
         with pytest.raises(ConfigError) as info:
             load_policy_checkpoint(checkpoint_dirs["tiny-pi05"], preprocess=bad)
         assert info.value.slug == "preprocess-override-invalid"
+
+
+def test_a_model_option_the_family_does_not_declare_is_refused(checkpoint_dirs) -> None:
+    with pytest.raises(CheckpointError) as info:
+        load_policy_checkpoint(checkpoint_dirs["tiny-pi05"], model_options={"rope": "x"})
+    assert info.value.slug == "model-option-unknown"
+    assert "'pi05' has no model option rope; it reads: none" in info.value.message

@@ -341,6 +341,8 @@ def _preprocessing_check(artifact: Any) -> Check:
         parts.append(f"pipeline {provenance['pipeline']}")
     if provenance.get("overrides"):
         parts.append(f"overridden at export: {provenance['overrides']}")
+    if provenance.get("model_options"):
+        parts.append(f"model options: {provenance['model_options']}")
     if artifact.config.get("migrated_from"):
         parts.append(f"migrated from schema_version {artifact.config['migrated_from']}")
     return Check(

@@ -123,6 +123,15 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
         "docs/export.md; `reflex doctor` shows the result)",
     )
     parser.add_argument(
+        "--model-option",
+        action="append",
+        type=_assignment,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the model family itself (see its README, e.g. reflex-smolvla's "
+        "vision_patch_positions); repeatable, VALUE is JSON; recorded in the artifact",
+    )
+    parser.add_argument(
         "--external-data",
         action="store_true",
         help="store weights in .onnx.data files even for graphs under 512 MB",
@@ -174,6 +183,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         monolithic_loop="unrolled" if args.unrolled else "loop",
         tokenizer_file=args.tokenizer,
         preprocess=dict(args.preprocess),
+        model_options=dict(args.model_option),
     )
     progress = Progress(sys.stderr, enabled=not args.quiet)
     result = export_artifact(request, registry=registry, progress=progress)

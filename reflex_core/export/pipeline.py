@@ -71,6 +71,7 @@ class ExportRequest:
     :ivar tokenizer_file: a tokenizer.json for checkpoints that ship none.
     :ivar preprocess: ``--preprocess KEY=VALUE`` overrides of the family's preprocessing
         contract (``{"image.pad_value": -1.0}``), recorded in the artifact.
+    :ivar model_options: ``--model-option KEY=VALUE`` settings the family's loader declares.
     """
 
     source: str
@@ -86,6 +87,7 @@ class ExportRequest:
     monolithic_loop: str = "loop"
     tokenizer_file: Path | None = None
     preprocess: Mapping[str, Any] = attrs.field(factory=dict)
+    model_options: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(eq=False)
@@ -350,6 +352,7 @@ def export_artifact(
             tokenizer_file=request.tokenizer_file,
             embodiment=request.embodiment,
             preprocess=dict(request.preprocess),
+            model_options=dict(request.model_options),
         )
         with progress.step(f"loading {request.source}"):
             policy = load_checkpoint(request.source, registry, options)

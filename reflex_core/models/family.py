@@ -98,12 +98,16 @@ class LoadOptions:
         weights from it).
     :ivar preprocess: ``--preprocess KEY=VALUE`` overrides of the contract (applied by the core
         after the loader returns; a loader may read them, e.g. to warn).
+    :ivar model_options: ``--model-option KEY=VALUE``: settings of the model itself that are not
+        preprocessing (a graph constant a checkpoint's training version fixed); only keys the
+        loader declared in ``ModelLoader.model_options`` get here.
     """
 
     source: str
     tokenizer_file: Path | None = None
     embodiment: Any = None
     preprocess: Mapping[str, Any] = attrs.field(factory=dict)
+    model_options: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(eq=False)

@@ -197,6 +197,17 @@ def load_checkpoint(source: str | Path, registry: Any, options: LoadOptions) -> 
             f"{config_path} must hold a JSON object", slug="checkpoint-config-invalid", status=400
         )
     loader = choose_loader(config, registry, str(directory))
+    unknown = sorted(set(options.model_options) - set(loader.model_options))
+    if unknown:
+        known = ", ".join(sorted(loader.model_options)) or "none"
+        raise CheckpointError(
+            f"model family {loader.name!r} has no model option {', '.join(unknown)}; it reads: "
+            f"{known}",
+            slug="model-option-unknown",
+            status=400,
+            field="model_option",
+            details={"unknown": unknown, "known": sorted(loader.model_options)},
+        )
     policy = loader.load(directory, options)
     if not isinstance(policy, LoadedPolicy):
         raise CheckpointError(
@@ -206,6 +217,9 @@ def load_checkpoint(source: str | Path, registry: Any, options: LoadOptions) -> 
         )
     if policy.family != loader.name:
         policy = attrs.evolve(policy, family=loader.name)
+    if options.model_options:
+        chosen = {k: options.model_options[k] for k in sorted(options.model_options)}
+        policy = attrs.evolve(policy, provenance={**policy.provenance, "model_options": chosen})
     if options.preprocess:
         io = override(policy.io, options.preprocess)
         provenance = {
@@ -223,6 +237,7 @@ def load_policy_checkpoint(
     registry: Any = None,
     embodiment: Any = None,
     preprocess: Mapping[str, Any] | None = None,
+    model_options: Mapping[str, Any] | None = None,
 ) -> LoadedPolicy:
     """Library entry point: :func:`load_checkpoint` with the installed plugins' registry.
 
@@ -238,5 +253,6 @@ def load_policy_checkpoint(
         tokenizer_file=None if tokenizer_file is None else Path(tokenizer_file),
         embodiment=embodiment,
         preprocess=dict(preprocess or {}),
+        model_options=dict(model_options or {}),
     )
     return load_checkpoint(source, registry, options)
