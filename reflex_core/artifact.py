@@ -34,6 +34,13 @@ import fastjsonschema
 import numpy as np
 
 from reflex_core.errors import ArtifactError
+from reflex_core.integrity import (
+    Signer,
+    load_public_keys,
+    read_signer,
+    require_trusted,
+    verify_manifest,
+)
 from reflex_core.runtime.io_spec import FlowIO, ImageIO, IOSpec, PromptIO, TokenizerIO
 
 SCHEMA_VERSION = 2
@@ -385,14 +392,26 @@ class Artifact:
     # --- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], *, verify: bool = True) -> Artifact:
+    def load(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        verify: bool = True,
+        trusted_keys: str | os.PathLike[str] | None = None,
+    ) -> Artifact:
         """Read ``DIR/reflex_config.json`` and check the artifact.
 
-        :param verify: check every file's sha256 and that the parity gate passed (always on
-            for serving; the export pipeline turns it off to run the gate itself).
+        :param verify: check the manifest's integrity digest, every file's sha256 and that the
+            parity gate passed (always on for serving; the export pipeline turns it off to run
+            the gate itself).
+        :param trusted_keys: a directory of ed25519 public keys (``reflex serve --trusted-keys``):
+            the artifact must be signed by one of them.
         :raises ArtifactError: slug ``artifact-missing`` (no directory, manifest or listed
             file), ``artifact-schema`` (unreadable or invalid manifest), ``artifact-hash-mismatch``
-            (a file changed after export), ``artifact-parity-failed`` (the gate did not pass).
+            (a file changed after export), ``artifact-config-tampered`` (a manifest field changed
+            after export), ``artifact-parity-failed`` (the gate did not pass),
+            ``artifact-unsigned`` / ``artifact-signature-invalid`` / ``artifact-signer-untrusted``
+            (with ``trusted_keys``).
         """
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
@@ -420,8 +439,11 @@ class Artifact:
                     slug="artifact-missing",
                 )
         if verify:
+            artifact.verify_integrity()
             artifact.verify_hashes()
             artifact.verify_parity()
+            if trusted_keys is not None:
+                artifact.require_signature(trusted_keys)
         return artifact
 
     @classmethod
@@ -505,6 +527,42 @@ class Artifact:
         )
         parity = self.config["parity"]
         yield _safe_relative(self.directory, parity["report"], "parity report"), parity["sha256"]
+
+    def verify_integrity(self) -> str | None:
+        """The manifest must be what was exported: its integrity digest, field by field.
+
+        Returns the digest, or None for a migrated schema_version 1 manifest (which carries
+        none: re-export to get one; ``reflex doctor`` says so).
+
+        :raises ArtifactError: ``artifact-config-tampered`` naming the changed fields.
+        """
+        if self.config.get("migrated_from"):
+            return None
+        return verify_manifest(self.config, CONFIG_FILE)
+
+    def require_signature(self, trusted_keys: str | os.PathLike[str]) -> Signer:
+        """Who signed this artifact, if one of the keys in ``trusted_keys`` did.
+
+        :raises ConfigError: ``trusted-keys-invalid``.
+        :raises ArtifactError: ``artifact-unsigned``, ``artifact-signature-invalid``,
+            ``artifact-signer-untrusted``.
+        """
+        digest = self.verify_integrity()
+        if digest is None:
+            raise ArtifactError(
+                f"artifact {str(self.directory)!r} has schema_version 1, which cannot be signed; "
+                "re-export it with --sign-key",
+                slug="artifact-unsigned",
+            )
+        return require_trusted(self.directory, digest, load_public_keys(trusted_keys))
+
+    def signer(self) -> Signer | None:
+        """The verified signer, or None when the artifact is unsigned.
+
+        :raises ArtifactError: ``artifact-signature-invalid``.
+        """
+        digest = self.verify_integrity()
+        return None if digest is None else read_signer(self.directory, digest)
 
     def verify_hashes(self) -> None:
         """Recompute every listed file's sha256.

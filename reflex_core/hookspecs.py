@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         EnvSpec,
         Exporter,
         ModelLoader,
+        RuntimeBackend,
         Transport,
         WedgeSpec,
     )
@@ -58,7 +59,7 @@ def reflex_register_exporters(register: Callable[[Exporter], None]) -> None:
 
 
 @hookspec
-def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
+def reflex_register_wedges(register: Callable[[WedgeSpec[Any]], None]) -> None:
     """Register wedges: async middleware around the policy call.
 
     Each :class:`reflex_core.registry.WedgeSpec` declares its stage (which fixes its place in
@@ -113,6 +114,20 @@ def reflex_register_envs(register: Callable[[EnvSpec], None]) -> None:
 
     :param register: call with a :class:`reflex_core.registry.EnvSpec` for each environment
         family (e.g. ``metaworld``). Names are unique across all plugins.
+    :return: ignored.
+    """
+
+
+@hookspec
+def reflex_register_runtime_backends(register: Callable[[RuntimeBackend], None]) -> None:
+    """Register runtimes that run an artifact's graphs instead of onnxruntime.
+
+    A backend (e.g. ``openvino-bf16`` from ``reflex-openvino``) is used only when
+    ``--providers`` names it; ``reflex doctor`` reports whether each one can run here. Heavy
+    imports belong inside ``probe`` / ``open_session``, never at module import.
+
+    :param register: call with a :class:`reflex_core.registry.RuntimeBackend` for each backend.
+        Names are unique across all plugins.
     :return: ignored.
     """
 

@@ -154,6 +154,11 @@ def key_id(raw_public: bytes) -> str:
     return hashlib.sha256(raw_public).hexdigest()[:16]
 
 
+def private_key_id(private_key: Any) -> str:
+    """The key id of a private key's public half (what ``reflex doctor`` shows as signer)."""
+    return key_id(_raw_public(private_key.public_key()))
+
+
 def load_private_key(path: str | Path) -> Any:
     """An ed25519 private key from a PEM file.
 
@@ -172,7 +177,9 @@ def load_private_key(path: str | Path) -> Any:
         ) from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise ConfigError(
-            f"{str(path)!r} is not an ed25519 private key", slug="sign-key-invalid", field="sign_key"
+            f"{str(path)!r} is not an ed25519 private key",
+            slug="sign-key-invalid",
+            field="sign_key",
         )
     return key
 

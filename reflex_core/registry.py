@@ -6,9 +6,9 @@ plugin hands it and rejects a duplicate name naming both owners.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import cattrs
@@ -19,6 +19,12 @@ from reflex_core.options import Option, options_of
 
 if TYPE_CHECKING:
     import pluggy
+    from starlette.routing import BaseRoute
+
+    from reflex_core.contracts import TransportHost
+    from reflex_core.wedges import WedgeFactory
+
+ConfigT = TypeVar("ConfigT")
 
 
 def _name(instance: Any, attribute: Any, value: str) -> None:
@@ -92,8 +98,11 @@ class Exporter:
 
 
 @attrs.frozen
-class WedgeSpec:
+class WedgeSpec(Generic[ConfigT]):
     """A wedge: its place in the chain, its options and how to build it.
+
+    Generic in its config class, so a type checker holds ``factory``, ``is_enabled`` and
+    ``policies`` to the class ``config_cls`` names (``WedgeSpec[GuardConfig]``).
 
     :ivar stage: an :class:`reflex_core.wedges.Stage` (or an int between two stages).
     :ivar config_cls: an attrs class whose fields are declared with
@@ -101,7 +110,11 @@ class WedgeSpec:
         (keyed by field name) into it with cattrs.
     :ivar options: the ``reflex serve`` flags this wedge adds (also its config-file keys);
         derived from ``config_cls`` unless given.
-    :ivar factory: ``(config, next, ctx) -> handler``.
+    :ivar factory: ``(config, next, ctx) -> handler``, a
+        :data:`~reflex_core.wedges.WedgeFactory`: ``next`` and the handler are a ``Handler``
+        outside ``Stage.BATCHING``, a ``BatchHandler`` inside it; the batching wedge takes a
+        ``BatchHandler`` and returns a ``Handler``. ``ctx`` is the
+        :class:`~reflex_core.wedges.WedgeContext`.
     :ivar is_enabled: ``config -> bool``: whether the user switched the wedge on.
     :ivar policies: ``config -> {slot: artifact_dir}``: extra policy slots the wedge needs; they
         are loaded before any factory runs (the server does it on an inference thread, so
@@ -110,23 +123,25 @@ class WedgeSpec:
 
     name: str = attrs.field(validator=_name)
     stage: int
-    config_cls: type
+    config_cls: type[ConfigT]
     options: tuple[Option, ...] = attrs.field(
         kw_only=True,
         default=attrs.Factory(lambda self: options_of(self.config_cls), takes_self=True),
     )
-    factory: Callable[..., Any]
-    is_enabled: Callable[[Any], bool]
+    factory: WedgeFactory[ConfigT]
+    is_enabled: Callable[[ConfigT], bool]
     description: str = ""
-    policies: Callable[[Any], Mapping[str, Any]] | None = None
+    policies: Callable[[ConfigT], Mapping[str, Path | str]] | None = None
 
 
 @attrs.frozen
 class Transport:
     """Routes that carry observations in and chunks out.
 
-    :ivar routes: ``server -> list of starlette routes``; ``server`` is the running
-        :class:`reflex_core.serve.app.ReflexServer` (its ``act`` coroutine runs the chain).
+    :ivar routes: ``host -> starlette routes``, called once when the app is built; ``host`` is
+        the server as a transport sees it (:class:`reflex_core.contracts.TransportHost`:
+        readiness, limits, ``prepare`` then ``submit`` through the wedge chain, the chunk and
+        error encodings, metrics).
     :ivar config_cls: an attrs class declaring the transport's settings with
         :func:`reflex_core.options.setting`, if it has any.
     :ivar options: extra ``reflex serve`` options this transport adds; derived from
@@ -134,7 +149,7 @@ class Transport:
     """
 
     name: str = attrs.field(validator=_name)
-    routes: Callable[[Any], list[Any]]
+    routes: Callable[[TransportHost], Sequence[BaseRoute]]
     config_cls: type | None = attrs.field(default=None, kw_only=True)
     options: tuple[Option, ...] = attrs.field(
         kw_only=True,
@@ -194,6 +209,32 @@ class Command:
     run: Callable[[Any, Any], int]
 
 
+@attrs.frozen
+class RuntimeBackend:
+    """A runtime other than onnxruntime that runs an artifact's graphs (``--providers NAME``).
+
+    Chosen only when ``--providers`` names it, alone (never automatically, never mixed with
+    onnxruntime providers); a backend that cannot run here is ``provider-unavailable``, never a
+    silent fallback. See docs/runtime.md ("Runtime backends").
+
+    :ivar name: what ``--providers`` names (``openvino-bf16``); must not be an onnxruntime
+        provider name or alias.
+    :ivar probe: ``() -> str | None``: None when the backend can run on this machine, else why
+        not (package missing, CPU lacks an instruction set...). Must not raise; imports inside.
+    :ivar open_session: ``(artifact, role, *, threads) -> session``: a session for the graph
+        ``role`` (``vlm_prefix``, ``expert_denoise``, ``policy``) of a verified artifact, with the
+        surface the runners use: ``get_inputs()`` / ``get_outputs()`` (items with ``.name``),
+        ``run(output_names, feeds) -> list[np.ndarray]`` (thread-safe, arrays the caller owns) and
+        ``get_providers() -> list[str]``. Raises a ``ConfigError`` when it refuses (e.g. its
+        precision gate did not pass for this artifact).
+    """
+
+    name: str = attrs.field(validator=_name)
+    probe: Callable[[], str | None]
+    open_session: Callable[..., Any]
+    description: str = ""
+
+
 KINDS: dict[str, type] = {
     "model_loaders": ModelLoader,
     "exporters": Exporter,
@@ -202,6 +243,7 @@ KINDS: dict[str, type] = {
     "embodiments": EmbodimentSource,
     "commands": Command,
     "envs": EnvSpec,
+    "runtime_backends": RuntimeBackend,
 }
 
 
@@ -211,11 +253,12 @@ class Registry:
 
     model_loaders: dict[str, ModelLoader] = attrs.field(factory=dict)
     exporters: dict[str, Exporter] = attrs.field(factory=dict)
-    wedges: dict[str, WedgeSpec] = attrs.field(factory=dict)
+    wedges: dict[str, WedgeSpec[Any]] = attrs.field(factory=dict)
     transports: dict[str, Transport] = attrs.field(factory=dict)
     embodiments: dict[str, EmbodimentSource] = attrs.field(factory=dict)
     commands: dict[str, Command] = attrs.field(factory=dict)
     envs: dict[str, EnvSpec] = attrs.field(factory=dict)
+    runtime_backends: dict[str, RuntimeBackend] = attrs.field(factory=dict)
     owners: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
     def check_type(self, kind: str, obj: Any, owner: str) -> None:
@@ -309,7 +352,7 @@ def _describe(exc: BaseException, type_: Any) -> str:
     return format_exception(exc, type_)
 
 
-def structure_config(spec: WedgeSpec, values: Mapping[str, Any]) -> Any:
+def structure_config(spec: WedgeSpec[ConfigT], values: Mapping[str, Any]) -> ConfigT:
     """Turn resolved option values into the wedge's config object."""
     try:
         return _converter.structure(dict(values), spec.config_cls)

@@ -214,6 +214,24 @@ def double_info(policy: Any, *, family: str, mode: str, model_version: str) -> d
     }
 
 
+def batch_noise(noise: Any, batch: int, shape: tuple[int, int]) -> np.ndarray:
+    """The (B, T, A) noise a double runs with, from what the server passes ``infer``: None, an
+    array, or one row or None per observation (rows without noise are drawn fresh)."""
+    if noise is None or isinstance(noise, np.ndarray):
+        if noise is None:
+            return np.random.default_rng().standard_normal((batch, *shape), dtype=np.float32)
+        return np.asarray(noise, np.float32)
+    rng = np.random.default_rng()
+    return np.stack(
+        [
+            rng.standard_normal(shape, dtype=np.float32)
+            if row is None
+            else np.asarray(row, np.float32)
+            for row in noise
+        ]
+    )
+
+
 @attrs.define(eq=False)
 class FakeRuntimePolicy:
     """The runtime's ``Policy`` interface (slot, info, dims, validate, infer, warmup) over
@@ -278,12 +296,9 @@ class FakeRuntimePolicy:
             time.sleep(delay)
         if self.infer_error is not None:
             raise self.infer_error
-        if noise is None:
-            noise = np.random.default_rng().standard_normal(
-                (batch, self.chunk_size, self.max_action_dim), dtype=np.float32
-            )
+        noise = batch_noise(noise, batch, (self.chunk_size, self.max_action_dim))
         states = np.stack([np.asarray(o.state, np.float32) for o in observations])
-        actions, features = self.math.compute(states, np.asarray(noise, np.float32))
+        actions, features = self.math.compute(states, noise)
         ms = (time.perf_counter() - started) * 1e3
         return FakePolicyOutput(actions, features, {"total_ms": ms, "steps": 1})
 
@@ -491,6 +506,8 @@ def server_process(
 
     port = _free_port()
     environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    # state (the guard's default audit log) next to the log, never the user's state directory
+    environment.setdefault("REFLEX_STATE_DIR", str(log_path.parent / f"reflex-state-{port}"))
     if load_plugins is not None:
         environment["REFLEX_LOAD_PLUGINS"] = load_plugins
     with open(log_path, "wb") as log:

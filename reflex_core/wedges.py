@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import attrs
 import numpy as np
@@ -31,8 +31,13 @@ from reflex_core.errors import ConfigError
 from reflex_core.wire.types import Observation
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
+    from concurrent.futures import Executor
+    from pathlib import Path
 
+    from prometheus_client import CollectorRegistry
+    from starlette.routing import BaseRoute
+
+    from reflex_core.contracts import EmbodimentLike, PolicyLike
     from reflex_core.registry import WedgeSpec
 
 
@@ -95,17 +100,31 @@ def answering_slot(request: ActRequest, result: ActResult | None = None) -> str:
         policy = result.metadata.get("policy")
         if isinstance(policy, str):
             return policy
-        if isinstance(policy, dict) and isinstance(policy.get("slot"), str):
-            return policy["slot"]
+        if isinstance(policy, dict):
+            slot = policy.get("slot")
+            if isinstance(slot, str):
+                return slot
     return request.policy
 
 
-Handler = Callable[[ActRequest], Awaitable[ActResult]]
-BatchHandler = Callable[[Sequence[ActRequest]], Awaitable[list[ActResult]]]
-WedgeFactory = Callable[[Any, Any, "WedgeContext"], Any]
-"""``(config, next, ctx) -> handler``: ``next`` and the result are ``Handler`` above the
-batching stage, ``BatchHandler`` inside it; the batching wedge takes a ``BatchHandler`` and
-returns a ``Handler``."""
+Handler: TypeAlias = Callable[[ActRequest], Awaitable[ActResult]]
+"""A request-level handler: one request in, its result out (outside the batching stage)."""
+BatchHandler: TypeAlias = Callable[[Sequence[ActRequest]], Awaitable[list[ActResult]]]
+"""A batch-level handler: requests in, one result per request, in order (inside it)."""
+
+ConfigT = TypeVar("ConfigT")
+RequestWedgeFactory: TypeAlias = Callable[[ConfigT, Handler, "WedgeContext"], Handler]
+"""A wedge outside the batching stage (guard, SLO, deadline, router): wraps a ``Handler``."""
+BatchWedgeFactory: TypeAlias = Callable[[ConfigT, BatchHandler, "WedgeContext"], BatchHandler]
+"""A wedge inside the batching stage (the A2C2 head): wraps a ``BatchHandler``."""
+BridgeWedgeFactory: TypeAlias = Callable[[ConfigT, BatchHandler, "WedgeContext"], Handler]
+"""The wedge at ``Stage.BATCHING``: turns the ``BatchHandler`` inside into a ``Handler``."""
+WedgeFactory: TypeAlias = (
+    RequestWedgeFactory[ConfigT] | BatchWedgeFactory[ConfigT] | BridgeWedgeFactory[ConfigT]
+)
+"""``(config, next, ctx) -> handler``, one of the three kinds above by the wedge's stage;
+``config`` is an instance of the wedge's ``config_cls``. Called once, on the event loop, when
+the server composes the chain."""
 
 
 @attrs.define
@@ -113,27 +132,30 @@ class WedgeContext:
     """What the server hands a wedge factory.
 
     :ivar policies: loaded policy slots by name (``"default"``, or ``"a"``/``"b"`` with the
-        router); each is a :class:`reflex_core.runtime.policy.Policy`.
-    :ivar embodiment: the robot's :class:`~reflex_core.embodiments.EmbodimentConfig`, or None
-        (raw actions).
+        router); each a :class:`~reflex_core.contracts.PolicyLike` (the runtime's ``Policy``).
+    :ivar embodiment: the robot (:class:`~reflex_core.contracts.EmbodimentLike`, an
+        :class:`~reflex_core.embodiments.EmbodimentConfig`), or None (raw actions).
     :ivar metrics: the server's prometheus registry; wedges add their own collectors to it.
-    :ivar load_policy: ``(slot, artifact_dir) -> Policy``: loads another policy into this
+    :ivar load_policy: ``(slot, artifact_dir) -> policy``: loads another policy into this
         process and adds it to ``policies`` (what :func:`load_wedge_policies` calls for the
         slots a wedge declares in ``WedgeSpec.policies``).
     :ivar routes: starlette routes a wedge adds (``/guard/status``...).
-    :ivar health: name -> callable returning a JSON-able dict for ``/health``; a dict with
+    :ivar health: name -> callable returning a JSON-able mapping for ``/health``; one with
         ``"degraded": True`` makes the server report ``degraded``.
-    :ivar on_shutdown: callables (sync or async) run when the server stops.
+    :ivar on_shutdown: callables run when the server stops; one may return an awaitable (an
+        ``async def``), which is awaited.
+    :ivar executor: the server's inference threads (``loop.run_in_executor(ctx.executor,
+        fn)``), for blocking work a wedge does per request; None outside a server.
     """
 
-    policies: dict[str, Any]
-    embodiment: Any = None
+    policies: dict[str, PolicyLike]
+    embodiment: EmbodimentLike | None = None
     metrics: CollectorRegistry | None = None
-    load_policy: Callable[[str, Any], Any] | None = None
-    routes: list[Any] = attrs.field(factory=list)
-    health: dict[str, Callable[[], dict[str, Any]]] = attrs.field(factory=dict)
-    on_shutdown: list[Callable[[], Any]] = attrs.field(factory=list)
-    executor: Any = None
+    load_policy: Callable[[str, Path | str], PolicyLike] | None = None
+    routes: list[BaseRoute] = attrs.field(factory=list)
+    health: dict[str, Callable[[], Mapping[str, Any]]] = attrs.field(factory=dict)
+    on_shutdown: list[Callable[[], object]] = attrs.field(factory=list)
+    executor: Executor | None = None
 
 
 def unbatched(next_batch: BatchHandler) -> Handler:
@@ -150,7 +172,7 @@ def unbatched(next_batch: BatchHandler) -> Handler:
 class EnabledWedge:
     """A wedge the user switched on, with its structured config."""
 
-    spec: WedgeSpec
+    spec: WedgeSpec[Any]
     config: Any
 
 
@@ -202,26 +224,30 @@ def compose(
     bridge = [w for w in chain if int(w.spec.stage) == Stage.BATCHING]
     outer = [w for w in chain if int(w.spec.stage) < Stage.BATCHING]
 
+    # The stage says which kind of factory each is (WedgeSpec.factory is their union).
     batch_handler: BatchHandler = policy
     for w in reversed(inner):
-        batch_handler = w.spec.factory(w.config, batch_handler, ctx)
+        batch_factory = cast("BatchWedgeFactory[Any]", w.spec.factory)
+        batch_handler = batch_factory(w.config, batch_handler, ctx)
     handler: Handler
     if bridge:
-        handler = bridge[0].spec.factory(bridge[0].config, batch_handler, ctx)
+        bridge_factory = cast("BridgeWedgeFactory[Any]", bridge[0].spec.factory)
+        handler = bridge_factory(bridge[0].config, batch_handler, ctx)
     else:
         handler = unbatched(batch_handler)
     for w in reversed(outer):
-        handler = w.spec.factory(w.config, handler, ctx)
+        request_factory = cast("RequestWedgeFactory[Any]", w.spec.factory)
+        handler = request_factory(w.config, handler, ctx)
     return handler, [w.spec.name for w in chain]
 
 
 def enabled_wedges(
-    specs: Mapping[str, WedgeSpec], values_by_wedge: Mapping[str, Mapping[str, Any]]
+    specs: Mapping[str, WedgeSpec[Any]], values_by_wedge: Mapping[str, Mapping[str, Any]]
 ) -> list[EnabledWedge]:
     """Structure each wedge's option values into its config class; keep the enabled ones."""
     from reflex_core.registry import structure_config
 
-    result = []
+    result: list[EnabledWedge] = []
     for name, spec in sorted(specs.items()):
         config = structure_config(spec, values_by_wedge.get(name, {}))
         if spec.is_enabled(config):

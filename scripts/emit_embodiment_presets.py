@@ -5,8 +5,11 @@ The JSON files are generated, never edited by hand: change a robot here, run thi
 commit the script and the JSON together. ``--check`` writes nothing and exits 1 when a file
 differs from what this script would write (the test suite runs it).
 
-Each preset is a joint-position action space: one dimension per joint in radians (metres for a
-prismatic finger), gripper included, with the robot's published joint limits. The normalization
+Each preset is a joint-position action space (``action_space.kind`` ``joint_position``): one
+dimension per joint in radians (metres for a prismatic finger), gripper included, with the
+robot's published joint limits, and a ``kinematics`` block naming the kinematics-only URDF in
+``embodiments/kinematics/`` (sources and licenses in its README) from which ActionGuard
+computes the end-effector speed it holds to ``constraints.max_ee_velocity``. The normalization
 stats are derived from those limits (mean = centre of the range, std = a quarter of its width,
 so the range maps to about [-2, 2] in normalized units); replace them with your dataset's stats
 when you train on your own data.
@@ -98,6 +101,7 @@ def preset(
     control: dict[str, Any],
     max_ee_velocity: float,
     max_gripper_velocity: float,
+    kinematics: dict[str, str],
 ) -> dict[str, Any]:
     """One embodiment document. The state vector is the same joint positions as the action."""
     mean, std = _stats(joints)
@@ -108,6 +112,7 @@ def preset(
         "joint_names": [name for name, *_ in joints],
         "action_space": {
             "type": "continuous",
+            "kind": "joint_position",
             "dim": len(joints),
             "ranges": [[lo, hi] for _, lo, hi, _ in joints],
         },
@@ -127,6 +132,7 @@ def preset(
             "collision_check": False,
             "max_joint_velocity": [velocity for *_, velocity in joints],
         },
+        "kinematics": kinematics,
     }
 
 
@@ -142,6 +148,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         control={"frequency_hz": 15, "chunk_size": 50, "rtc_execution_horizon": 10},
         max_ee_velocity=1.7,  # Franka's documented Cartesian translation limit
         max_gripper_velocity=0.2,
+        kinematics={
+            "urdf": "kinematics/franka_panda.urdf",
+            "base_link": "panda_link0",
+            "ee_link": "panda_hand_tcp",
+        },
     ),
     "so100": preset(
         "so100",
@@ -155,6 +166,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # No published Cartesian limit: 1 rad/s joints at ~0.4 m reach; jaw tip ~0.1 m/s.
         max_ee_velocity=0.4,
         max_gripper_velocity=0.1,
+        kinematics={"urdf": "kinematics/so100.urdf", "base_link": "base", "ee_link": "gripper"},
     ),
     "ur5": preset(
         "ur5",
@@ -166,6 +178,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         control={"frequency_hz": 10, "chunk_size": 50, "rtc_execution_horizon": 10},
         max_ee_velocity=1.0,  # UR5 / UR5e typical TCP speed, 1 m/s
         max_gripper_velocity=0.15,  # Robotiq 2F-85 closing speed, 20-150 mm/s
+        kinematics={"urdf": "kinematics/ur5.urdf", "base_link": "base_link", "ee_link": "tool0"},
     ),
 }
 

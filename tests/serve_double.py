@@ -28,7 +28,7 @@ import attrs
 import numpy as np
 
 from reflex_core.errors import ValidationError
-from reflex_core.wedge_testing import FakePolicyOutput, double_info, serve_lifespan
+from reflex_core.wedge_testing import FakePolicyOutput, batch_noise, double_info, serve_lifespan
 from reflex_core.wire.types import Observation
 
 
@@ -89,10 +89,7 @@ class DoublePolicy:
             started = time.perf_counter()
             batch = len(observations)
             self.calls.append(batch)
-            if noise is None:
-                noise = np.random.default_rng().standard_normal(
-                    (batch, self.chunk_size, self.max_action_dim), dtype=np.float32
-                )
+            noise = batch_noise(noise, batch, (self.chunk_size, self.max_action_dim))
             assert noise.shape == (batch, self.chunk_size, self.max_action_dim)
             states = np.stack([o.state for o in observations]).astype(np.float64)
             base = np.tanh(states @ self._weights())  # (B, D)

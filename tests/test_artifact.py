@@ -31,10 +31,16 @@ def copy_of(tmp_path: Path) -> Callable[[Path], Path]:
     return make
 
 
-def _edit_config(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+def _edit_config(
+    path: Path, edit: Callable[[dict[str, Any]], None], *, reseal: bool = True
+) -> None:
+    """Edit the manifest; ``reseal`` recomputes its integrity digest, as an export that wrote
+    those values would have (``reseal=False`` is a hand edit after export)."""
+    from reflex_core.integrity import seal
+
     config = json.loads((path / CONFIG_FILE).read_text())
     edit(config)
-    (path / CONFIG_FILE).write_text(json.dumps(config))
+    (path / CONFIG_FILE).write_text(json.dumps(seal(config) if reseal else config))
 
 
 def _slug(path: Path, **kwargs: Any) -> str:

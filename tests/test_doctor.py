@@ -204,7 +204,9 @@ def test_doctor_reports_the_preprocessing_contract_and_its_provenance(
         "pipeline": "lerobot<0.5",
         "overrides": {"image.pad_value": -1.0},
     }
-    (art / "reflex_config.json").write_text(json.dumps(config))
+    from reflex_core.integrity import seal
+
+    (art / "reflex_config.json").write_text(json.dumps(seal(config)))
     code, payload = run_doctor(capsys, str(art))
     check = by_name(payload)["preprocessing"]
     assert check["status"] == "PASS"

@@ -189,6 +189,21 @@ def _append(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return mutate
 
 
+def _pop_key(section: str, key: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        del doc[section][key]
+
+    return mutate
+
+
+def _ee_kind_with_gripper_at(idx: int) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        doc["action_space"]["kind"] = "ee_delta"
+        doc["gripper"]["component_idx"] = idx
+
+    return mutate
+
+
 BAD_CONFIGS = [
     ("schema-violation", "cameras[0].resolution[0]", _set("cameras.0.resolution.0", 16)),
     ("schema-violation", "action_space.dim", _set("action_space.dim", True)),
@@ -230,6 +245,9 @@ BAD_CONFIGS = [
         "constraints.max_joint_velocity",
         _pop("constraints.max_joint_velocity"),
     ),
+    ("schema-violation", "action_space.kind", _set("action_space.kind", "torque")),
+    ("schema-violation", "kinematics.ee_link", _pop_key("kinematics", "ee_link")),
+    ("ee-gripper-in-position", "gripper.component_idx", _ee_kind_with_gripper_at(2)),
     ("non-finite-number", "action_space.ranges[0][1]", _set("action_space.ranges.0.1", math.inf)),
     (
         "non-finite-number",
@@ -320,6 +338,10 @@ def test_docs_list_every_slug() -> None:
     docs = (REPO / "docs" / "embodiments.md").read_text()
     slugs = {slug for slug, _, _ in BAD_CONFIGS} | {
         "norm-mean-action-outside-range",
+        "ee-action-too-short",
+        "kinematics-urdf-not-found",
+        "kinematics-invalid",
+        "embodiment-color-space-unmatched",
         "embodiment-invalid",
         "embodiment-unknown",
         "embodiment-file-not-found",
@@ -532,3 +554,155 @@ def test_generator_refuses_to_write_an_invalid_preset(
     assert generator.main(["--out-dir", str(tmp_path)]) == 1
     assert list(tmp_path.iterdir()) == []
     assert "gripper-idx-out-of-range" in capsys.readouterr().err
+
+
+# -- action kinds, kinematics, color spaces -----------------------------------------------------
+
+
+def test_a_missing_kind_keeps_todays_meaning_and_presets_declare_theirs() -> None:
+    doc = franka()
+    del doc["action_space"]["kind"]
+    del doc["kinematics"]
+    cfg = EmbodimentConfig.from_dict(doc)
+    assert cfg.action_kind == "joint_position" and cfg.joint_space and cfg.kinematics is None
+    for name in ALL_PRESETS:
+        preset = EmbodimentConfig.load_preset(name)
+        assert preset.action_kind == "joint_position"
+        assert preset.kinematics is not None and preset.kinematics.urdf.is_file()
+        assert preset.kinematics.urdf.parent == presets_dir() / "kinematics"
+        chain = preset.kinematic_chain()
+        assert chain.driven_dims == list(range(preset.action_dim - 1))  # every arm joint
+    for kind in ("joint_delta", "joint_velocity", "ee_pose", "ee_delta", "ee_velocity"):
+        doc = franka()
+        doc["action_space"]["kind"] = kind
+        assert EmbodimentConfig.from_dict(doc).action_kind == kind
+
+
+def test_ee_kinds_need_a_position_part() -> None:
+    doc = franka()
+    doc["action_space"].update(kind="ee_velocity", dim=2, ranges=[[-1, 1], [-1, 1]])
+    doc["joint_names"] = ["a", "b"]
+    doc["normalization"].update(mean_action=[0, 0], std_action=[1, 1])
+    doc["constraints"]["max_joint_velocity"] = [1, 1]
+    doc["gripper"] = None
+    assert ("ee-action-too-short", "error", "action_space.dim") in issue_set(doc)
+
+
+def test_a_relative_urdf_resolves_next_to_the_file_then_among_the_shipped(tmp_path: Path) -> None:
+    doc = franka()
+    path = tmp_path / "robot.json"
+    path.write_text(json.dumps(doc))
+    cfg = EmbodimentConfig.from_file(path)  # "kinematics/franka_panda.urdf": the shipped one
+    assert cfg.kinematics.urdf == presets_dir() / "kinematics" / "franka_panda.urdf"
+    (tmp_path / "kinematics").mkdir()
+    own = tmp_path / "kinematics" / "franka_panda.urdf"
+    own.write_text(cfg.kinematics.urdf.read_text())
+    assert EmbodimentConfig.from_file(path).kinematics.urdf == own  # next to the file wins
+    doc["kinematics"]["urdf"] = "nowhere/robot.urdf"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError) as info:
+        EmbodimentConfig.from_file(path)
+    assert info.value.slug == "embodiment-invalid"
+    assert info.value.details["issues"][0]["slug"] == "kinematics-urdf-not-found"
+
+
+def test_color_space_conversions() -> None:
+    from reflex_core.embodiments.color import to_rgb
+
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(to_rgb(rgb[..., ::-1], "bgr8"), rgb)
+    rgba = np.concatenate([rgb, np.full((6, 5, 1), 7, np.uint8)], axis=2)
+    np.testing.assert_array_equal(to_rgb(rgba, "rgba8"), rgb)
+    gray = to_rgb(rgb, "mono8")
+    assert gray.shape == (6, 5, 3) and (gray == gray[..., :1]).all()
+    luma = rgb.astype(float) @ [0.299, 0.587, 0.114]
+    assert np.abs(gray[..., 0] - luma).max() <= 1.0
+    flat = np.arange(30, dtype=np.uint8).reshape(6, 5)
+    np.testing.assert_array_equal(to_rgb(flat, "mono8"), np.repeat(flat[..., None], 3, axis=2))
+    np.testing.assert_array_equal(to_rgb(to_rgb(flat, "mono8"), "mono8")[..., 0], flat)
+    assert to_rgb(rgb, "rgb8") is rgb
+
+
+def _runtime_fixtures() -> Any:
+    import importlib.util
+
+    path = Path(__file__).parent / "fixtures" / "runtime_graphs.py"
+    spec = importlib.util.spec_from_file_location("runtime_graphs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _runtime_embodiment(color_space: str, camera: str = "base") -> EmbodimentConfig:
+    return EmbodimentConfig.from_dict(
+        {
+            "schema_version": 1,
+            "embodiment": "custom",
+            "action_space": {
+                "type": "continuous",
+                "dim": 3,
+                "ranges": [[-1, 1], [-2, 2], [0, 0.08]],
+            },
+            "normalization": {
+                "mean_action": [0.0, 0.0, 0.04],
+                "std_action": [1.0, 1.0, 0.04],
+                "mean_state": [0.0] * 4,
+                "std_state": [1.0] * 4,
+            },  # fmt: skip
+            "gripper": None,
+            "cameras": [
+                {"name": camera, "resolution": [640, 480], "fps": 30, "color_space": color_space}
+            ],
+            "control": {"frequency_hz": 10, "chunk_size": 4, "rtc_execution_horizon": 2},
+            "constraints": {
+                "max_ee_velocity": 1.0,
+                "max_gripper_velocity": 1.0,
+                "collision_check": False,
+            },  # fmt: skip
+        }
+    )
+
+
+@pytest.mark.parametrize("space", ["bgr8", "mono8"])
+def test_the_runtime_applies_the_declared_color_space(tmp_path: Path, space: str) -> None:
+    from reflex_core.runtime import load_policy
+    from reflex_core.wire.types import Observation
+
+    rg = _runtime_fixtures()
+    art = rg.write_artifact(tmp_path / "art", normalization={"state": None, "action": None})
+    dims = rg.Dims()
+    noise = (
+        np.random.default_rng(1)
+        .standard_normal((1, dims.chunk_size, dims.max_action_dim))
+        .astype(np.float32)
+    )
+    frame = np.random.default_rng(2).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+
+    def act(policy: Any, image: np.ndarray) -> np.ndarray:
+        obs = Observation(
+            state=np.array([0.1, 0.5, 1.0, 1.9], np.float32), images={"base": image}, prompt="go"
+        )
+        return policy.infer([obs], noise).actions
+
+    declared = load_policy(art, embodiment=_runtime_embodiment(space))
+    plain = load_policy(art, embodiment=_runtime_embodiment("rgb8"))
+    seen_as = {
+        "bgr8": frame[..., ::-1],
+        "mono8": np.repeat(
+            (frame.astype(np.uint16) @ [77, 150, 29] + 128 >> 8).astype(np.uint8)[..., None],
+            3,
+            axis=2,
+        ),
+    }[space]
+    np.testing.assert_array_equal(act(declared, frame), act(plain, seen_as))
+    assert not np.array_equal(act(declared, frame), act(plain, frame))  # the pixels matter
+
+
+def test_a_color_space_for_a_camera_the_policy_lacks_is_refused(tmp_path: Path) -> None:
+    from reflex_core.runtime import load_policy
+
+    art = _runtime_fixtures().write_artifact(tmp_path / "art")
+    load_policy(art, embodiment=_runtime_embodiment("rgb8", camera="front"))  # rgb8: nothing to do
+    with pytest.raises(ConfigError) as info:
+        load_policy(art, embodiment=_runtime_embodiment("bgr8", camera="front"))
+    assert info.value.slug == "embodiment-color-space-unmatched" and "front" in info.value.message

@@ -190,3 +190,32 @@ def test_ray_workers_share_one_server_on_loopback() -> None:
     assert {r["worker"] for r in records} == {"worker-0", "worker-1"}
     assert len({r["server"] for r in records}) == 1
     assert all(r["error"] is None and r["steps"] == 60 for r in records)
+
+
+@pytest.mark.slow
+def test_the_random_weight_tiny_model_scores_what_chance_gives(tmp_path: Path) -> None:
+    """The harness's other half: the same eval, against a policy with random weights, must not
+    report success (the expert above scores >= 80 % on the same task and seeds)."""
+    from reflex_metaworld.tiny import write_tiny_checkpoint
+
+    checkpoint = write_tiny_checkpoint(tmp_path / "ckpt")
+    artifact = tmp_path / "artifact"
+    export = subprocess.run(
+        [REFLEX, "export", str(checkpoint), "--embodiment", "sawyer-metaworld", "-o",
+         str(artifact), "--parity-cases", "1", "-q"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr
+    out = tmp_path / "results.jsonl"
+    result = _eval(
+        "--artifact", str(artifact), "--env", "metaworld/reach-v3", "--episodes", "3",
+        "--max-steps", "80", "--seed", "100", "--out", str(out), "--no-progress",
+        "--guard", "clamp",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    (summary,) = [r for r in lines if r["type"] == "summary"]
+    episodes = [r for r in lines if r["type"] == "episode"]
+    assert len(episodes) == 3 and all(r["error"] is None for r in episodes)
+    assert all(r["chunks"] >= 1 for r in episodes)  # the policy really acted
+    assert summary["successes"] == 0, summary

@@ -258,15 +258,15 @@ def test_validation_errors(artifacts) -> None:
         policy.infer([obs(state=(0.1, 0.2))])
     assert exc.value.slug == "state-length-mismatch" and exc.value.status == 422
     assert exc.value.details == {"expected": 4, "got": 2}
-    with pytest.raises(ValidationError) as exc:
-        policy.validate(obs(state=(0.1, np.nan, 0.0, 0.0)))
-    assert exc.value.slug == "state-not-finite"
+    with pytest.raises(ValidationError) as exc:  # the Observation's own check, the wire's slug
+        obs(state=(0.1, np.nan, 0.0, 0.0))
+    assert exc.value.slug == "non-finite-state" and exc.value.field == "state[1]"
     with pytest.raises(ValidationError) as exc:
         policy.validate(obs(left=np.zeros((4, 4, 3), np.uint8)))
     assert exc.value.slug == "unknown-camera"
     with pytest.raises(ValidationError) as exc:
         policy.infer([obs()], np.zeros((1, T, A + 1), np.float32))
-    assert exc.value.slug == "noise-invalid"
+    assert exc.value.slug == "noise-shape-mismatch"
     # the single-camera shorthand maps to the first camera
     a = policy.infer([obs(image=np.full((8, 8, 3), 9, np.uint8))], noise())
     b = policy.infer([obs(base=np.full((8, 8, 3), 9, np.uint8))], noise())
@@ -397,6 +397,75 @@ def test_warmup_info_and_noise_reproducibility(artifacts) -> None:
         "total_ms",
         "steps",
     }
+
+
+def test_infer_trusts_what_validate_returned_and_checks_anything_else(
+    artifacts, monkeypatch
+) -> None:
+    import reflex_core.runtime.policy as policy_module
+    import reflex_core.runtime.preprocess as preprocess_module
+
+    policy = load_policy(artifacts["decomposed"])
+    other = load_policy(artifacts["decomposed"])
+    matched: list[int] = []
+    real = preprocess_module.match_cameras
+
+    def counting(images, names):
+        matched.append(1)
+        return real(images, names)
+
+    monkeypatch.setattr(policy_module, "match_cameras", counting)
+    monkeypatch.setattr(preprocess_module, "match_cameras", counting)
+    checked = policy.validate(obs(image=np.full((8, 8, 3), 9, np.uint8)))
+    assert len(matched) == 1 and checked.images[0] is not None and checked.images[1] is None
+    a = policy.infer([checked], noise())
+    assert len(matched) == 1  # the server's path: matched once, at the boundary
+    b = policy.infer([checked.observation], noise())
+    assert len(matched) == 2  # a library caller's plain Observation: checked once, in infer
+    c = other.infer([checked], noise())
+    assert len(matched) == 3  # another policy (the router's B) checks for itself
+    np.testing.assert_array_equal(a.actions, b.actions)
+    np.testing.assert_array_equal(a.actions, c.actions)
+
+
+def test_a_mixed_batch_draws_the_noise_unbatched_calls_draw(artifacts) -> None:
+    """Rows without noise of their own come from the policy's generator, in order, as the
+    same requests one at a time would get them; rows with noise keep theirs."""
+    seeded = noise(seed=3)[0]
+    alone, batched = (load_policy(artifacts["decomposed"], seed=11) for _ in range(2))
+    fed: dict[str, list[np.ndarray]] = {"alone": [], "batched": []}
+    for name, p in (("alone", alone), ("batched", batched)):
+        run = p.runner.run
+        p.runner.run = lambda inputs, eps, run=run, name=name: (
+            fed[name].append(eps.copy()) or run(inputs, eps)
+        )
+    observations = [obs(seed=i) for i in range(4)]
+    rows = [None, seeded, None, None]
+    singles = [
+        alone.infer([o], None if r is None else r[None])
+        for o, r in zip(observations, rows, strict=True)
+    ]
+    together = batched.infer(observations, rows)
+    np.testing.assert_array_equal(np.concatenate(fed["alone"]), fed["batched"][0])
+    np.testing.assert_array_equal(fed["batched"][0][1], seeded)
+    for i, single in enumerate(singles):
+        np.testing.assert_allclose(together.actions[i], single.actions[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValidationError) as exc:
+        batched.infer(observations[:2], [None, np.zeros((T, A + 1), np.float32)])
+    assert exc.value.slug == "noise-shape-mismatch" and exc.value.field == "noise[1]"
+
+
+def test_an_observation_is_finite_float32_whoever_builds_it() -> None:
+    """One check, one slug: the wire parser and a library caller get the same refusal."""
+    from reflex_core.wire.parse import parse_observation
+
+    for state in ([0.0, float("inf")], [0.0, 1e39], [0.0, 10**400]):
+        with pytest.raises(ValidationError) as built:
+            Observation(state=state)
+        with pytest.raises(ValidationError) as parsed:
+            parse_observation({"state": state})
+        assert built.value.slug == parsed.value.slug == "non-finite-state"
+    assert Observation(state=[1, 2]).state.dtype == np.float32
 
 
 # -- real tiny-pi05 artifacts (exported through the real pipeline) ------------------------------

@@ -372,6 +372,56 @@ async def test_terminal_handler_groups_a_batch_by_policy_slot() -> None:
         assert result.metadata["timings"]["batch_size"] == slots.count(slot)
 
 
+async def test_a_mixed_batch_keeps_each_seeded_row_and_draws_the_rest_per_row() -> None:
+    a = sd.DoublePolicy()
+    server = ReflexServer({"default": a})
+    async with sd.lifespan(server.app):
+        states = [np.full(8, 0.1 * i, dtype=np.float32) for i in range(3)]
+        seeded = noise_from_seed(5, 10, 32)
+        requests = [
+            ActRequest(Observation(state=s), f"r{i}", time.monotonic_ns(), noise=n)
+            for i, (s, n) in enumerate(zip(states, [None, seeded, None], strict=True))
+        ]
+        results = await server._run_batch(requests)
+    assert a.calls == [3]
+    np.testing.assert_array_equal(results[1].actions, a.expected(states[1], seeded))
+
+
+@attrs.define(eq=False)
+class CheckedOnce:
+    observation: Observation
+
+
+class ValidateOncePolicy(sd.DoublePolicy):  # type: ignore[misc,name-defined]
+    """Counts validate calls and refuses to run anything validate did not return."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.validated: list[Observation] = []
+
+    def validate(self, observation: Observation) -> CheckedOnce:
+        super().validate(observation)
+        self.validated.append(observation)
+        return CheckedOnce(observation)
+
+    def infer(self, observations: Any, noise: Any = None) -> Any:
+        assert all(isinstance(o, CheckedOnce) for o in observations)
+        return super().infer([o.observation for o in observations], noise)
+
+
+async def test_an_act_request_is_validated_once_and_the_policy_runs_what_validate_returned() -> (
+    None
+):
+    policy = ValidateOncePolicy()
+    server = make_server(policy)
+    async with sd.lifespan(server.app), client_for(server) as client:
+        ok = await post_act(client, sd.observation(noise_seed=4))
+        bad = await post_act(client, sd.observation(state=[0.0] * 3))
+    assert ok.status_code == 200, ok.text
+    assert len(policy.validated) == 1 and policy.calls == [1]
+    assert bad.status_code == 422 and bad.json()["error"] == "state-length-mismatch"
+
+
 # ------------------------------------------------------------------------ idempotency
 
 
@@ -731,7 +781,11 @@ async def test_config_shows_options_but_never_the_api_key(make_pm: Any) -> None:
     assert body["serve"]["max_body_bytes"] == 1234 and "api_key" not in body["serve"]
     assert body["wedges"]["enabled"] == ["note"]
     assert body["wedges"]["options"]["note"]["note"] == "n"
-    assert body["transports"]["ws"] == {"ws_queue_size": 4, "ws_when_full": "wait"}
+    assert body["transports"]["ws"] == {
+        "ws_queue_size": 4,
+        "ws_when_full": "wait",
+        "ws_idle_timeout_s": 60.0,
+    }
 
 
 def test_otel_endpoint_without_the_extra_is_a_clear_config_error(

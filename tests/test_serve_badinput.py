@@ -3,6 +3,7 @@ server keeps serving (a good request right after each bad one succeeds), over HT
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import time
@@ -25,6 +26,16 @@ def _body(**extra: Any) -> bytes:
 
 def _with(field: str, value: Any) -> bytes:
     return json.dumps({**sd.observation(), field: value}).encode()
+
+
+def _png_with_bad_idat_crc() -> str:
+    """A valid PNG whose pixel-data chunk carries a wrong CRC (the data itself intact)."""
+    data = bytearray(base64.b64decode(sd.png_b64()))
+    at = data.index(b"IDAT") - 4
+    length = int.from_bytes(data[at : at + 4], "big")
+    crc = at + 8 + length
+    data[crc : crc + 4] = bytes(b ^ 0xFF for b in data[crc : crc + 4])
+    return base64.b64encode(bytes(data)).decode()
 
 
 # name -> (raw body, status, slug): the JSON body matrix, sent to /act and as /ws frames.
@@ -67,6 +78,22 @@ BAD_BODIES: dict[str, tuple[bytes, int, str]] = {
     "noise-seed-negative": (_with("noise_seed", -1), 422, "invalid-noise-seed"),
     "noise-seed-bool": (_with("noise_seed", True), 422, "invalid-noise-seed"),
     "oversize-body": (_with("prompt", "x") + b" " * MAX_BODY, 413, "payload-too-large"),
+    # lenient input refused: Python's json keeps the last of two equal keys silently
+    "duplicate-key": (
+        b'{"state": [0, 0, 0, 0, 0, 0, 0, 0], "prompt": "pick", "prompt": "drop"}',
+        400,
+        "duplicate-key",
+    ),
+    "duplicate-nested-key": (
+        b'{"state": [0, 0, 0, 0, 0, 0, 0, 0], "images": {"front": "", "front": ""}}',
+        400,
+        "duplicate-key",
+    ),
+    "png-bad-crc": (
+        _with("images", {"front": _png_with_bad_idat_crc()}),
+        422,
+        "image-decode-failed",
+    ),
 }
 
 
@@ -136,7 +163,39 @@ def test_wrong_content_type_is_415(client: TestClient, content_type: str | None)
 
 
 @pytest.mark.parametrize(
-    "content_type", ["application/json; charset=utf-8", "application/vnd.x+json"]
+    "content_type",
+    [
+        "application/json; charset=latin-1",
+        "application/json; charset=utf-16",
+        'application/json; charset="cp1252"',
+    ],
+)
+def test_a_charset_other_than_utf8_is_415(client: TestClient, content_type: str) -> None:
+    response = client.post("/act", content=_body(), headers={"content-type": content_type})
+    assert_error(response, 415, "unsupported-media-type")
+    assert response.json()["field"] == "Content-Type"
+    assert_still_serving(client)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate", "x-custom"])
+def test_a_content_encoding_the_server_does_not_decode_is_415(
+    client: TestClient, encoding: str
+) -> None:
+    headers = {**JSON, "content-encoding": encoding}
+    response = client.post("/act", content=_body(), headers=headers)
+    assert_error(response, 415, "unsupported-content-encoding")
+    identity = {**JSON, "content-encoding": "identity"}
+    assert client.post("/act", content=_body(), headers=identity).status_code == 200
+    assert_still_serving(client)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        "application/json; charset=UTF-8",
+        "application/vnd.x+json",
+    ],
 )
 def test_json_media_types_are_accepted(client: TestClient, content_type: str) -> None:
     response = client.post("/act", content=_body(), headers={"content-type": content_type})

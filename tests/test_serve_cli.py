@@ -175,7 +175,15 @@ def test_defaults_bind_localhost_and_everything_optional_is_off() -> None:
     assert serve.max_body_bytes == DEFAULT_MAX_BODY_BYTES
     assert serve.idempotency_window_s == 30.0 and serve.workers_threads == 2
     assert serve.artifact_dir == Path("art")
-    assert resolved.transports["ws"] == {"ws_queue_size": 4, "ws_when_full": "wait"}
+    assert resolved.transports["ws"] == {
+        "ws_queue_size": 4,
+        "ws_when_full": "wait",
+        "ws_idle_timeout_s": 60.0,
+    }
+    # the server holds: every timeout and cap is on by default
+    assert serve.body_timeout_s == 10.0 and serve.idle_timeout_s == 30.0
+    assert serve.max_concurrent_requests == 256 and serve.max_ws_sessions == 64
+    assert serve.ws_ping_interval_s == 20.0
 
 
 def test_config_file_sections_and_cli_precedence(tmp_path: Path) -> None:
@@ -294,6 +302,18 @@ def test_serve_reports_a_config_file_error(
 
 
 # ------------------------------------------------------------------------------- docs
+
+
+def test_each_slug_has_one_row_across_serve_and_wire_docs() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    rows: list[str] = []
+    for page in ("serve.md", "wire.md"):
+        text = (root / "docs" / page).read_text()
+        rows += re.findall(r"^\| `([a-z0-9-]+)` \| \d{3} \|", text, flags=re.M)
+    assert len(rows) > 30
+    assert sorted(s for s in set(rows) if rows.count(s) > 1) == []
 
 
 def test_every_server_slug_and_metric_is_documented() -> None:

@@ -3,14 +3,19 @@ party's: HTTP ``POST /act`` and WebSocket ``/ws``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
 from reflex_core.hookspecs import hookimpl
-from reflex_core.options import in_range, setting
+from reflex_core.options import in_range, non_negative_float, setting
 from reflex_core.registry import Transport
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from reflex_core.contracts import TransportHost
 
 
 @attrs.frozen
@@ -29,18 +34,24 @@ class WsConfig:
         choices=("wait", "reject"),
         default="wait",
     )
+    ws_idle_timeout_s: float = setting(
+        "close a session that sends no frame (and awaits no answer) for S seconds "
+        "(default {default}; 0 never)",
+        type=non_negative_float,
+        default=60.0,
+    )
 
 
-def _http_routes(server: Any) -> list[Any]:
+def _http_routes(host: TransportHost) -> Sequence[BaseRoute]:
     from reflex_core.serve.http_transport import act_routes
 
-    return act_routes(server)
+    return act_routes(host)
 
 
-def _ws_routes(server: Any) -> list[Any]:
+def _ws_routes(host: TransportHost) -> Sequence[BaseRoute]:
     from reflex_core.serve.ws_transport import ws_routes
 
-    return ws_routes(server)
+    return ws_routes(host)
 
 
 @hookimpl

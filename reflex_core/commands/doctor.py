@@ -89,6 +89,12 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
         action="store_true",
         help="accept the CPU when an asked-for GPU provider does not load",
     )
+    parser.add_argument(
+        "--trusted-keys",
+        type=Path,
+        metavar="DIR",
+        help="check that one of these ed25519 public keys signed the artifact (as serve does)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="timed dry-run inferences (default 3)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -117,6 +123,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
             providers=providers,
             allow_cpu_fallback=args.allow_cpu_fallback,
             runs=max(1, args.runs),
+            trusted_keys=args.trusted_keys,
         )
     report(checks, as_json=args.json)
     return 1 if any(c.status == FAIL for c in checks) else 0
@@ -353,6 +360,58 @@ def _preprocessing_check(artifact: Any) -> Check:
     )
 
 
+def _integrity_checks(artifact: Any, trusted_keys: Path | None) -> tuple[Check, Check]:
+    """The manifest's digest (every setting that changes an action) and who signed it."""
+    from reflex_core.errors import ArtifactError, ConfigError
+
+    try:
+        digest = artifact.verify_integrity()
+    except ArtifactError as exc:
+        failed = Check("integrity", FAIL, exc.message, "re-export the model", exc.details)
+        return failed, Check("signature", FAIL, "the manifest changed: no signature can hold")
+    if digest is None:
+        return (
+            Check(
+                "integrity",
+                WARN,
+                "schema_version 1 manifest: it carries no digest, so edits to it go unnoticed",
+                "re-export with this reflex",
+            ),
+            Check("signature", WARN, "schema_version 1 artifacts cannot be signed"),
+        )
+    integrity = Check(
+        "integrity", PASS, f"manifest digest {digest[:16]}... matches", details={"digest": digest}
+    )
+    try:
+        if trusted_keys is not None:
+            signer = artifact.require_signature(trusted_keys)
+            return integrity, Check(
+                "signature",
+                PASS,
+                f"signed by key {signer.key_id} (trusted as {signer.trusted_as})",
+                details={"key_id": signer.key_id, "trusted_as": signer.trusted_as},
+            )
+        signer = artifact.signer()
+    except (ArtifactError, ConfigError) as exc:
+        return integrity, Check(
+            "signature",
+            FAIL,
+            exc.message,
+            "re-sign or re-export with --sign-key",
+            {"slug": exc.slug},
+        )
+    if signer is None:
+        return integrity, Check(
+            "signature", PASS, "unsigned (reflex serve --trusted-keys would refuse it)"
+        )
+    return integrity, Check(
+        "signature",
+        PASS,
+        f"signed by key {signer.key_id} (not checked against trusted keys: pass --trusted-keys)",
+        details={"key_id": signer.key_id},
+    )
+
+
 def _expected_dims(artifact: Any) -> dict[str, dict[int, int]]:
     """Fixed axes (axis -> size) each named input must have, from the manifest's scalars."""
     n = len(artifact.cameras)
@@ -398,8 +457,10 @@ def artifact_checks(
     providers: Sequence[str] | None = None,
     allow_cpu_fallback: bool = False,
     runs: int = 3,
+    trusted_keys: Path | None = None,
 ) -> list[Check]:
-    """Manifest, hashes, parity, graph I/O, a timed dry run and the embodiment fit."""
+    """Manifest, integrity digest, signature, hashes, parity, graph I/O, a timed dry run and
+    the embodiment fit."""
     import numpy as np
 
     from reflex_core.artifact import Artifact
@@ -430,6 +491,10 @@ def artifact_checks(
     )
     checks.append(_preprocessing_check(artifact))
     verified = True
+    integrity, signature = _integrity_checks(artifact, trusted_keys)
+    checks.extend([integrity, signature])
+    if FAIL in (integrity.status, signature.status):
+        verified = False
     try:
         artifact.verify_hashes()
         checks.append(

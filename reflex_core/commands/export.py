@@ -132,6 +132,13 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
         "vision_patch_positions); repeatable, VALUE is JSON; recorded in the artifact",
     )
     parser.add_argument(
+        "--sign-key",
+        type=Path,
+        metavar="KEY",
+        help="sign the artifact's digest with this ed25519 private key (PEM; `reflex keygen` "
+        "makes one): `reflex serve --trusted-keys DIR` then accepts only signed artifacts",
+    )
+    parser.add_argument(
         "--external-data",
         action="store_true",
         help="store weights in .onnx.data files even for graphs under 512 MB",
@@ -184,6 +191,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         tokenizer_file=args.tokenizer,
         preprocess=dict(args.preprocess),
         model_options=dict(args.model_option),
+        sign_key=args.sign_key,
     )
     progress = Progress(sys.stderr, enabled=not args.quiet)
     result = export_artifact(request, registry=registry, progress=progress)

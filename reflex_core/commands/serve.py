@@ -89,6 +89,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
             "providers": list(config.providers) if config.providers else None,
             "allow_cpu_fallback": config.allow_cpu_fallback,
             "adaptive_steps": config.adaptive_steps,
+            "trusted_keys": config.trusted_keys,
         }
         if config.prefix_cache is not None:
             kwargs["prefix_cache_size"] = config.prefix_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from reflex_core.embodiments.presets import preset_names, read_json_file, read_preset
+from reflex_core.chunks import JOINT_KINDS, JOINT_POSITION
+from reflex_core.embodiments.presets import (
+    preset_names,
+    presets_dir,
+    read_json_file,
+    read_preset,
+)
 from reflex_core.embodiments.validate import format_errors, validate_embodiment_config
 from reflex_core.errors import ConfigError
 
@@ -76,6 +83,59 @@ class Constraints:
     max_joint_velocity: np.ndarray | None
 
 
+@attrs.frozen
+class Kinematics:
+    """The URDF chain to the end effector (``kinematics`` in the document).
+
+    :ivar urdf: the resolved file. :ivar base_link: / :ivar ee_link: the chain's ends.
+    """
+
+    urdf: Path
+    base_link: str
+    ee_link: str
+
+
+def _resolve_urdf(text: str, base_dir: Path | None) -> Path:
+    """An absolute path as is; a relative one next to the embodiment file, else among the
+    shipped kinematics (the presets directory), else relative to the working directory."""
+    path = Path(text)
+    if path.is_absolute():
+        return path
+    candidates = [base_dir / path] if base_dir is not None else []
+    try:
+        candidates.append(presets_dir() / path)
+    except ConfigError:
+        pass
+    candidates.append(Path.cwd() / path)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"kinematics.urdf {text!r} not found (looked in: "
+        + ", ".join(str(c.parent) for c in candidates)
+        + ")",
+        slug="embodiment-invalid",
+        field="kinematics.urdf",
+        details={
+            "issues": [
+                {
+                    "slug": "kinematics-urdf-not-found",
+                    "severity": "error",
+                    "field": "kinematics.urdf",
+                    "message": f"{text!r} not found",
+                }
+            ]
+        },
+    )
+
+
+@functools.cache
+def _chain(urdf: Path, base_link: str, ee_link: str, joint_names: tuple[str, ...]) -> Any:
+    from reflex_core.kinematics import KinematicChain
+
+    return KinematicChain.from_urdf(urdf, base_link, ee_link, joint_names)
+
+
 @attrs.frozen(eq=False)
 class EmbodimentConfig:
     """One robot, validated: build it with :meth:`load_preset`, :meth:`from_file` or
@@ -85,6 +145,12 @@ class EmbodimentConfig:
     :ivar joint_names: one per action dimension, gripper included; ``action_<i>`` when the
         document has none (the field is optional in schema version 1).
     :ivar action_ranges: ``(action_dim, 2)`` hard limits ``[min, max]`` in robot units.
+    :ivar action_kind: what an action means (``action_space.kind``; ``joint_position``, the
+        meaning of a document without it, ``joint_delta``, ``joint_velocity``, ``ee_pose``,
+        ``ee_delta``, ``ee_velocity``); see :mod:`reflex_core.chunks`.
+    :ivar position_unit_m: metres per action unit of an ee kind's position dims (1 unless the
+        policy was trained on scaled displacements).
+    :ivar kinematics: the URDF chain to the end effector, or None.
     :ivar raw: the validated document (a private copy; :meth:`to_dict` returns another).
     :ivar source: where it came from (``preset franka``, a file path), for messages and /health.
     """
@@ -102,19 +168,46 @@ class EmbodimentConfig:
     constraints: Constraints
     raw: dict[str, Any]
     source: str | None = None
+    action_kind: str = JOINT_POSITION
+    kinematics: Kinematics | None = None
+    position_unit_m: float = 1.0
 
     @property
     def camera_names(self) -> list[str]:
         return [camera.name for camera in self.cameras]
 
+    def kinematic_chain(self) -> Any:
+        """The :class:`~reflex_core.kinematics.KinematicChain` to the end effector, or None
+        without a ``kinematics`` block (parsed once per process).
+
+        :raises ConfigError: ``kinematics-invalid`` when the URDF does not give a chain whose
+            moving joints are action dimensions.
+        """
+        if self.kinematics is None:
+            return None
+        k = self.kinematics
+        return _chain(k.urdf, k.base_link, k.ee_link, tuple(self.joint_names))
+
+    @property
+    def joint_space(self) -> bool:
+        """True when actions are joint-space (``joint_*`` kinds)."""
+        return self.action_kind in JOINT_KINDS
+
     # -- constructors -------------------------------------------------------------------------
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, name: str | None = None, source: str | None = None
+        cls,
+        data: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        source: str | None = None,
+        base_dir: str | Path | None = None,
     ) -> EmbodimentConfig:
         """Validate ``data`` and build the config.
 
+        :param base_dir: where a relative ``kinematics.urdf`` is looked up first (the
+            document's own directory).
         :raises ConfigError: slug ``embodiment-invalid``; ``details["issues"]`` lists every
             error and warning as ``{slug, severity, field, message}``.
         """
@@ -132,23 +225,33 @@ class EmbodimentConfig:
             )
         for issue in issues:
             log.warning("%s: %s", label, issue)
-        return cls._build(raw, name=name, source=source)
+        return cls._build(
+            raw, name=name, source=source, base_dir=None if base_dir is None else Path(base_dir)
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> EmbodimentConfig:
         """Load and validate a JSON file (``--custom-embodiment-config PATH``)."""
-        return cls.from_dict(read_json_file(path), source=str(path))
+        return cls.from_dict(read_json_file(path), source=str(path), base_dir=Path(path).parent)
 
     @classmethod
     def load_preset(cls, name: str) -> EmbodimentConfig:
         """Load a preset shipped with reflex-core (``franka``, ``so100``, ``ur5``)."""
-        return cls.from_dict(read_preset(name), name=name, source=f"preset {name}")
+        return cls.from_dict(
+            read_preset(name), name=name, source=f"preset {name}", base_dir=presets_dir()
+        )
 
     @classmethod
     def _build(
-        cls, raw: dict[str, Any], *, name: str | None, source: str | None
+        cls,
+        raw: dict[str, Any],
+        *,
+        name: str | None,
+        source: str | None,
+        base_dir: Path | None = None,
     ) -> EmbodimentConfig:
         action_space = raw["action_space"]
+        kinematics = raw.get("kinematics")
         dim = int(action_space["dim"])
         norm = raw["normalization"]
         gripper = raw.get("gripper")
@@ -199,6 +302,15 @@ class EmbodimentConfig:
             ),
             raw=raw,
             source=source,
+            action_kind=str(action_space.get("kind", JOINT_POSITION)),
+            position_unit_m=float(action_space.get("position_unit_m", 1.0)),
+            kinematics=None
+            if kinematics is None
+            else Kinematics(
+                urdf=_resolve_urdf(kinematics["urdf"], base_dir),
+                base_link=kinematics["base_link"],
+                ee_link=kinematics["ee_link"],
+            ),
         )
 
     # -- output -------------------------------------------------------------------------------

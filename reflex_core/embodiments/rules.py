@@ -173,6 +173,27 @@ def per_dimension_lists(doc: dict[str, Any]) -> Iterator[EmbodimentIssue]:
         )
 
 
+def ee_position_dims(doc: dict[str, Any]) -> Iterator[EmbodimentIssue]:
+    # An end-effector action's dims 0-2 are its position part (the ee speed limit reads them).
+    kind = _section(doc, "action_space").get("kind")
+    if not (isinstance(kind, str) and kind.startswith("ee_")):
+        return
+    dim = _action_dim(doc)
+    if dim is not None and dim < 3:
+        yield _error(
+            "ee-action-too-short",
+            "action_space.dim",
+            f"an {kind} action needs dims 0-2 for the position, action_space.dim is {dim}",
+        )
+    idx = _section(doc, "gripper").get("component_idx")
+    if _is_int(idx) and idx < 3:
+        yield _error(
+            "ee-gripper-in-position",
+            "gripper.component_idx",
+            f"{idx} is one of dims 0-2, the position part of an {kind} action",
+        )
+
+
 def _numbers(value: Any, field: str) -> Iterator[tuple[str, float]]:
     if isinstance(value, dict):
         for key, item in value.items():
@@ -200,6 +221,7 @@ RULES: tuple[Rule, ...] = (
     camera_names,
     rtc_horizon,
     per_dimension_lists,
+    ee_position_dims,
 )
 
 

@@ -11,8 +11,13 @@ Compared, per case:
   name. An input the case does not provide (the expert's KV cache, ``x_t``, ``t``) comes from the
   torch reference prefix and the case's generator, so an expert error is never blamed on the
   prefix;
-- end to end: the runtime's own runner (:mod:`reflex_core.runtime.runners`, the sessions
-  ``reflex serve`` opens) against ``model.sample_actions``: the action chunk and the features.
+- end to end, twice: the runtime's own runner (:mod:`reflex_core.runtime.runners`, the sessions
+  ``reflex serve`` opens) against the family's ``sample_actions`` on the same preprocessed
+  arrays (``actions``, model units, and ``features``); and the whole served path in robot units
+  (``actions_robot``): the raw observation through ``Policy.infer`` (the artifact's manifest:
+  its preprocessing contract, tokenizer and normalization statistics) against the torch
+  reference unnormalized with the checkpoint's own statistics. A manifest that does not say
+  what the checkpoint was trained with (a stat, a pad value, a prompt template) fails here.
 
 The gate runs in two halves so the torch model and onnxruntime's copy of the graphs never
 coexist: :func:`compute_references` computes every torch output above into numpy arrays, the
@@ -21,7 +26,8 @@ caller releases the model, then :func:`compare_with_onnx` opens the sessions and
 Metrics per output: ``max_abs_error``, ``max_rel_error`` (``max_abs_error / max |reference|``,
 relative to the output's scale) and ``cosine`` similarity (float64, flattened). An output passes
 when ``max_abs_error <= allowed_abs`` and ``cosine >= min_cos``; ``allowed_abs`` is ``max_abs``,
-except for outputs whose scale grows with the model (the KV cache, pooled features), where it is
+except for outputs whose scale grows with the model (the KV cache, pooled features) or is the
+robot's (actions in robot units: radians, metres, millimetres...), where it is
 ``max(max_abs, kv_max_rel * max |reference|)`` (notes/onnx-export-facts.md: the KV cache of a
 larger model differs by 7.7e-5 abs at fp32, 2.9e-5 of its scale). Booleans must match exactly.
 """
@@ -42,7 +48,7 @@ from reflex_core.export.progress import SILENT, Progress
 from reflex_core.models.family import OBSERVATION_INPUTS
 
 #: Output names judged relative to their scale (see the module doc).
-RELATIVE_OUTPUTS = ("past_k_*", "past_v_*", "features")
+RELATIVE_OUTPUTS = ("past_k_*", "past_v_*", "features", "actions_robot")
 END_TO_END = "end_to_end"
 REPORT_SCHEMA_VERSION = 1
 
@@ -96,6 +102,7 @@ class ParityCase:
     inputs: Any  # reflex_core.runtime.preprocess.ModelInputs
     noise: np.ndarray
     description: dict[str, Any]
+    observations: tuple[Any, ...] = ()  # the raw reflex_core.wire.types.Observation objects
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,6 +216,7 @@ def _random_state(
 def make_cases(policy: Any, tokenizer: Any, settings: ParitySettings) -> list[ParityCase]:
     """Seeded cases built from raw observations through the runtime's preprocessing."""
     from reflex_core.runtime.preprocess import prepare_inputs
+    from reflex_core.wire.types import Observation
 
     cameras = list(policy.camera_names)
     height, width = (int(v) for v in policy.image_size)
@@ -253,6 +261,10 @@ def make_cases(policy: Any, tokenizer: Any, settings: ParitySettings) -> list[Pa
                 seed=seed,
                 inputs=inputs,
                 noise=noise,
+                observations=tuple(
+                    Observation(state=s, images=i, prompt=p)
+                    for s, i, p in zip(states, images, prompts, strict=True)
+                ),
                 description={
                     "case": index,
                     "seed": seed,
@@ -369,6 +381,7 @@ class TorchReferences:
         by torch, feed the expert on both sides).
     :ivar graph_outputs: graph name -> per case -> output name -> the reference's output.
     :ivar actions: per case, ``model.sample_actions`` on the case's inputs and noise.
+    :ivar actions_robot: the same in robot units (the checkpoint's own action statistics).
     :ivar features: per case, the reference prefix's pooled features (None without them).
     :ivar started: ``time.perf_counter()`` when the gate started (the report's ``seconds``).
     """
@@ -377,6 +390,7 @@ class TorchReferences:
     feeds: list[dict[str, np.ndarray]]
     graph_outputs: dict[str, list[dict[str, np.ndarray]]]
     actions: list[np.ndarray]
+    actions_robot: list[np.ndarray]
     features: list[np.ndarray | None]
     num_steps: int
     started: float
@@ -441,11 +455,17 @@ def compute_references(
             if pooled is None and has_features:
                 pooled = _prefix_reference(policy, pool)["features"]
             features.append(pooled)
+    from reflex_core.runtime.preprocess import unnormalize_actions
+
+    action_stats = (policy.normalization or {}).get("action")
     return TorchReferences(
         cases=cases,
         feeds=feeds,
         graph_outputs=graph_outputs,
         actions=actions,
+        actions_robot=[
+            unnormalize_actions(a, int(policy.action_dim), action_stats) for a in actions
+        ],
         features=features,
         num_steps=num_steps,
         started=started,
@@ -530,6 +550,13 @@ def compare_with_onnx(
             if run.features is not None and references.features[i] is not None:
                 outputs["features"] = judge(
                     "features", compare_arrays(references.features[i], run.features), settings
+                )
+            if case.observations:
+                served = runtime.infer(list(case.observations), case.noise)
+                outputs["actions_robot"] = judge(
+                    "actions_robot",
+                    compare_arrays(references.actions_robot[i], served.actions),
+                    settings,
                 )
             per_case.append(summarize(case.index, outputs))
     del runtime, runner_sessions

@@ -49,6 +49,7 @@ from reflex_core.export.parity import (
     library_versions,
 )
 from reflex_core.export.progress import SILENT, Progress
+from reflex_core.integrity import load_private_key, manifest_digest, seal, write_signature
 
 #: Library versions recorded in the manifest's ``exporter`` block.
 EXPORTER_LIBRARIES = ("torch", "onnx", "onnxscript", "onnx-ir", "onnxruntime", "transformers")
@@ -72,6 +73,8 @@ class ExportRequest:
     :ivar preprocess: ``--preprocess KEY=VALUE`` overrides of the family's preprocessing
         contract (``{"image.pad_value": -1.0}``), recorded in the artifact.
     :ivar model_options: ``--model-option KEY=VALUE`` settings the family's loader declares.
+    :ivar sign_key: an ed25519 private key (PEM): the artifact's digest is signed into
+        ``signature.json`` (:mod:`reflex_core.integrity`).
     """
 
     source: str
@@ -88,6 +91,7 @@ class ExportRequest:
     tokenizer_file: Path | None = None
     preprocess: Mapping[str, Any] = attrs.field(factory=dict)
     model_options: Mapping[str, Any] = attrs.field(factory=dict)
+    sign_key: Path | None = None
 
 
 @attrs.frozen(eq=False)
@@ -335,6 +339,8 @@ def export_artifact(
         (graph, case, output).
     """
     _check_request(request)
+    # A bad key fails before minutes of export, not after.
+    sign_key = load_private_key(request.sign_key) if request.sign_key is not None else None
     if registry is None:
         from reflex_core.plugins import make_plugin_manager
 
@@ -392,15 +398,17 @@ def export_artifact(
         _write_json(tmp / PARITY_FILE, {"schema_version": 1, "passed": False, "status": "pending"})
         _write_json(
             tmp / CONFIG_FILE,
-            build_manifest(
-                policy,
-                request,
-                graphs,
-                tmp,
-                num_steps=num_steps,
-                parity_sha256=_PENDING_SHA,
-                passed=False,
-                hash_graphs=False,
+            seal(
+                build_manifest(
+                    policy,
+                    request,
+                    graphs,
+                    tmp,
+                    num_steps=num_steps,
+                    parity_sha256=_PENDING_SHA,
+                    passed=False,
+                    hash_graphs=False,
+                )
             ),
         )
         if after_export is not None:
@@ -426,6 +434,7 @@ def export_artifact(
             parity_sha256=sha256_file(tmp / PARITY_FILE),
             passed=bool(report["passed"]),
         )
+        manifest = seal(manifest)
         _write_json(tmp / CONFIG_FILE, manifest)
         if not report["passed"]:
             failed = _fail(tmp, output, request.force)
@@ -440,6 +449,8 @@ def export_artifact(
                 f"(see {str(failed / PARITY_FILE)!r})",
                 details={"report": str(failed / PARITY_FILE), "worst": worst},
             )
+        if sign_key is not None:
+            write_signature(tmp, manifest_digest(manifest), sign_key)
         Artifact.load(tmp, verify=True)  # exactly what `reflex serve` will check
         _publish(tmp, output)
         published = True

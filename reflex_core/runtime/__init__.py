@@ -11,11 +11,12 @@ Modules: :mod:`.preprocess` (numpy preprocessing shared with the export parity g
 :mod:`.prefix_cache`, :mod:`.policy`. Nothing here imports torch. See docs/runtime.md.
 """
 
-from reflex_core.runtime.policy import Policy, PolicyOutput, load_policy
+from reflex_core.runtime.policy import CheckedObservation, Policy, PolicyOutput, load_policy
 from reflex_core.runtime.prefix_cache import PrefixCache
 from reflex_core.runtime.runners import DecomposedRunner, MonolithicRunner, RunResult
 
 __all__ = [
+    "CheckedObservation",
     "DecomposedRunner",
     "MonolithicRunner",
     "Policy",

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 
+from reflex_core.embodiments.color import CameraColors
 from reflex_core.errors import ArtifactError, ConfigError, ValidationError
 from reflex_core.runtime.prefix_cache import PrefixCache
 from reflex_core.runtime.preprocess import (
@@ -54,6 +55,20 @@ class PolicyOutput:
     actions: np.ndarray
     features: np.ndarray | None
     timings: dict[str, Any]
+
+
+@attrs.frozen(eq=False)
+class CheckedObservation:
+    """An observation one policy's :meth:`Policy.validate` accepted: its images in that
+    policy's camera order (None for a camera it lacks). :meth:`Policy.infer` runs it without
+    checking again; another policy checks it afresh."""
+
+    observation: Observation
+    images: tuple[np.ndarray | None, ...]
+    policy: Policy
+
+
+NoiseArg = np.ndarray | Sequence[np.ndarray | None] | None
 
 
 def _stats_source(
@@ -98,6 +113,9 @@ class Policy:
         self.max_state_dim = int(artifact.max_state_dim)
         self.io = artifact.io
         self.camera_names: list[str] = list(artifact.cameras)
+        # cameras[].color_space: frames converted to RGB once checked (refused at load when it
+        # names a camera this policy does not have)
+        self.colors = CameraColors.for_policy(embodiment, self.camera_names)
         self.image_size = (int(artifact.image.height), int(artifact.image.width))
         self.state_dim = int(embodiment.state_dim if embodiment is not None else artifact.state_dim)
         norm = artifact.normalization
@@ -191,13 +209,21 @@ class Policy:
 
     # -- request path -----------------------------------------------------------------------
 
-    def validate(self, observation: Observation) -> None:
-        """Check one observation against this policy.
+    def validate(self, observation: Observation) -> CheckedObservation:
+        """Check one observation against this policy, once: what :meth:`infer` then trusts.
 
-        :raises ValidationError: ``state-length-mismatch``, ``state-not-finite``,
-            ``unknown-camera``, ``duplicate-camera``, ``image-invalid`` (all 422).
+        What holds for every observation (a finite float32 state, decoded images) is the
+        :class:`~reflex_core.wire.types.Observation`'s own check when it is built; this is
+        what depends on the policy. The server calls it at its boundary (``prepare``) and hands
+        the result to :meth:`infer`, which does not check it again.
+
+        :returns: the observation with its images in this policy's camera order.
+        :raises ValidationError: ``state-length-mismatch``, ``unknown-camera``,
+            ``conflicting-fields`` (the ``image`` shorthand and the camera it stands for both
+            given), ``image-invalid`` (an image array that is not (H, W, 3); only a library
+            caller can send one, the wire parser decodes to RGB) — all 422.
         """
-        state = np.asarray(observation.state)
+        state = observation.state
         if state.ndim != 1 or state.shape[0] != self.state_dim:
             raise ValidationError(
                 f"state has {state.size} values; "
@@ -211,50 +237,96 @@ class Policy:
                 field="state",
                 details={"expected": self.state_dim, "got": int(state.size)},
             )
-        if not np.all(np.isfinite(state.astype(np.float64))):
-            raise ValidationError(
-                "state contains NaN or Inf", slug="state-not-finite", field="state"
-            )
-        for name, image in zip(
-            self.camera_names, match_cameras(observation.images, self.camera_names), strict=True
-        ):
+        images = match_cameras(observation.images, self.camera_names)
+        for name, image in zip(self.camera_names, images, strict=True):
             if image is not None:
                 check_image(name, image)
+        if self.colors:
+            images = self.colors.convert_ordered(self.camera_names, images)
+        return CheckedObservation(observation, tuple(images), self)
 
-    def _noise(self, batch: int, noise: np.ndarray | None) -> np.ndarray:
-        shape = (batch, self.chunk_size, self.max_action_dim)
+    def _checked(self, item: Observation | CheckedObservation) -> CheckedObservation:
+        # Trust only what this very policy checked: another slot (the router's B) may have
+        # other cameras or another state length, and checks again.
+        if isinstance(item, CheckedObservation):
+            return item if item.policy is self else self.validate(item.observation)
+        return self.validate(item)
+
+    def draw_noise(self, batch: int) -> np.ndarray:
+        """(batch, chunk_size, max_action_dim) standard normal from this policy's generator
+        (seeded by ``load_policy(seed=...)``); rows are drawn in order, so B rows drawn at once
+        are the rows B calls of one would draw."""
+        with self._rng_lock:
+            return self._rng.standard_normal(
+                (batch, self.chunk_size, self.max_action_dim), dtype=np.float32
+            )
+
+    def _noise(self, batch: int, noise: NoiseArg) -> np.ndarray:
         if noise is None:
-            with self._rng_lock:
-                return self._rng.standard_normal(shape, dtype=np.float32)
-        arr = np.asarray(noise, dtype=np.float32)
-        if arr.shape != shape:
+            return self.draw_noise(batch)
+        shape = (self.chunk_size, self.max_action_dim)
+        if isinstance(noise, np.ndarray):
+            arr = np.asarray(noise, dtype=np.float32)
+            if arr.shape != (batch, *shape):
+                raise ValidationError(
+                    f"noise must have shape {(batch, *shape)}, got {arr.shape}",
+                    slug="noise-shape-mismatch",
+                    field="noise",
+                )
+            return np.ascontiguousarray(arr)
+        rows = list(noise)
+        if len(rows) != batch:
             raise ValidationError(
-                f"noise must have shape {shape}, got {arr.shape}",
-                slug="noise-invalid",
+                f"noise has {len(rows)} rows for {batch} observations",
+                slug="noise-shape-mismatch",
                 field="noise",
             )
-        return np.ascontiguousarray(arr)
+        # rows without noise of their own draw from the generator, in order, exactly as the
+        # same requests one at a time would: a mixed batch is no different from unbatched calls
+        missing = [i for i, row in enumerate(rows) if row is None]
+        drawn = self.draw_noise(len(missing)) if missing else None
+        out = np.empty((batch, *shape), dtype=np.float32)
+        for i, row in enumerate(rows):
+            if row is None:
+                continue
+            arr = np.asarray(row, dtype=np.float32)
+            if arr.shape != shape:
+                raise ValidationError(
+                    f"noise[{i}] must have shape {shape}, got {arr.shape}",
+                    slug="noise-shape-mismatch",
+                    field=f"noise[{i}]",
+                )
+            out[i] = arr
+        if drawn is not None:
+            out[missing] = drawn
+        return out
 
     def infer(
-        self, observations: Sequence[Observation] | Observation, noise: np.ndarray | None = None
+        self,
+        observations: Sequence[Observation | CheckedObservation] | Observation,
+        noise: NoiseArg = None,
     ) -> PolicyOutput:
         """Run a batch.
 
-        :param observations: one or more observations (batched into one graph call).
-        :param noise: (B, chunk_size, max_action_dim) standard normal; drawn when None.
-        :raises ValidationError: see :meth:`validate`, and ``noise-invalid``.
+        :param observations: one or more observations (batched into one graph call). A
+            :class:`CheckedObservation` this policy's :meth:`validate` returned is trusted
+            as it is (the server's path); a plain ``Observation`` is validated first (a
+            library caller's).
+        :param noise: the flow-matching noise: an array (B, chunk_size, max_action_dim), or
+            one (chunk_size, max_action_dim) row or None per observation; None rows (or
+            ``noise=None``) are drawn from this policy's generator (:meth:`draw_noise`).
+        :raises ValidationError: see :meth:`validate`, and ``noise-shape-mismatch``.
         """
-        obs = [observations] if isinstance(observations, Observation) else list(observations)
-        if not obs:
+        items = [observations] if isinstance(observations, Observation) else list(observations)
+        if not items:
             raise ValueError("infer needs at least one observation")
         start = time.perf_counter_ns()
-        for o in obs:
-            self.validate(o)
-        eps = self._noise(len(obs), noise)
+        checked = [self._checked(o) for o in items]
+        eps = self._noise(len(checked), noise)
         inputs = prepare_inputs(
-            images=[o.images for o in obs],
-            states=[o.state for o in obs],
-            prompts=[o.prompt for o in obs],
+            images=[c.images for c in checked],
+            states=[c.observation.state for c in checked],
+            prompts=[c.observation.prompt for c in checked],
             io=self.io,
             max_state_dim=self.max_state_dim,
             state_stats=self.state_stats,
@@ -269,7 +341,7 @@ class Policy:
             actions=actions,
             features=result.features,
             timings=self._timings(
-                result, preprocess_ms, (end - post_start) / 1e6, (end - start) / 1e6, len(obs)
+                result, preprocess_ms, (end - post_start) / 1e6, (end - start) / 1e6, len(items)
             ),
         )
 
@@ -341,21 +413,29 @@ def load_policy(
     seed: int | None = None,
     kv_feed: str = "iobinding",
     verify: bool = True,
+    trusted_keys: str | Path | None = None,
     session_factory: SessionFactory | None = None,
+    runtime_backends: Mapping[str, Any] | None = None,
 ) -> Policy:
     """Load and verify an artifact and open its onnxruntime sessions.
 
     :param artifact_dir: the directory ``reflex export`` wrote (or an already loaded Artifact).
     :param embodiment: an EmbodimentConfig, a preset name, a JSON path, or None (raw actions).
     :param providers: ``--providers`` (names or aliases ``cuda``/``trt``/``cpu``); None picks
-        TensorRT -> CUDA -> CPU from what this onnxruntime offers.
+        TensorRT -> CUDA -> CPU from what this onnxruntime offers. A runtime backend a plugin
+        registered (``openvino-bf16``) is named alone and runs every graph instead of onnxruntime.
     :param allow_cpu_fallback: accept the CPU when an asked-for GPU provider does not load.
     :param adaptive_steps: early-stop tolerance for the Euler loop (decomposed only).
     :param prefix_cache_size: entries of the exact-match prefix cache (decomposed only; 0 = off).
     :param threads: intra-op threads per session (default OMP_NUM_THREADS or the core count).
     :param seed: seed of the noise drawn when a request brings none.
     :param kv_feed: ``iobinding`` or ``numpy`` (how the KV reaches the expert; see runners).
-    :param verify: check hashes and the parity verdict (always on when serving).
+    :param verify: check the manifest digest, hashes and the parity verdict (always on when
+        serving).
+    :param trusted_keys: a directory of ed25519 public keys; the artifact must be signed by
+        one of them (``reflex serve --trusted-keys``).
+    :param runtime_backends: name -> :class:`~reflex_core.registry.RuntimeBackend`; None reads
+        the installed plugins' (only when ``providers`` names something onnxruntime does not know).
     :raises ArtifactError: missing / corrupted / unverified artifact, graphs not loadable.
     :raises ConfigError: provider or embodiment problems, options the mode does not support.
     """
@@ -366,9 +446,18 @@ def load_policy(
     artifact = (
         artifact_dir
         if isinstance(artifact_dir, Artifact)
-        else Artifact.load(artifact_dir, verify=verify)
+        else Artifact.load(artifact_dir, verify=verify, trusted_keys=trusted_keys)
     )
+    if isinstance(artifact_dir, Artifact) and trusted_keys is not None:
+        artifact.require_signature(trusted_keys)
     emb = _resolve_embodiment(embodiment)
+    backend, warnings = _runtime_backend(
+        providers, runtime_backends, allow_cpu_fallback, known=ort.get_all_providers()
+    )
+    if warnings:  # the named backend cannot run here and the CPU fallback was allowed
+        providers = ["cpu"]
+    if backend is not None:
+        providers = ["cpu"]  # the backend runs every graph: no onnxruntime session is opened
     plan = choose_providers(
         ort.get_available_providers(),
         providers,
@@ -376,9 +465,10 @@ def load_policy(
         known=ort.get_all_providers(),
     )
     cache_dir = _trt_cache_dir(artifact) if "TensorrtExecutionProvider" in plan.providers else None
-    warnings: list[str] = []
 
     def session(name: str) -> Any:
+        if backend is not None:
+            return backend.open_session(artifact, name, threads=threads)
         sess, w = open_session(
             artifact.graph_path(name),
             plan,
@@ -400,7 +490,8 @@ def load_policy(
             flow=artifact.flow,
             adaptive_steps=adaptive_steps,
             prefix_cache=cache,
-            kv_feed=kv_feed,
+            # a backend's sessions take and return numpy arrays (no onnxruntime IOBinding)
+            kv_feed="numpy" if backend is not None else kv_feed,
         )
     elif artifact.mode == "monolithic":
         for option, value in (
@@ -430,6 +521,40 @@ def load_policy(
         warnings=warnings,
         seed=seed,
     )
+
+
+def _runtime_backend(
+    providers: Sequence[str] | None,
+    backends: Mapping[str, Any] | None,
+    allow_cpu_fallback: bool,
+    *,
+    known: Sequence[str],
+) -> tuple[Any, list[str]]:
+    """The plugin runtime backend ``providers`` names (or None) and the fallback warnings.
+
+    The installed plugins are read only when a requested name is no onnxruntime provider.
+    """
+    from reflex_core.runtime.providers import ALIASES, choose_backend
+
+    names = [n.strip() for n in providers or () if n.strip()]
+    if backends is None:
+        if all(n.lower() in ALIASES or n in known for n in names):
+            return None, []
+        from reflex_core.plugins import make_plugin_manager
+
+        backends = make_plugin_manager().registry.runtime_backends
+    lower = {n.lower() for n in names}
+    unavailable = {
+        name: why
+        for name, spec in backends.items()
+        if name.lower() in lower and (why := spec.probe()) is not None
+    }
+    chosen, warnings = choose_backend(
+        names, list(backends), unavailable=unavailable, allow_cpu_fallback=allow_cpu_fallback
+    )
+    for w in warnings:
+        log.warning("%s", w)
+    return (None if chosen is None else backends[chosen]), warnings
 
 
 def _trt_cache_dir(artifact: Any) -> Path:

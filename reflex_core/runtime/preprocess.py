@@ -213,7 +213,8 @@ def match_cameras(
     ``None``.
 
     :raises ValidationError: ``unknown-camera`` for a name the artifact does not know,
-        ``duplicate-camera`` when the shorthand and the first camera's own name are both given.
+        ``conflicting-fields`` when the shorthand and the first camera's own name are both
+        given (the wire format's slug for two values of one thing).
     """
     names = list(camera_names)
     by_name: dict[str, np.ndarray] = {}
@@ -224,8 +225,9 @@ def match_cameras(
             if target in images:
                 raise ValidationError(
                     f"both {SHORTHAND_CAMERA!r} and {target!r} given; they are the same camera",
-                    slug="duplicate-camera",
+                    slug="conflicting-fields",
                     field=f"images.{key}",
+                    details={"fields": [f"images.{key}", f"images.{target}"]},
                 )
         if target not in names:
             raise ValidationError(
@@ -238,12 +240,26 @@ def match_cameras(
     return [by_name.get(name) for name in names]
 
 
+CameraImages = Mapping[str, np.ndarray] | Sequence[np.ndarray | None]
+"""One observation's images: ``{camera name: uint8 HWC RGB}`` (matched by name here), or a
+sequence already in the contract's camera order (None for a missing camera) that
+``Policy.validate`` matched and checked, which is used as it is."""
+
+
+def _matched(images: Mapping[str, np.ndarray], camera_names: Sequence[str]) -> list[Any]:
+    row = match_cameras(images, camera_names)
+    for name, image in zip(camera_names, row, strict=True):
+        if image is not None:
+            check_image(name, image)
+    return row
+
+
 def preprocess_images(
-    batch: Sequence[Mapping[str, np.ndarray]], spec: ImageIO
+    batch: Sequence[CameraImages], spec: ImageIO
 ) -> tuple[np.ndarray, np.ndarray]:
     """Build the ``images`` and ``image_masks`` graph inputs.
 
-    :param batch: one ``{camera name: uint8 HWC RGB}`` mapping per observation.
+    :param batch: one :data:`CameraImages` per observation.
     :param spec: the artifact's image contract.
     :returns: images float32 (B, N, 3, height, width) in the model's range; image_masks bool
         (B, N), False (and the image all ``missing_fill``) for a camera the observation lacks.
@@ -252,18 +268,21 @@ def preprocess_images(
     n = len(camera_names)
     shape = (len(batch), n, 3, spec.height, spec.width)
     masks = np.zeros((len(batch), n), dtype=np.bool_)
-    if not any(batch):  # no camera in the whole batch (a state-only client)
+    ordered = [
+        _matched(obs_images, camera_names) if isinstance(obs_images, Mapping) else obs_images
+        for obs_images in batch
+    ]
+    if all(image is None for row in ordered for image in row):  # a state-only batch
         return np.full(shape, spec.missing_fill, dtype=np.float32), masks
     # Fill [0, 1] values (padding pad_value), then map the whole batch onto the model's range in
     # one pass; missing cameras get their fill afterwards. With range [-1, 1] this is
     # ``x * 2 - 1`` exactly (0 -> -1), as the references compute it.
     low, high = spec.range
     images = np.full(shape, spec.pad_value, dtype=np.float32)
-    for b, obs_images in enumerate(batch):
-        for c, image in enumerate(match_cameras(obs_images, camera_names)):
+    for b, row in enumerate(ordered):
+        for c, image in enumerate(row):
             if image is None:
                 continue
-            check_image(camera_names[c], image)
             _resize_into(image, images[b, c], spec.pad_position)
             masks[b, c] = True
     if (low, high) != (0.0, 1.0):
@@ -520,7 +539,7 @@ class ModelInputs:
 
 def prepare_inputs(
     *,
-    images: Sequence[Mapping[str, np.ndarray]],
+    images: Sequence[CameraImages],
     states: Sequence[np.ndarray],
     prompts: Sequence[str | None],
     io: IOSpec,

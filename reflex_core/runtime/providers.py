@@ -10,7 +10,7 @@ the CPU (notes/onnx-export-facts.md). That is an error here unless the caller al
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,54 @@ def choose_providers(
         dropped=tuple(missing),
         allow_cpu_fallback=allow_cpu_fallback,
     )
+
+
+def choose_backend(
+    requested: Sequence[str] | None,
+    backends: Collection[str],
+    *,
+    unavailable: Mapping[str, str] | None = None,
+    allow_cpu_fallback: bool = False,
+) -> tuple[str | None, list[str]]:
+    """Which runtime backend (a plugin's, not onnxruntime) ``--providers`` names, if any.
+
+    A backend is never chosen automatically: only a ``--providers`` list naming it, alone (a
+    backend runs whole graphs, so mixing it with onnxruntime providers means nothing), selects
+    it. One that cannot run here (``unavailable[name]`` says why) is ``provider-unavailable``,
+    unless ``allow_cpu_fallback``: then onnxruntime's CPU provider runs instead, with a warning.
+
+    :param requested: ``--providers`` as given (names are matched case-insensitively).
+    :param backends: the registered backend names.
+    :param unavailable: backend name -> why it cannot run (only the named one is consulted).
+    :returns: (the backend's name or None for onnxruntime, warnings).
+    :raises ConfigError: ``provider-conflict`` (a backend mixed with other providers),
+        ``provider-unavailable``.
+    """
+    by_lower = {b.lower(): b for b in backends}
+    names = [n.strip() for n in requested or () if n.strip()]
+    named = [by_lower[n.lower()] for n in names if n.lower() in by_lower]
+    if not named:
+        return None, []
+    if len(names) > 1:
+        raise ConfigError(
+            f"--providers {','.join(names)}: the runtime backend {named[0]!r} runs whole graphs "
+            "and must be named alone",
+            slug="provider-conflict",
+            field="providers",
+        )
+    backend = named[0]
+    why = (unavailable or {}).get(backend)
+    if why is None:
+        return backend, []
+    message = f"runtime backend {backend!r} cannot run here: {why}"
+    if not allow_cpu_fallback:
+        raise ConfigError(
+            message + " (or choose other --providers, or pass --allow-cpu-fallback)",
+            slug="provider-unavailable",
+            field="providers",
+            details={"backend": backend, "reason": why},
+        )
+    return None, [message + "; using onnxruntime's CPU provider"]
 
 
 def check_session_providers(plan: ProviderPlan, actual: Sequence[str]) -> list[str]:

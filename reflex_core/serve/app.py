@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from starlette.applications import Starlette
@@ -36,13 +36,22 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from reflex_core import __version__
-from reflex_core.errors import ConfigError, Conflict, ReflexError, Unavailable, ValidationError
+from reflex_core.contracts import EmbodimentLike, PolicyLike, RequestLimits, TransportSession
+from reflex_core.errors import (
+    ConfigError,
+    Conflict,
+    PayloadTooLarge,
+    ReflexError,
+    Unavailable,
+    ValidationError,
+)
 from reflex_core.options import resolve_options
 from reflex_core.serve.config import ResolvedServeOptions, ServeConfig
 from reflex_core.serve.errors import (
     INVALID_NOISE_SEED,
-    NOISE_SHAPE_MISMATCH,
     NOT_READY,
+    OVERLOADED,
+    TOO_MANY_SESSIONS,
     UNKNOWN_POLICY,
     JSONBytesResponse,
     dumps,
@@ -57,9 +66,11 @@ from reflex_core.serve.middleware import (
     SLUG_SCOPE_KEY,
     BearerAuthMiddleware,
     BodyLimitMiddleware,
+    ConcurrencyLimitMiddleware,
     ErrorBoundaryMiddleware,
     RequestIdMiddleware,
     cors_middleware_kwargs,
+    is_open_route,
     request_id_of,
 )
 from reflex_core.wedges import (
@@ -73,7 +84,8 @@ from reflex_core.wedges import (
     load_wedge_policies,
     ordered,
 )
-from reflex_core.wire.parse import parse_observation
+from reflex_core.wire.parse import error_frame, parse_observation
+from reflex_core.wire.types import Observation
 
 log = logging.getLogger("reflex.serve")
 
@@ -83,8 +95,17 @@ DEFAULT_SLOT = "default"
 OPEN_PATHS = ("/health", "/metrics")
 _SECRET_WORDS = ("key", "token", "secret", "password")
 _NOISE_SEED_MAX = 2**63 - 1
+_SHED_MARGIN_S = 0.002  # a refused request answers this long before its deadline
+CHECKED_KEY = "reflex.checked"
+"""``ActRequest.annotations`` key: the observation as ``policy.validate`` accepted it at the
+boundary, for the terminal handler (the policy trusts it instead of checking again)."""
 
-PolicySource = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+if TYPE_CHECKING:
+    import pluggy
+
+    from reflex_core.registry import Registry
+
+PolicySource = Mapping[str, PolicyLike] | Callable[[], Mapping[str, PolicyLike]]
 
 
 def noise_from_seed(seed: int, chunk_size: int, max_action_dim: int) -> np.ndarray:
@@ -101,7 +122,7 @@ def _mask_secrets(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _default_registry() -> Any:
+def _default_registry() -> Registry:
     from reflex_core.plugins import make_plugin_manager
 
     return make_plugin_manager(load_entrypoints=False).registry
@@ -125,11 +146,11 @@ class ReflexServer:
         self,
         policies: PolicySource,
         *,
-        embodiment: Any = None,
-        registry: Any = None,
+        embodiment: EmbodimentLike | None = None,
+        registry: Registry | None = None,
         options: ResolvedServeOptions | ServeConfig | None = None,
-        policy_loader: Callable[[Path | str, str], Any] | None = None,
-        hook: Any = None,
+        policy_loader: Callable[[Path | str, str], PolicyLike] | None = None,
+        hook: pluggy.HookRelay | None = None,
     ) -> None:
         self.registry = registry if registry is not None else _default_registry()
         if not isinstance(options, ResolvedServeOptions):
@@ -147,8 +168,9 @@ class ReflexServer:
         self.metrics_registry = _new_collector_registry()
         self.metrics = ServeMetrics(self.metrics_registry)
         self.metrics.state.state(LOADING)
-        self.policies: dict[str, Any] = {}
+        self.policies: dict[str, PolicyLike] = {}
         self.executor = InferenceExecutor(self.config.workers_threads)
+        self.load = InferenceLoad(self.config.workers_threads)
         self.ctx = WedgeContext(
             policies=self.policies,
             embodiment=embodiment,
@@ -172,7 +194,7 @@ class ReflexServer:
         self._shut_down = False
         self.stopping = asyncio.Event()
         self.failed = asyncio.Event()
-        self.ws_sessions: set[Any] = set()
+        self.ws_sessions: set[TransportSession] = set()
         self._route_paths: set[str] = set()
         self.app = self._build_app()
 
@@ -214,6 +236,58 @@ class ReflexServer:
         """The resolved option values of one transport (``ws`` -> its queue settings)."""
         return self.options.transports.get(name, {})
 
+    # -------------------------------------------------- what transports use (TransportHost)
+
+    def check_ready(self) -> None:
+        """Raise ``not-ready`` (503, Retry-After) or ``startup-failed`` unless ready."""
+        if self._handler is None:
+            raise self._not_ready()
+
+    @property
+    def limits(self) -> RequestLimits:
+        """The request limits transports apply (``--max-body-bytes``, ``--body-timeout-s``)."""
+        return self.config
+
+    def check_frame_size(self, size: int) -> None:
+        """Refuse a frame larger than ``--max-body-bytes`` (413 ``payload-too-large``); the
+        HTTP body limit is middleware, a WebSocket frame is checked by its transport."""
+        limit = self.config.max_body_bytes
+        if size > limit:
+            raise PayloadTooLarge(
+                f"frame exceeds the server's limit of {limit} bytes",
+                details={"max_body_bytes": limit},
+            )
+
+    def encode_error(self, exc: BaseException, request_id: str, *, seq: int | None = None) -> bytes:
+        """The error frame of ``exc`` as JSON bytes (the one shape; ``seq`` when known)."""
+        frame = error_frame(exc, request_id)
+        if seq is not None:
+            frame["seq"] = seq
+        return dumps(frame)
+
+    def open_session(self, session: TransportSession) -> None:
+        """Track a long-lived connection: :meth:`begin_stopping` asks it to close. Call it
+        before accepting the handshake: past ``--max-ws-sessions`` it raises 503
+        ``too-many-sessions`` (the error boundary refuses the handshake with it)."""
+        if session in self.ws_sessions:
+            return
+        if len(self.ws_sessions) >= self.config.max_ws_sessions:
+            raise Unavailable(
+                f"the server holds {len(self.ws_sessions)} WebSocket sessions, its limit "
+                "(--max-ws-sessions); retry shortly",
+                slug=TOO_MANY_SESSIONS,
+                retry_after_s=1.0,
+            )
+        if session not in self.ws_sessions:
+            self.ws_sessions.add(session)
+            self.metrics.ws_sessions.inc()
+
+    def close_session(self, session: TransportSession) -> None:
+        """Forget a connection :meth:`open_session` tracked (a no-op if it was not)."""
+        if session in self.ws_sessions:
+            self.ws_sessions.discard(session)
+            self.metrics.ws_sessions.dec()
+
     def _build_app(self) -> Starlette:
         routes: list[BaseRoute] = [
             Route("/health", self._health_endpoint, methods=["GET"]),
@@ -223,6 +297,7 @@ class ReflexServer:
         for _name, transport in sorted(self.registry.transports.items()):
             routes.extend(transport.routes(self))
         self._route_paths.update(getattr(r, "path", "") for r in routes)
+        open_paths = (*OPEN_PATHS, *(r.path for r in routes if is_open_route(r)))
 
         middleware = [
             Middleware(RequestIdMiddleware),
@@ -230,6 +305,11 @@ class ReflexServer:
                 ErrorBoundaryMiddleware,
                 count=self.metrics.count_request,
                 routes=self._route_paths,
+            ),
+            Middleware(
+                ConcurrencyLimitMiddleware,
+                max_requests=self.config.max_concurrent_requests,
+                open_paths=open_paths,
             ),
         ]
         if self.config.cors_origin:
@@ -240,7 +320,7 @@ class ReflexServer:
             )
         if self.config.api_key:
             middleware.append(
-                Middleware(BearerAuthMiddleware, api_key=self.config.api_key, open_paths=OPEN_PATHS)
+                Middleware(BearerAuthMiddleware, api_key=self.config.api_key, open_paths=open_paths)
             )
         middleware.append(Middleware(BodyLimitMiddleware, max_bytes=self.config.max_body_bytes))
         app = Starlette(
@@ -307,7 +387,10 @@ class ReflexServer:
                 return
             self._set_state(WARMING)
             for slot, policy in list(self.policies.items()):
+                started = time.perf_counter()
                 await self._in_executor(policy.warmup)
+                # the first guess at the pace (a first run is slow: it errs on the safe side)
+                self.load.observe(slot, time.perf_counter() - started)
                 self._model_meta[slot] = self._describe(policy)
             if self._hook is not None:
                 self._hook.reflex_startup(app_state=self.app_state())
@@ -372,7 +455,7 @@ class ReflexServer:
             "wedges": list(self.wedge_names),
         }
 
-    def _load_extra_policy(self, slot: str, artifact_dir: Path | str) -> Any:
+    def _load_extra_policy(self, slot: str, artifact_dir: Path | str) -> PolicyLike:
         if self._policy_loader is None:
             raise ConfigError(
                 "this server was built without a policy loader; it cannot load another slot",
@@ -421,11 +504,30 @@ class ReflexServer:
                         field="noise_seed",
                     )
                 noise = noise_from_seed(seed, policy.chunk_size, policy.max_action_dim)
-        observation = parse_observation(payload)
-        policy.validate(observation)
-        return ActRequest(
+        return self.admit(
+            parse_observation(payload), request_id=request_id, received_ns=received_ns, noise=noise
+        )
+
+    def admit(
+        self,
+        observation: Observation,
+        *,
+        request_id: str,
+        received_ns: int,
+        noise: np.ndarray | None = None,
+    ) -> ActRequest:
+        """The policy's half of the boundary, for an observation a transport already parsed
+        (``prepare`` after the wire parser; a peer protocol's mapper): ``policy.validate`` once,
+        and what it returns rides along so ``policy.infer`` does not check again."""
+        if self._handler is None:
+            raise self._not_ready()
+        checked = self.policies[DEFAULT_SLOT].validate(observation)
+        request = ActRequest(
             observation=observation, request_id=request_id, received_ns=received_ns, noise=noise
         )
+        if checked is not None:  # the runtime's Policy: infer runs it without checking again
+            request.annotations[CHECKED_KEY] = checked
+        return request
 
     async def act(self, request: ActRequest) -> ActResult:
         """Run one request through the composed wedge chain (with latency metrics)."""
@@ -562,25 +664,6 @@ class ReflexServer:
                 results[i] = result
         return results  # type: ignore[return-value]
 
-    def _batch_noise(self, policy: Any, requests: Sequence[ActRequest]) -> np.ndarray | None:
-        if all(r.noise is None for r in requests):
-            return None
-        shape = (policy.chunk_size, policy.max_action_dim)
-        rows = []
-        for r in requests:
-            if r.noise is None:
-                rows.append(np.random.default_rng().standard_normal(shape, dtype=np.float32))
-                continue
-            noise = np.asarray(r.noise, dtype=np.float32)
-            if noise.shape != shape:
-                raise ValidationError(
-                    f"noise has shape {noise.shape}, policy {r.policy!r} needs {shape}",
-                    slug=NOISE_SHAPE_MISMATCH,
-                    field="noise",
-                )
-            rows.append(noise)
-        return np.stack(rows)
-
     async def _infer_slot(self, slot: str, requests: Sequence[ActRequest]) -> list[ActResult]:
         policy = self.policies.get(slot)
         if policy is None:
@@ -589,10 +672,38 @@ class ReflexServer:
                 slug=UNKNOWN_POLICY,
                 status=500,
             )
-        observations = [r.observation for r in requests]
-        noise = self._batch_noise(policy, requests)
+        observations = [_checked_observation(r) for r in requests]
+        # one row per request; the policy draws the rows without a seed from its own generator
+        # (as it would for those requests one by one) and checks the shapes
+        noise = None if all(r.noise is None for r in requests) else [r.noise for r in requests]
+        deadlines = [r.deadline_ns for r in requests]
+        deadline_ns = None if None in deadlines else max(deadlines)  # type: ignore[type-var]
+        load = self.load
+        if deadline_ns is not None and load.doomed(slot, deadline_ns):
+            # Queued behind the calls already waiting, this one could only finish after its
+            # deadline: it never takes a thread (a chunk nobody gets on time is how goodput
+            # collapsed). It is refused just before its deadline, not at once: the caller asked
+            # for an answer by then, and an instant refusal only brings a closed-loop client
+            # straight back, so the event loop would spend itself on refusals while finished
+            # chunks wait behind them.
+            load.shed += len(requests)
+            wait_s = (deadline_ns - time.monotonic_ns()) / 1e9 - _SHED_MARGIN_S
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            raise _overloaded(load.service_s.get(slot))
         started = time.perf_counter()
-        output = await self._in_executor(policy.infer, observations, noise)
+        load.outstanding += 1
+        try:
+            output, own_s = await self._in_executor(
+                _run_policy, policy, observations, noise, deadline_ns
+            )
+        except Unavailable as exc:
+            if exc.slug == OVERLOADED:
+                load.stale += len(requests)
+            raise
+        finally:
+            load.outstanding -= 1
+        load.observe(slot, own_s)
         seconds = time.perf_counter() - started
         self.metrics.observe_inference(slot, len(requests), seconds)
         base = dict(output.timings)
@@ -643,6 +754,12 @@ class ReflexServer:
             "raw_actions": self.embodiment is None,
             "wedges": list(self.wedge_names),
             "wedge_health": wedge_health,
+            "inference": {
+                "outstanding": self.load.outstanding,
+                "service_ms": {k: round(v * 1e3, 3) for k, v in self.load.service_s.items()},
+                "shed_overloaded": self.load.shed,
+                "dropped_stale": self.load.stale,
+            },
         }
         if self.embodiment is None:
             body["warnings"] = [
@@ -691,6 +808,65 @@ class ReflexServer:
         error = http_status_error(exc.status_code, exc.detail)
         request.scope[SLUG_SCOPE_KEY] = error.slug
         return error_response(error, request_id_of(request.scope), dict(exc.headers or {}))
+
+
+class InferenceLoad:
+    """What the inference threads have on their hands, to tell whether a new call could finish
+    by its deadline: calls queued or running, and each slot's own time per call (an
+    exponentially weighted mean of the last calls, waiting excluded)."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.outstanding = 0  # only the event loop's thread touches these
+        self.service_s: dict[str, float] = {}
+        self.shed = 0  # refused as unable to make their deadline
+        self.stale = 0  # dropped by a thread: their deadline had passed when it got to them
+
+    def doomed(self, slot: str, deadline_ns: int) -> bool:
+        """Whether a call submitted now would finish after ``deadline_ns`` at the current pace.
+        Never while a thread is free: that call runs at once, and keeps the pace measured (a
+        pace that only ever refused work would never learn it had become faster)."""
+        service = self.service_s.get(slot)
+        if service is None or self.outstanding < self.threads:
+            return False
+        rounds = self.outstanding // self.threads + 1
+        return time.monotonic_ns() + int(rounds * service * 1e9) > deadline_ns
+
+    def observe(self, slot: str, seconds: float | None) -> None:
+        if seconds is None:
+            return
+        old = self.service_s.get(slot)
+        self.service_s[slot] = seconds if old is None else old + 0.2 * (seconds - old)
+
+
+def _overloaded(service_s: float | None) -> Unavailable:
+    return Unavailable(
+        "the inference threads are too far behind for this request to finish by its deadline",
+        slug=OVERLOADED,
+        retry_after_s=max(0.05, service_s or 0.0),
+    )
+
+
+def _run_policy(
+    policy: Any, observations: list[Any], noise: Any, deadline_ns: int | None
+) -> tuple[Any, float]:
+    """On an inference thread: the policy call and its own duration. A call whose deadline has
+    passed before a thread got to it is not run (nobody can use its chunk on time)."""
+    if deadline_ns is not None and time.monotonic_ns() >= deadline_ns:
+        raise _overloaded(None)
+    started = time.perf_counter()
+    output = policy.infer(observations, noise)
+    return output, time.perf_counter() - started
+
+
+def _checked_observation(request: ActRequest) -> Any:
+    """What the policy runs for ``request``: the form ``policy.validate`` returned at the
+    boundary while it still describes this request's observation (a wedge may have swapped the
+    observation), else the observation itself (which the policy then checks)."""
+    checked = request.annotations.get(CHECKED_KEY)
+    if checked is not None and checked.observation is request.observation:
+        return checked
+    return request.observation
 
 
 def _wall_ns(monotonic_ns: int) -> int:

@@ -98,6 +98,12 @@ class ServeConfig:
         metavar="P,...",
         converter=attrs.converters.optional(tuple),
     )
+    trusted_keys: str | None = setting(
+        "refuse an artifact not signed by one of the ed25519 public keys (*.pem) in DIR "
+        "(see `reflex keygen`, `reflex export --sign-key`)",
+        type=str,
+        metavar="DIR",
+    )
     allow_cpu_fallback: bool = setting(
         "fall back to CPU when a requested GPU provider cannot load (otherwise that is an error)",
         is_flag=True,
@@ -136,6 +142,39 @@ class ServeConfig:
         "uvloop (an error if it is not installed)",
         choices=EVENT_LOOPS,
         default="auto",
+    )
+
+    body_timeout_s: float = setting(
+        "the whole request body must arrive within S seconds of its headers "
+        "(default {default}; 408 body-timeout after)",
+        type=positive_float,
+        default=10.0,
+    )
+    idle_timeout_s: float = setting(
+        "close a connection that has no request in flight (kept alive, or headers not yet "
+        "complete) after S seconds (default {default})",
+        type=positive_float,
+        default=30.0,
+    )
+    max_concurrent_requests: int = setting(
+        "HTTP requests handled at once, from their headers to their answer (default "
+        "{default}); past it 503 server-busy (/health and /metrics are not counted)",
+        type=positive_int,
+        default=256,
+        metavar="N",
+    )
+    max_ws_sessions: int = setting(
+        "open WebSocket sessions, every transport's (default {default}); past it the "
+        "handshake gets 503 too-many-sessions",
+        type=positive_int,
+        default=64,
+        metavar="N",
+    )
+    ws_ping_interval_s: float = setting(
+        "send a WebSocket ping every S seconds so dead peers are noticed (default {default}; "
+        "0 off)",
+        type=non_negative_float,
+        default=20.0,
     )
 
     def __attrs_post_init__(self) -> None:

@@ -30,7 +30,16 @@ QUEUE_FULL = "queue-full"
 UNKNOWN_POLICY = "unknown-policy"
 NON_FINITE_OUTPUT = "non-finite-output"
 INVALID_NOISE_SEED = "invalid-noise-seed"
-NOISE_SHAPE_MISMATCH = "noise-shape-mismatch"
+CLIENT_DISCONNECTED = "client-disconnected"
+BODY_TIMEOUT = "body-timeout"
+SERVER_BUSY = "server-busy"
+TOO_MANY_SESSIONS = "too-many-sessions"
+WS_IDLE = "ws-idle"
+OVERLOADED = "overloaded"
+UNSUPPORTED_CONTENT_ENCODING = "unsupported-content-encoding"
+CLIENT_CLOSED_STATUS = 499
+"""The status a request the client abandoned is counted under (nginx's convention): nothing
+is sent, the client is gone."""
 
 
 class InternalError(ReflexError):

@@ -42,6 +42,10 @@ def hypercorn_config(config: ServeConfig) -> HypercornConfig:
     hc.websocket_max_message_size = 2 * config.max_body_bytes + 1024
     # A robot at 50 Hz would otherwise reconnect every 20 s (Hypercorn's default is 1000).
     hc.keep_alive_max_requests = 1_000_000
+    # A connection with no request in flight (kept alive, or headers still arriving: a
+    # slowloris) is closed after this; a body that stalls is the app's (--body-timeout-s).
+    hc.keep_alive_timeout = config.idle_timeout_s
+    hc.websocket_ping_interval = config.ws_ping_interval_s or None
     hc.include_server_header = False
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")

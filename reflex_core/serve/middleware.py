@@ -1,7 +1,8 @@
 """The server's ASGI middleware, outermost first:
 
-``RequestIdMiddleware`` -> ``ErrorBoundaryMiddleware`` -> (CORS, only with ``--cors-origin``)
--> ``BearerAuthMiddleware`` (only with an API key) -> ``BodyLimitMiddleware`` -> routes.
+``RequestIdMiddleware`` -> ``ErrorBoundaryMiddleware`` -> ``ConcurrencyLimitMiddleware`` ->
+(CORS, only with ``--cors-origin``) -> ``BearerAuthMiddleware`` (only with an API key) ->
+``BodyLimitMiddleware`` -> routes.
 
 Pure ASGI classes rather than ``BaseHTTPMiddleware``: they add no task or body copy per
 request, which matters on the /act hot path. CORS sits outside auth so that preflights are
@@ -19,11 +20,15 @@ import re
 from collections.abc import Callable, Collection
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reflex_core.errors import AuthError, BadRequest, PayloadTooLarge, ReflexError
+from reflex_core.errors import AuthError, BadRequest, PayloadTooLarge, ReflexError, Unavailable
 from reflex_core.serve.errors import (
+    CLIENT_CLOSED_STATUS,
+    CLIENT_DISCONNECTED,
     INVALID_REQUEST_ID,
+    SERVER_BUSY,
     InternalError,
     error_response,
 )
@@ -176,6 +181,14 @@ class ErrorBoundaryMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # the client's doing, not a bug: one line, no traceback, nobody left to answer
+            log.info(
+                "request %s: the client disconnected before its body arrived", request_id_of(scope)
+            )
+            scope[SLUG_SCOPE_KEY] = CLIENT_DISCONNECTED
+            if not started:
+                status = CLIENT_CLOSED_STATUS
         except Exception as exc:
             if isinstance(exc, ReflexError) and not isinstance(exc, InternalError):
                 error: ReflexError = exc
@@ -196,6 +209,49 @@ class ErrorBoundaryMiddleware:
             path = scope.get("path", "")
             route = path if path in self.routes else "other"
             self.count(route, status, scope.get(SLUG_SCOPE_KEY, "ok") if status >= 400 else "ok")
+
+
+class ConcurrencyLimitMiddleware:
+    """At most ``max_requests`` HTTP requests inside the app at once, from their headers to the
+    end of their answer (a half-sent body holds its place until ``--body-timeout-s``); past it,
+    503 ``server-busy`` with ``Retry-After`` before the body is read. The open paths (/health,
+    /metrics) are not counted, so probes still answer under load."""
+
+    def __init__(self, app: ASGIApp, max_requests: int, open_paths: Collection[str] = ()) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.open_paths = frozenset(open_paths)
+        self.active = 0  # only the event loop's thread touches it
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.max_requests:
+            exc = Unavailable(
+                f"the server is handling {self.active} requests, its limit "
+                "(--max-concurrent-requests); retry shortly",
+                slug=SERVER_BUSY,
+                retry_after_s=1.0,
+            )
+            await send_error(exc, scope, receive, send)
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
+def open_route(route: Any) -> Any:
+    """Mark a route a transport adds as reachable without the API key, like /health (openpi's
+    ``/healthz``, which its clients poll before they authenticate anything)."""
+    route.reflex_open = True
+    return route
+
+
+def is_open_route(route: Any) -> bool:
+    return bool(getattr(route, "reflex_open", False))
 
 
 class BearerAuthMiddleware:

@@ -23,17 +23,18 @@ from typing import TYPE_CHECKING, Any
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
-from reflex_core.errors import PayloadTooLarge, ReflexError, Unavailable
-from reflex_core.serve.errors import QUEUE_FULL, InternalError, dumps
+from reflex_core.errors import ReflexError, Unavailable
+from reflex_core.serve.errors import QUEUE_FULL, WS_IDLE, InternalError
 from reflex_core.serve.middleware import new_request_id, request_id_of, request_id_var
-from reflex_core.wire.parse import error_frame, parse_json_body
+from reflex_core.wire.parse import parse_json_body
 
 if TYPE_CHECKING:
-    from reflex_core.serve.app import ReflexServer
+    from reflex_core.contracts import TransportHost
 
 log = logging.getLogger("reflex.serve.ws")
 
 _CLOSE = object()
+NORMAL_CLOSURE = 1000
 GOING_AWAY = 1001
 
 
@@ -41,7 +42,12 @@ class WebSocketSession:
     """One connection: reader -> bounded queue -> in-order worker."""
 
     def __init__(
-        self, server: ReflexServer, websocket: WebSocket, queue_size: int, reject_when_full: bool
+        self,
+        server: TransportHost,
+        websocket: WebSocket,
+        queue_size: int,
+        reject_when_full: bool,
+        idle_timeout_s: float = 0.0,
     ) -> None:
         self.server = server
         self.websocket = websocket
@@ -51,14 +57,21 @@ class WebSocketSession:
         self.closing = False
         self.frames = 0
         self.pending = 0  # frames queued, not yet taken by the worker
+        self.answering = False  # the worker is answering a frame
+        self.idle_timeout_s = idle_timeout_s
         self._send_lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        await self.websocket.accept()
         server = self.server
-        server.ws_sessions.add(self)
-        server.metrics.ws_sessions.inc()
+        # before the handshake is accepted: past --max-ws-sessions it is refused (503
+        # too-many-sessions, answered by the error boundary)
+        server.open_session(self)
+        try:
+            await self.websocket.accept()
+        except BaseException:
+            server.close_session(self)
+            raise
         self._reader = asyncio.create_task(self._read())
         worker = asyncio.create_task(self._work())
         try:
@@ -84,8 +97,7 @@ class WebSocketSession:
             for task in (self._reader, worker):
                 task.cancel()
             server.metrics.ws_queue_depth.dec(self.pending)
-            server.ws_sessions.discard(self)
-            server.metrics.ws_sessions.dec()
+            server.close_session(self)
 
     def request_close(self) -> None:
         """Stop reading; the worker answers the frames already queued, then the socket closes."""
@@ -98,8 +110,17 @@ class WebSocketSession:
     async def _read(self) -> None:
         receive = self.websocket.receive
         depth = self.server.metrics.ws_queue_depth
+        idle_s = self.idle_timeout_s or None
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), idle_s)
+            except TimeoutError:
+                if self.pending or self.answering:  # the client is waiting for us, not idle
+                    continue
+                log.info("session %s: no frame for %ss, closing", self.request_id, idle_s)
+                with contextlib.suppress(Exception):
+                    await self.websocket.close(NORMAL_CLOSURE, WS_IDLE)
+                return
             if message["type"] == "websocket.disconnect":
                 return
             data = message.get("text")
@@ -130,7 +151,11 @@ class WebSocketSession:
                 return
             self.pending -= 1
             depth.dec()
-            await self._answer(*item)
+            self.answering = True
+            try:
+                await self._answer(*item)
+            finally:
+                self.answering = False
 
     async def _answer(
         self, data: str | bytes, received_ns: int, received_wall_ns: int, n: int
@@ -142,11 +167,7 @@ class WebSocketSession:
         act_request = None
         try:
             try:
-                if len(data) > server.config.max_body_bytes:
-                    raise PayloadTooLarge(
-                        f"frame exceeds the server's limit of {server.config.max_body_bytes} bytes",
-                        details={"max_body_bytes": server.config.max_body_bytes},
-                    )
+                server.check_frame_size(len(data))
                 payload = parse_json_body(data)
                 if isinstance(payload, dict):
                     candidate = payload.get("seq")
@@ -174,11 +195,9 @@ class WebSocketSession:
             request_id_var.reset(token)
 
     async def _send_error(self, exc: ReflexError, request_id: str, seq: int | None) -> None:
-        frame = error_frame(exc, request_id)
-        if seq is not None:
-            frame["seq"] = seq
+        text = self.server.encode_error(exc, request_id, seq=seq).decode()
         async with self._send_lock:
-            await self.websocket.send_text(dumps(frame).decode())
+            await self.websocket.send_text(text)
         self.server.metrics.count_request("/ws", exc.status, exc.slug)
 
 
@@ -192,13 +211,14 @@ def _peek_seq(data: str | bytes) -> int | None:
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
-def ws_routes(server: ReflexServer) -> list[BaseRoute]:
+def ws_routes(server: TransportHost) -> list[BaseRoute]:
     """The ``/ws`` route bound to ``server``."""
     options = server.transport_options("ws")
     queue_size = int(options.get("ws_queue_size") or 4)
     reject = options.get("ws_when_full") == "reject"
+    idle_s = float(options.get("ws_idle_timeout_s") or 0.0)
 
     async def ws(websocket: WebSocket) -> None:
-        await WebSocketSession(server, websocket, queue_size, reject).run()
+        await WebSocketSession(server, websocket, queue_size, reject, idle_s).run()
 
     return [WebSocketRoute("/ws", ws, name="ws")]

@@ -57,7 +57,9 @@ def parse_json_body(
     that a non-finite state gets its precise slug from :func:`parse_observation`.
 
     :raises PayloadTooLarge: ``payload-too-large`` when ``max_bytes`` is given and exceeded.
-    :raises BadRequest: ``malformed-json`` for anything that is not UTF-8 JSON.
+    :raises BadRequest: ``malformed-json`` for anything that is not UTF-8 JSON,
+        ``duplicate-key`` for an object that names a key twice (JSON leaves the meaning open;
+        Python's parser would silently keep the last).
     """
     size = len(body.encode("utf-8")) if isinstance(body, str) else len(body)
     if max_bytes is not None and size > max_bytes:
@@ -68,13 +70,36 @@ def parse_json_body(
         )
     try:
         text = body if isinstance(body, str) else bytes(body).decode("utf-8")
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise BadRequest(
+            f"JSON object has the key {exc.key!r} twice; which one counts is not defined, so "
+            "neither is taken",
+            slug="duplicate-key",
+            field=exc.key,
+        ) from None
     except UnicodeDecodeError as exc:
         raise BadRequest(f"request body is not UTF-8: {exc}", slug="malformed-json") from exc
     except json.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}", slug="malformed-json") from exc
     except (RecursionError, ValueError) as exc:  # absurd nesting, over-long integer literals
         raise BadRequest(f"request body is not usable JSON: {exc}", slug="malformed-json") from exc
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # Python's json keeps the last silently; a typo'd retry
+        seen: set[str] = set()  # must not pass as a different observation
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def _path(exc: fastjsonschema.JsonSchemaValueException) -> str | None:
@@ -168,24 +193,6 @@ def _schema_view(payload: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _state(values: Any) -> np.ndarray:
-    try:
-        wide = np.asarray(values, dtype=np.float64)
-    except OverflowError as exc:  # an integer literal beyond float range
-        raise ValidationError(
-            "state holds a value beyond float range", slug="non-finite-state", field="state"
-        ) from exc
-    bad = ~np.isfinite(wide) | (np.abs(wide) > _F32_MAX)
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        raise ValidationError(
-            f"state[{index}] = {values[index]!r} is not a finite float32",
-            slug="non-finite-state",
-            field=f"state[{index}]",
-        )
-    return wide.astype(np.float32)
-
-
 def _prompt(payload: Mapping[str, Any]) -> str | None:
     given = {k: payload[k] for k in schema.PROMPT_ALIASES if payload.get(k) is not None}
     if len(set(given.values())) > 1:
@@ -228,14 +235,26 @@ def parse_observation(
     except fastjsonschema.JsonSchemaValueException as exc:
         raise _schema_error(exc, "observation") from exc
 
-    state = _state(payload["state"])
     gpu = payload.get("max_gpu_seconds")
     if gpu is not None and not _finite(gpu):
         raise ValidationError(
             "max_gpu_seconds must be finite", slug="invalid-value", field="max_gpu_seconds"
         )
-
+    seq = payload.get("seq")
+    capture = payload.get("capture_time_ns")
     images: dict[str, np.ndarray] = {}
+    # Built before the images are decoded, so a bad state is refused before any pixel work:
+    # building it is the state's one check (finite float32, else non-finite-state).
+    observation = Observation(
+        state=payload["state"],
+        images=images,
+        prompt=_prompt(payload),
+        seq=None if seq is None else int(seq),
+        capture_time_ns=None if capture is None else int(capture),
+        request_id=payload.get("request_id"),
+        max_gpu_seconds=None if gpu is None else float(gpu),
+        episode_id=payload.get("episode_id"),
+    )
     limits = {"max_bytes": max_image_bytes, "max_pixels": max_image_pixels}
     for name, value in sorted((payload.get("images") or {}).items()):
         images[name] = decode_image(value, field=f"images.{name}", **limits)
@@ -248,19 +267,7 @@ def parse_observation(
                 details={"fields": ["image", f"images.{SHORTHAND_CAMERA}"]},
             )
         images[SHORTHAND_CAMERA] = decode_image(payload["image"], field="image", **limits)
-
-    seq = payload.get("seq")
-    capture = payload.get("capture_time_ns")
-    return Observation(
-        state=state,
-        images=images,
-        prompt=_prompt(payload),
-        seq=None if seq is None else int(seq),
-        capture_time_ns=None if capture is None else int(capture),
-        request_id=payload.get("request_id"),
-        max_gpu_seconds=None if gpu is None else float(gpu),
-        episode_id=payload.get("episode_id"),
-    )
+    return observation
 
 
 def observation_to_dict(observation: Observation, *, image_format: str = "JPEG") -> dict[str, Any]:

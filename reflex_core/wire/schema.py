@@ -99,6 +99,7 @@ validate_action_chunk = fastjsonschema.compile(ACTION_CHUNK_SCHEMA)
 SLUGS: dict[str, tuple[int, str]] = {
     # slug: (HTTP status, meaning)
     "malformed-json": (400, "the body is not UTF-8 JSON"),
+    "duplicate-key": (400, "a JSON object names one key twice"),
     "payload-too-large": (413, "the body is larger than the server accepts"),
     "invalid-type": (422, "a field has the wrong JSON type"),
     "missing-field": (422, "a required field is absent"),
@@ -112,6 +113,7 @@ SLUGS: dict[str, tuple[int, str]] = {
     "image-decode-failed": (422, "bad base64, not a JPEG/PNG, truncated, or not 8-bit"),
     "state-length-mismatch": (422, "state length differs from the policy's (runtime check)"),
     "unknown-camera": (422, "a camera the policy does not know (runtime check)"),
+    "image-invalid": (422, "an image array that is not (H, W, 3) (library callers only)"),
     "invalid-action-chunk": (422, "an action chunk that does not match its schema (clients)"),
     "non-finite-actions": (422, "an action chunk holding NaN or Infinity (clients)"),
     "internal-error": (500, "a server bug; the details are in the server log, never here"),

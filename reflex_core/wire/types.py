@@ -11,12 +11,41 @@ from typing import Any
 import attrs
 import numpy as np
 
+from reflex_core.errors import ValidationError
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def finite_state(values: Any) -> np.ndarray:
+    """``state`` as float32, refused with ``non-finite-state`` (422) when a value is NaN, an
+    infinity or beyond float32's range. The one check of this condition: the wire parser and a
+    library caller building an :class:`Observation` both go through it."""
+    try:
+        wide = np.asarray(values, dtype=np.float64)
+    except OverflowError as exc:  # an integer literal beyond float range
+        raise ValidationError(
+            "state holds a value beyond float range", slug="non-finite-state", field="state"
+        ) from exc
+    bad = ~np.isfinite(wide) | (np.abs(wide) > _F32_MAX)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise ValidationError(
+            f"state[{index}] = {float(wide.reshape(-1)[index])!r} is not a finite float32",
+            slug="non-finite-state",
+            field=f"state[{index}]",
+        )
+    return wide.astype(np.float32)
+
 
 @attrs.frozen(eq=False)
 class Observation:
     """One snapshot of the robot's world, as the server sees it after parsing.
 
-    :ivar state: proprioception, float32 1-D, in the robot's units (not normalized).
+    Building one checks what holds for every observation whatever the policy: the state is
+    finite float32 (:func:`finite_state`). What depends on the policy (the state's length, the
+    camera names) is the policy's check (``Policy.validate``).
+
+    :ivar state: proprioception, float32, in the robot's units (not normalized).
     :ivar images: camera name -> uint8 HWC RGB array (decoded from JPEG/PNG/raw on the edge).
     :ivar prompt: the task instruction (``instruction`` and ``task`` are accepted aliases).
     :ivar seq: caller's sequence number, echoed in the chunk.
@@ -26,7 +55,7 @@ class Observation:
     :ivar episode_id: the robot episode this belongs to (sticky routing, chunk continuity).
     """
 
-    state: np.ndarray
+    state: np.ndarray = attrs.field(converter=finite_state)
     images: dict[str, np.ndarray] = attrs.field(factory=dict)
     prompt: str | None = None
     seq: int | None = None

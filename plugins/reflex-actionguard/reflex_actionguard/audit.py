@@ -2,7 +2,9 @@
 
 Record shapes (``event`` says which):
 
-* ``decision``: ``ts``, ``ts_ns``, ``request_id``, ``episode_id``, ``policy``, ``mode``,
+* ``decision``: ``ts``, ``ts_ns``, ``request_id`` (the server's: ``X-Request-ID``),
+  ``observation_request_id`` (the observation's own ``request_id``, its idempotency key, or
+  null), ``episode_id``, ``policy``, ``mode``,
   ``verdict`` (``pass`` / ``clamped`` / ``rejected``), ``violations`` (list of
   :class:`~reflex_actionguard.checks.Violation` dicts), and the chunk: ``chunk`` (``sha256``,
   ``shape``) for a pass; ``before`` and ``after`` (``sha256``, ``shape``, ``values``) otherwise,

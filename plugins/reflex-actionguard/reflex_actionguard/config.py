@@ -41,8 +41,14 @@ class GuardConfig:
         type=positive_float,
     )
     guard_audit_log: str | None = setting(
-        "append every guard decision to this JSONL file (fsynced before the chunk is returned)",
+        "append every guard decision to this JSONL file, fsynced before the chunk is returned "
+        "(default: $REFLEX_STATE_DIR/guard/audit.jsonl, the state directory being "
+        "$XDG_STATE_HOME/reflex or ~/.local/state/reflex without it)",
         metavar="PATH",
+    )
+    guard_no_audit_log: bool = setting(
+        "do not write the audit log (it is on by default with the guard)",
+        is_flag=True,
     )
     guard_audit_max_bytes: int = setting(
         "rotate the audit log when it would grow past this size",

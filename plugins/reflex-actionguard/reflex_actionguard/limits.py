@@ -10,6 +10,13 @@ Two sources, one at a time (the URDF wins when given, since it describes the har
   each action dimension (the embodiment's ``joint_names``, or ``--guard-joint-names``).
 
 The gripper dimension (from the embodiment) is reported as its own violation kind either way.
+
+The embodiment also says what an action means (``action_space.kind``: the velocity limits are
+read per kind, see :mod:`reflex_actionguard.checks`) and bounds the end effector's speed
+(``constraints.max_ee_velocity``): from its ``kinematics`` (a URDF chain) for joint-space
+actions, from the position part (dims 0-2) for end-effector actions. A joint-space embodiment
+with an end-effector limit and no kinematics is refused (``guard-ee-velocity-unenforceable``):
+a safety limit is enforced or refused, never ignored.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import attrs
 import numpy as np
 
 from reflex_actionguard.urdf import limits_for_joints
+from reflex_core.chunks import EE_KINDS, JOINT_POSITION
 from reflex_core.errors import ConfigError
 
 
@@ -48,6 +56,9 @@ class JointLimits:
     frequency_hz: float | None
     source: str
     notes: tuple[str, ...]
+    kind: str = JOINT_POSITION
+    max_ee_velocity: float | None = None
+    chain: Any = None  # reflex_core.kinematics.KinematicChain for a joint-space ee limit
 
     @property
     def dim(self) -> int:
@@ -56,6 +67,23 @@ class JointLimits:
     @property
     def has_velocity_limits(self) -> bool:
         return bool(np.isfinite(self.max_velocity).any())
+
+    @property
+    def has_ee_limit(self) -> bool:
+        return self.max_ee_velocity is not None
+
+    @property
+    def ee_name(self) -> str:
+        """How violations name the end effector: the chain's link, else ``end_effector``."""
+        return self.chain.ee_link if self.chain is not None else "end_effector"
+
+    def describe_ee(self) -> dict[str, Any] | None:
+        if self.max_ee_velocity is None:
+            return None
+        return {
+            "max_ee_velocity": self.max_ee_velocity,
+            "from": self.chain.source if self.chain is not None else "action dims 0-2",
+        }
 
     @property
     def max_step(self) -> np.ndarray:
@@ -122,6 +150,7 @@ def limits_from_embodiment(embodiment: Any, frequency_hz: float | None = None) -
         velocity[gripper_idx] = min(velocity[gripper_idx], float(constraints.max_gripper_velocity))
         notes[gripper_idx] = "embodiment gripper range + max_gripper_velocity"
     hz = frequency_hz if frequency_hz is not None else float(embodiment.control.frequency_hz)
+    kind, max_ee, chain = ee_limit_of(embodiment)
     limits = JointLimits(
         names=tuple(embodiment.joint_names),
         lower=_readonly(ranges[:, 0]),
@@ -131,9 +160,37 @@ def limits_from_embodiment(embodiment: Any, frequency_hz: float | None = None) -
         frequency_hz=hz,
         source=f"embodiment {embodiment.name}",
         notes=tuple(notes),
+        kind=kind,
+        max_ee_velocity=max_ee,
+        chain=chain,
     )
-    _check_frequency(hz, limits.has_velocity_limits, limits.source)
+    _check_frequency(hz, limits.has_velocity_limits or max_ee is not None, limits.source)
     return limits
+
+
+def ee_limit_of(embodiment: Any) -> tuple[str, float | None, Any]:
+    """(action kind, end-effector speed limit, kinematic chain) of an embodiment.
+
+    :raises ConfigError: ``guard-ee-velocity-unenforceable`` for joint-space actions with a
+        limit and no ``kinematics``; ``kinematics-invalid`` for a chain that does not fit.
+    """
+    if embodiment is None:
+        return JOINT_POSITION, None, None
+    kind = str(getattr(embodiment, "action_kind", JOINT_POSITION))
+    max_ee = float(embodiment.constraints.max_ee_velocity)
+    if kind in EE_KINDS:
+        # The checks work in action units: a limit in m/s over actions in, say, centimetres.
+        return kind, max_ee / float(getattr(embodiment, "position_unit_m", 1.0)), None
+    chain = embodiment.kinematic_chain() if hasattr(embodiment, "kinematic_chain") else None
+    if chain is None:
+        raise ConfigError(
+            f"guard: embodiment {embodiment.name!r} limits the end effector to {max_ee:g} m/s "
+            f"(constraints.max_ee_velocity) but has no kinematics to compute the end effector "
+            'from its joint actions: add a "kinematics" block (a URDF with base_link and '
+            "ee_link) to the embodiment; the limit is never silently ignored",
+            slug="guard-ee-velocity-unenforceable",
+        )
+    return kind, max_ee, chain
 
 
 def limits_from_urdf(
@@ -142,6 +199,7 @@ def limits_from_urdf(
     *,
     frequency_hz: float | None,
     gripper_idx: int | None = None,
+    embodiment: Any = None,
 ) -> JointLimits:
     """Limits of the URDF joints named ``joint_names`` (one per action dimension, in order)."""
     if not joint_names:
@@ -155,6 +213,7 @@ def limits_from_urdf(
             f"guard: duplicate action joint names {list(joint_names)}", slug="guard-invalid-joints"
         )
     resolved = limits_for_joints(path, joint_names)
+    kind, max_ee, chain = ee_limit_of(embodiment)
     limits = JointLimits(
         names=tuple(joint_names),
         lower=_readonly([j.lower for j in resolved]),
@@ -164,6 +223,9 @@ def limits_from_urdf(
         frequency_hz=frequency_hz,
         source=f"urdf {path}",
         notes=tuple(j.note for j in resolved),
+        kind=kind,
+        max_ee_velocity=max_ee,
+        chain=chain,
     )
-    _check_frequency(frequency_hz, limits.has_velocity_limits, limits.source)
+    _check_frequency(frequency_hz, limits.has_velocity_limits or max_ee is not None, limits.source)
     return limits

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,15 @@ from reflex_actionguard.audit import describe_chunk, timestamp
 from reflex_actionguard.checks import Violation, clamp_chunk, inspect_chunk
 from reflex_actionguard.config import GuardConfig
 from reflex_actionguard.limits import JointLimits, limits_from_embodiment, limits_from_urdf
-from reflex_core.chunks import LastChunkMemory, hold_chunk, repeat_action
+from reflex_actionguard.state import default_audit_log, lock_audit_log
+from reflex_core.chunks import (
+    JOINT_KINDS,
+    JOINT_POSITION,
+    LastChunkMemory,
+    hold_chunk,
+    is_absolute,
+    repeat_action,
+)
 from reflex_core.errors import ConfigError, ReflexError, Unavailable
 from reflex_core.jsonl import AsyncJsonlWriter, JsonlWriter
 from reflex_core.metrics import Collectors
@@ -62,7 +71,9 @@ def build_limits(config: GuardConfig, embodiment: Any) -> JointLimits:
         gripper = None
         if embodiment is not None and embodiment.gripper is not None:
             gripper = int(embodiment.gripper.component_idx)
-        return limits_from_urdf(config.guard_urdf, names, frequency_hz=hz, gripper_idx=gripper)
+        return limits_from_urdf(
+            config.guard_urdf, names, frequency_hz=hz, gripper_idx=gripper, embodiment=embodiment
+        )
     if embodiment is None:
         raise ConfigError(
             "--guard needs joint limits: serve with --embodiment NAME (or "
@@ -101,6 +112,7 @@ class ActionGuard:
         self.audit = audit
         self.chunk_size = chunk_size
         self.memory = LastChunkMemory(memory_episodes)  # the last chunk sent, per episode
+        self.audit_lock: int | None = None  # the audit log's one-writer lock (an fd)
         self.tripped = False
         self.tripped_at: str | None = None
         self.consecutive_violations = 0
@@ -152,20 +164,16 @@ class ActionGuard:
         violations = inspect_chunk(before, self.limits, reference)
         if not violations:
             verdict, after = "pass", np.asarray(before, dtype=np.float32)
-        elif self.mode == "clamp" and not any(
-            v.kind in ("non-finite", "shape") for v in violations
-        ):
+        elif self.mode == "clamp" and not any(_unclampable(v) for v in violations):
             verdict, after = "clamped", clamp_chunk(before, self.limits, reference)
             # The clamp starts from the reference projected into the limits (a robot sitting
             # past a limit is brought back inside, not left there), so re-check against that.
-            start = (
-                None
-                if reference is None
-                else np.clip(reference, self.limits.lower, self.limits.upper)
-            )
+            start = reference
+            if reference is not None and is_absolute(self.limits.kind):
+                start = np.clip(reference, self.limits.lower, self.limits.upper)
             leftover = inspect_chunk(after, self.limits, start)
-            if leftover:  # cannot happen by construction; never let it out if it does
-                log.error("guard: clamp left violations %s; rejecting", leftover)
+            if leftover:  # never let a chunk out that does not re-check clean
+                log.warning("guard: clamp left violations %s; rejecting", leftover)
                 verdict, after = "rejected", self._hold(request, before, now_ns)
         else:
             verdict, after = "rejected", self._hold(request, before, now_ns)
@@ -209,35 +217,59 @@ class ActionGuard:
     # -- helpers --------------------------------------------------------------------------
 
     def _reference(self, request: ActRequest, now_ns: int) -> np.ndarray | None:
-        """The action the robot executes as the new chunk arrives: the episode's previous
-        chunk, time-shifted, while it is still running; else the measured position (state).
-        Once a chunk has run out, the robot may have been moved (teleop, a reset), so the state
-        is the better witness; the chunk's last action is used only without a usable state."""
-        state = np.asarray(request.observation.state, dtype=np.float64).reshape(-1)
+        """What the chunk starts from (see :mod:`reflex_actionguard.checks`).
+
+        ``joint_position``: the action the robot executes as the new chunk arrives: the
+        episode's previous chunk, time-shifted, while it is still running; else the measured
+        position (state). Once a chunk has run out, the robot may have been moved (teleop, a
+        reset), so the state is the better witness; the chunk's last action is used only
+        without a usable state. ``ee_pose``: the previous chunk's pose only (the state is not
+        declared to carry a pose). Joint deltas/velocities: the measured joints. End-effector
+        deltas/velocities: none."""
+        kind = self.limits.kind
         dim = self.limits.dim
-        measured = state[:dim] if state.size >= dim and np.isfinite(state[:dim]).all() else None
+        measured = None
+        if kind in JOINT_KINDS:
+            state = np.asarray(request.observation.state, dtype=np.float64).reshape(-1)
+            if state.size >= dim and np.isfinite(state[:dim]).all():
+                measured = state[:dim]
+        if not is_absolute(kind):
+            return measured
         hz = self.limits.frequency_hz
         if request.episode_id is not None and hz is not None:
             stored = self.memory.get(request.episode_id)
             if stored is not None and stored.actions.shape[1] == dim:
                 running = stored.steps_since(now_ns, hz) < stored.actions.shape[0]
                 if running or measured is None:
-                    return stored.current_action(now_ns, hz).astype(np.float64)
+                    return stored.current_action(now_ns, hz, kind=kind).astype(np.float64)
         return measured
 
     def _hold(self, request: ActRequest, rejected: np.ndarray, now_ns: int) -> np.ndarray:
-        """Hold the robot where it is (its state), clipped into the position limits."""
+        """Keep the robot still (:func:`reflex_core.chunks.hold_chunk` for the action kind:
+        its state for joint positions, the commanded pose for an ee pose, zero motion for
+        deltas and velocities), clipped into the limits."""
         size = self._hold_size(rejected)
+        kind = self.limits.kind
+        stored = self.memory.get(request.episode_id) if request.episode_id is not None else None
+        if stored is not None and stored.actions.shape[1] != self.limits.dim:
+            stored = None
+        hz = self.limits.frequency_hz or 1.0
+        current = None if stored is None else stored.current_action(now_ns, hz, kind=kind)
         try:
-            held = hold_chunk(request.observation.state, self.limits.dim, size)
+            held = hold_chunk(
+                request.observation.state,
+                self.limits.dim,
+                size,
+                kind=kind,
+                gripper_idx=self.limits.gripper_idx,
+                current=current,
+            )
         except ValueError as exc:
-            stored = self.memory.get(request.episode_id) if request.episode_id is not None else None
-            if stored is None or stored.actions.shape[1] != self.limits.dim:
+            if current is None or kind != JOINT_POSITION:
                 raise Unavailable(
-                    f"ActionGuard rejected the chunk and has no safe position to hold: {exc}",
+                    f"ActionGuard rejected the chunk and has no safe action to hold: {exc}",
                     slug="guard-no-safe-action",
                 ) from exc
-            current = stored.current_action(now_ns, self.limits.frequency_hz or 1.0)
             held = repeat_action(current, size)
         return np.clip(held, self.limits.lower, self.limits.upper).astype(np.float32)
 
@@ -253,6 +285,8 @@ class ActionGuard:
         return {
             **timestamp(),
             "request_id": request.request_id,
+            # the client's own id for this observation (its idempotency key), as it sent it
+            "observation_request_id": request.observation.request_id,
             "episode_id": request.episode_id,
             "policy": policy if policy is not None else request.policy,
         }
@@ -266,6 +300,7 @@ class ActionGuard:
             {
                 **timestamp(),
                 "request_id": request.request_id,
+                "observation_request_id": request.observation.request_id,
                 "episode_id": request.episode_id,
                 "verdict": verdict,
                 "violations": [v.to_dict() for v in violations],
@@ -333,7 +368,9 @@ class ActionGuard:
             "limits": {
                 "source": self.limits.source,
                 "frequency_hz": self.limits.frequency_hz,
+                "action_kind": self.limits.kind,
                 "joints": self.limits.describe(),
+                "end_effector": self.limits.describe_ee(),
             },
             "audit_log": str(self.audit.writer.path) if self.audit is not None else None,
         }
@@ -349,6 +386,9 @@ class ActionGuard:
     async def aclose(self) -> None:
         if self.audit is not None:
             await self.audit.aclose()
+        if self.audit_lock is not None:
+            os.close(self.audit_lock)
+            self.audit_lock = None
 
     def routes(self) -> list[Any]:
         from starlette.requests import Request
@@ -366,6 +406,13 @@ class ActionGuard:
             Route("/guard/status", status_endpoint, methods=["GET"], name="guard-status"),
             Route("/guard/reset", reset_endpoint, methods=["POST"], name="guard-reset"),
         ]
+
+
+def _unclampable(violation: Violation) -> bool:
+    """A violation no clamp can fix: the chunk is rejected in both modes."""
+    if violation.kind in ("non-finite", "shape"):
+        return True
+    return violation.kind == "ee-velocity" and violation.worst is None
 
 
 def _check_policies(limits: JointLimits, policies: dict[str, Any]) -> int | None:
@@ -390,29 +437,41 @@ def make_guard(config: GuardConfig, next: Handler, ctx: WedgeContext) -> ActionG
     chunk_size = _check_policies(limits, ctx.policies)
     if chunk_size is None and ctx.embodiment is not None:
         chunk_size = int(ctx.embodiment.control.chunk_size)
-    audit = None
-    if config.guard_audit_log is not None:
-        try:
-            writer = JsonlWriter(
-                Path(config.guard_audit_log), max_bytes=config.guard_audit_max_bytes
-            )
-        except OSError as exc:
+    audit, lock, audit_path = None, None, None
+    if config.guard_no_audit_log:
+        if config.guard_audit_log is not None:
             raise ConfigError(
-                f"cannot open the guard audit log {config.guard_audit_log}: {exc}",
+                "--guard-audit-log and --guard-no-audit-log contradict each other",
+                slug="guard-audit-conflict",
+            )
+        log.warning("ActionGuard audit log switched off (--guard-no-audit-log)")
+    else:
+        audit_path = Path(config.guard_audit_log or default_audit_log()).expanduser()
+        lock = lock_audit_log(audit_path)
+        try:
+            writer = JsonlWriter(audit_path, max_bytes=config.guard_audit_max_bytes)
+        except OSError as exc:
+            if lock is not None:
+                os.close(lock)
+            raise ConfigError(
+                f"cannot open the guard audit log {audit_path}: {exc}",
                 slug="guard-audit-unwritable",
             ) from exc
         audit = AsyncJsonlWriter(writer)
     guard = ActionGuard(
         config, next, limits, audit=audit, metrics=ctx.metrics, chunk_size=chunk_size
     )
+    guard.audit_lock = lock
     ctx.routes.extend(guard.routes())
     ctx.health["guard"] = guard.health
     ctx.on_shutdown.append(guard.aclose)
     log.info(
-        "ActionGuard %s: %d joints from %s, audit log %s",
+        "ActionGuard %s (%s actions): %d joints from %s, end effector %s, audit log %s",
         guard.mode,
+        limits.kind,
         limits.dim,
         limits.source,
-        config.guard_audit_log or "off",
+        "unlimited" if limits.max_ee_velocity is None else f"<= {limits.max_ee_velocity:g} m/s",
+        audit_path or "off",
     )
     return guard

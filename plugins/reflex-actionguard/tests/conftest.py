@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,11 @@ UPPER = np.array([2.8, 1.7, 2.8, -0.07, 2.8, 3.7, 2.8, 0.04])
 MAX_VEL = np.array([2.0, 2.0, 2.0, 2.0, 2.5, 2.5, 2.5, 0.2])  # per second
 HZ = 10.0  # so one step may move max_vel / 10
 CHUNK = 5
+PANDA_KINEMATICS = {
+    "urdf": "kinematics/franka_panda.urdf",
+    "base_link": "panda_link0",
+    "ee_link": "panda_hand_tcp",
+}
 HOME = np.array([0.0, 0.0, 0.0, -1.5, 0.0, 1.5, 0.0, 0.02, 9.9], dtype=np.float32)  # state_dim 9
 
 
@@ -45,11 +52,14 @@ def franka_like_dict(**overrides: Any) -> dict[str, Any]:
         "cameras": [{"name": "front", "resolution": [64, 64], "fps": 30, "color_space": "rgb8"}],
         "control": {"frequency_hz": HZ, "chunk_size": CHUNK, "rtc_execution_horizon": 2},
         "constraints": {
-            "max_ee_velocity": 1.0,
+            # loose: the end-effector tests set their own; these joint tests stay about joints
+            "max_ee_velocity": 10.0,
             "max_gripper_velocity": float(MAX_VEL[7]),
             "collision_check": False,
             "max_joint_velocity": MAX_VEL.tolist(),
         },
+        # the Panda's kinematics shipped with reflex-core (embodiments/kinematics/)
+        "kinematics": PANDA_KINEMATICS,
     }
     doc.update(overrides)
     return doc
@@ -88,8 +98,13 @@ def guard_spec() -> WedgeSpec:
 
 
 @pytest.fixture
-def build_guard(guard_spec: WedgeSpec) -> Callable[..., tuple[Any, WedgeContext]]:
-    """``build_guard(values, policy, embodiment=...)`` -> (handler, ctx)."""
+def build_guard(
+    guard_spec: WedgeSpec, _state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[Any, WedgeContext]]:
+    """``build_guard(values, policy, embodiment=...)`` -> (handler, ctx). Each guard gets its
+    own state directory (``$REFLEX_STATE_DIR``, where its audit log goes by default): a test
+    may build several, and one audit log has one writer."""
+    built = itertools.count()
 
     def build(
         values: dict[str, Any],
@@ -98,6 +113,7 @@ def build_guard(guard_spec: WedgeSpec) -> Callable[..., tuple[Any, WedgeContext]
         embodiment: Any = None,
         policies: dict[str, Any] | None = None,
     ) -> tuple[Any, WedgeContext]:
+        monkeypatch.setenv("REFLEX_STATE_DIR", str(_state_dir / f"guard-{next(built)}"))
         config = structure_config(guard_spec, values)
         ctx = WedgeContext(
             policies=policies or {}, embodiment=embodiment, metrics=CollectorRegistry()
@@ -112,3 +128,12 @@ def build_guard(guard_spec: WedgeSpec) -> Callable[..., tuple[Any, WedgeContext]
 @pytest.fixture
 def run() -> Callable[[Coroutine[Any, Any, Any]], Any]:
     return asyncio.run
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The guard's audit log is on by default under the state directory: keep every test's
+    in its own directory, never the user's."""
+    state = tmp_path_factory.mktemp("reflex-state")
+    monkeypatch.setenv("REFLEX_STATE_DIR", str(state))
+    return state

@@ -14,7 +14,7 @@ import attrs
 
 from reflex_core.options import http_url, positive_float, positive_int, setting
 
-STRATEGIES = ("hold", "tail", "remote")
+STRATEGIES = ("hold", "tail", "decay", "remote")
 
 
 @attrs.frozen
@@ -27,11 +27,13 @@ class DeadlineConfig:
         type=positive_float,
     )
     deadline_fallback: str = setting(
-        "what a late request gets: hold (current position), tail (rest of the episode's last "
-        "chunk, time-shifted), remote (another reflex serve via --fallback-url)",
+        "what a late request gets, per the embodiment's action kind: hold (keep still: the "
+        "current position, zero deltas/velocities), tail (rest of the episode's last chunk, "
+        "time-shifted), decay (that rest, slowing to rest), remote (another reflex serve via "
+        "--fallback-url)",
         choices=STRATEGIES,
         default="hold",
-        metavar="hold|tail|remote",
+        metavar="hold|tail|decay|remote",
     )
     fallback_url: str | None = setting(
         "the other `reflex serve` for --deadline-fallback remote (its /act is POSTed to)",
@@ -49,7 +51,7 @@ class DeadlineConfig:
         repr=False,
     )
     deadline_control_hz: float | None = setting(
-        "control rate for the tail strategy's time shift (default: the embodiment's)",
+        "control rate for the tail and decay strategies' time shift (default: the embodiment's)",
         type=positive_float,
     )
     deadline_max_late: int = setting(

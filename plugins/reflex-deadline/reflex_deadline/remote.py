@@ -3,12 +3,19 @@
 A real HTTP call (httpx) with its own timeout. Any failure (connection refused, timeout, a
 non-200 answer, a malformed or wrongly shaped chunk) is reported as a reason string, never
 raised: the caller then holds position.
+
+The client is built when the wedge is built, at start-up: building an httpx client loads the
+CA bundle into a TLS context (tens of milliseconds), which must not happen on the event loop
+while requests are in flight, at the first fallback. A client's connection pool belongs to the
+loop that first used it, so a client used from another loop later (tests run several) is
+rebuilt there, from the TLS context made at start-up (a fraction of a millisecond).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,22 +44,38 @@ class RemoteOutcome:
     metadata: dict[str, Any] = attrs.field(factory=dict)
 
 
+def _tls_context() -> ssl.SSLContext:
+    """What httpx builds by default (certifi's CA bundle when installed), built once."""
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - httpx depends on certifi
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class RemoteFallback:
-    """One fallback server; one httpx client per event loop (a client's pool is loop-bound)."""
+    """One fallback server. Its httpx client is built here, at start-up (see the module
+    docstring); one client per event loop, since a client's pool is loop-bound."""
 
     def __init__(self, url: str, *, token: str | None = None, action_dim: int | None = None):
         self.url = act_url(url)
         self.token = token
         self.action_dim = action_dim
-        self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tls = _tls_context()
+        self._client: Any = self._new_client()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the client is bound to
 
-    def _client_for_loop(self) -> Any:
+    def _new_client(self) -> Any:
         import httpx
 
+        return httpx.AsyncClient(follow_redirects=False, verify=self._tls)
+
+    def _client_for_loop(self) -> Any:
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop or self._client.is_closed:
-            self._client = httpx.AsyncClient(follow_redirects=False)
+        if self._loop is None:
+            self._loop = loop  # the start-up client's first loop: it binds to it now
+        elif self._loop is not loop or self._client.is_closed:
+            self._client = self._new_client()
             self._loop = loop
         return self._client
 

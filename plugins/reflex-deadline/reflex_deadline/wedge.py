@@ -7,14 +7,25 @@ cancelled (an ORT call cannot be interrupted safely mid-run, and its result is s
 it finishes in the background and its chunk becomes the episode's last good chunk, which the
 ``tail`` strategy serves next time.
 
-Fallback strategies:
+Fallback strategies, each per the embodiment's action kind (``action_space.kind``, see
+:mod:`reflex_core.chunks`; joint positions without an embodiment):
 
-* ``hold``: the robot's current position (``observation.state[:action_dim]``) for every step;
+* ``hold``: keep still for every step: the robot's current position
+  (``observation.state[:action_dim]``) for joint positions, zero motion for deltas and
+  velocities (the gripper kept where it is). An ``ee_pose`` hold has no pose to hold (the
+  state is not declared to carry one): refused at start-up (``deadline-fallback-unsafe``);
 * ``tail``: the unexecuted rest of the episode's last good chunk, shifted by the control steps
-  elapsed since it was produced and padded by holding its last action (hold without one);
+  elapsed since it was produced and padded with "keep still" (its last target for positions
+  and poses, zero motion for deltas and velocities); hold without one;
+* ``decay``: that rest, followed while slowing linearly to rest by the chunk's end; hold
+  without one;
 * ``remote``: the same observation POSTed to another ``reflex serve``; the call starts
   ``--fallback-timeout-ms`` before the deadline if the policy has not answered by then (or at
   once when the policy fails), and its answer is used as soon as it arrives; hold on failure.
+
+Whatever the strategy, the last resort is the hold: for an ``ee_pose`` embodiment that is the
+episode's last commanded pose, and without one the request fails with 504
+``deadline-no-fallback`` rather than send a made-up pose.
 
 A policy failure (an exception, or a 5xx ReflexError) also falls back, with the reason
 ``policy-error``; a client error (4xx) propagates unchanged. The result's ``metadata.fallback``
@@ -33,7 +44,14 @@ from typing import Any
 import attrs
 import numpy as np
 
-from reflex_core.chunks import LastChunkMemory, hold_chunk, repeat_action
+from reflex_core.chunks import (
+    EE_POSE,
+    JOINT_POSITION,
+    LastChunkMemory,
+    decay_chunk,
+    hold_chunk,
+    repeat_action,
+)
 from reflex_core.errors import ConfigError, DeadlineExceeded, ReflexError
 from reflex_core.metrics import Collectors
 from reflex_core.wedges import ActRequest, ActResult, Handler, WedgeContext
@@ -68,6 +86,8 @@ class DeadlineWedge:
         frequency_hz: float | None,
         metrics: Any = None,
         memory_episodes: int = 1024,
+        action_kind: str = JOINT_POSITION,
+        gripper_idx: int | None = None,
     ) -> None:
         assert config.deadline_ms is not None
         self.config = config
@@ -77,6 +97,8 @@ class DeadlineWedge:
         self.action_dim = action_dim
         self.chunk_size = chunk_size
         self.frequency_hz = frequency_hz
+        self.action_kind = action_kind
+        self.gripper_idx = gripper_idx
         self.memory = LastChunkMemory(memory_episodes)  # last good chunk per episode
         self.remote: RemoteFallback | None = None
         self.remote_budget_s = 0.0
@@ -253,9 +275,11 @@ class DeadlineWedge:
             detail = f"{detail}; {remote_failure}" if detail else remote_failure
 
         actions, strategy, why = None, "hold", None
-        if self.strategy == "tail":
+        if self.strategy in ("tail", "decay"):
             actions, why = self._tail(request)
-            strategy = "tail" if actions is not None else "hold"
+            if actions is not None and self.strategy == "decay":
+                actions = decay_chunk(actions, kind=self.action_kind, gripper_idx=self.gripper_idx)
+            strategy = self.strategy if actions is not None else "hold"
         if actions is None:
             actions = self._hold(request)
         if why:
@@ -264,24 +288,43 @@ class DeadlineWedge:
 
     def _tail(self, request: ActRequest) -> tuple[np.ndarray | None, str | None]:
         if request.episode_id is None:
-            return None, "tail needs an episode_id; held position"
+            return None, f"{self.strategy} needs an episode_id; held position"
         if self.frequency_hz is None:  # ruled out at startup; belt and braces
-            return None, "tail needs the control rate; held position"
-        tail = self.memory.tail(request.episode_id, self.frequency_hz, self.chunk_size)
+            return None, f"{self.strategy} needs the control rate; held position"
+        tail = self.memory.tail(
+            request.episode_id,
+            self.frequency_hz,
+            self.chunk_size,
+            kind=self.action_kind,
+            gripper_idx=self.gripper_idx,
+        )
         if tail is None:
             return None, "no previous chunk for this episode; held position"
         return tail, None
 
     def _hold(self, request: ActRequest) -> np.ndarray:
+        """Keep still, per the action kind (:func:`reflex_core.chunks.hold_chunk`)."""
+        stored = self.memory.get(request.episode_id) if request.episode_id is not None else None
+        current = None
+        if stored is not None:
+            current = stored.current_action(
+                time.monotonic_ns(),
+                self.frequency_hz or 1.0,
+                kind=self.action_kind,
+                gripper_idx=self.gripper_idx,
+            )
         try:
-            return hold_chunk(request.observation.state, self.action_dim, self.chunk_size)
+            return hold_chunk(
+                request.observation.state,
+                self.action_dim,
+                self.chunk_size,
+                kind=self.action_kind,
+                gripper_idx=self.gripper_idx,
+                current=current,
+            )
         except ValueError as exc:
-            stored = self.memory.get(request.episode_id) if request.episode_id is not None else None
-            if stored is not None:
-                return repeat_action(
-                    stored.current_action(time.monotonic_ns(), self.frequency_hz or 1.0),
-                    self.chunk_size,
-                )
+            if current is not None and self.action_kind == JOINT_POSITION:
+                return repeat_action(current, self.chunk_size)
             raise DeadlineExceeded(
                 f"the policy missed the deadline and there is no safe fallback: {exc}",
                 slug="deadline-no-fallback",
@@ -341,6 +384,7 @@ class DeadlineWedge:
         return {
             "deadline_ms": self.config.deadline_ms,
             "strategy": self.strategy,
+            "action_kind": self.action_kind,
             "fallback_url": self.remote.url if self.remote else None,
             "late_in_background": backlog,
             "counts": dict(self.counts),
@@ -383,11 +427,22 @@ def make_deadline(config: DeadlineConfig, next: Handler, ctx: WedgeContext) -> D
     hz = config.deadline_control_hz
     if hz is None and ctx.embodiment is not None:
         hz = float(ctx.embodiment.control.frequency_hz)
-    if config.deadline_fallback == "tail" and hz is None:
+    if config.deadline_fallback in ("tail", "decay") and hz is None:
         raise ConfigError(
-            "--deadline-fallback tail needs the control rate: serve with --embodiment or pass "
-            "--deadline-control-hz",
+            f"--deadline-fallback {config.deadline_fallback} needs the control rate: serve with "
+            "--embodiment or pass --deadline-control-hz",
             slug="deadline-needs-control-rate",
+        )
+    kind = str(getattr(ctx.embodiment, "action_kind", JOINT_POSITION))
+    gripper = getattr(ctx.embodiment, "gripper", None)
+    gripper_idx = None if gripper is None else int(gripper.component_idx)
+    if kind == EE_POSE and config.deadline_fallback == "hold":
+        raise ConfigError(
+            "--deadline-fallback hold has no safe meaning for end-effector pose actions "
+            f"(embodiment {ctx.embodiment.name!r}, action_space.kind ee_pose): the state is not "
+            "declared to carry a pose, so there is no position to hold before a chunk was "
+            "sent; use tail, decay or remote (they hold the last commanded pose)",
+            slug="deadline-fallback-unsafe",
         )
     action_dim, chunk_size = _shape(ctx)
     if action_dim is None or chunk_size is None:
@@ -403,6 +458,8 @@ def make_deadline(config: DeadlineConfig, next: Handler, ctx: WedgeContext) -> D
         chunk_size=int(chunk_size),
         frequency_hz=hz,
         metrics=ctx.metrics,
+        action_kind=kind,
+        gripper_idx=gripper_idx,
     )
     ctx.health["deadline"] = wedge.health
     ctx.on_shutdown.append(wedge.aclose)

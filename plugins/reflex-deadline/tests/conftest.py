@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,3 +88,12 @@ def build_deadline(deadline_spec: WedgeSpec) -> Callable[..., tuple[Any, WedgeCo
         return handler, ctx
 
     return build
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The guard's audit log is on by default under the state directory: keep every test's
+    in its own directory, never the user's."""
+    state = tmp_path_factory.mktemp("reflex-state")
+    monkeypatch.setenv("REFLEX_STATE_DIR", str(state))
+    return state

@@ -100,7 +100,14 @@ def sawyer_metaworld() -> dict[str, Any]:
             "observation without its previous-frame copy)."
         ),
         "joint_names": ["hand_dx", "hand_dy", "hand_dz", "gripper_effort"],
-        "action_space": {"type": "continuous", "dim": 4, "ranges": [[-1.0, 1.0]] * 4},
+        # the hand's displacement per tick: an ee delta whose unit is 1 cm
+        "action_space": {
+            "type": "continuous",
+            "kind": "ee_delta",
+            "position_unit_m": 0.01,
+            "dim": 4,
+            "ranges": [[-1.0, 1.0]] * 4,
+        },
         "normalization": {
             "mean_action": [0.0, 0.0, 0.0, 0.0],
             "std_action": [0.5, 0.5, 0.5, 1.0],
@@ -111,7 +118,7 @@ def sawyer_metaworld() -> dict[str, Any]:
         "cameras": [{"name": "corner", "resolution": [224, 224], "fps": 80, "color_space": "rgb8"}],
         "control": {"frequency_hz": METAWORLD_HZ, "chunk_size": 16, "rtc_execution_horizon": 8},
         "constraints": {
-            # 1 cm per 12.5 ms tick at most
+            # 1 cm per 12.5 ms tick at most (the action range), in m/s
             "max_ee_velocity": 0.8,
             "max_gripper_velocity": 0.2,
             "collision_check": False,

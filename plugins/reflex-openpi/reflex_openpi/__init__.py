@@ -7,14 +7,19 @@ Registers the ``openpi`` transport: a WebSocket route at ``/`` and ``GET /health
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from reflex_core.hookspecs import hookimpl
 from reflex_core.options import setting
 from reflex_core.registry import Transport
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from reflex_core.contracts import TransportHost
 
 __version__ = "0.1.0"
 
@@ -38,10 +43,10 @@ class OpenpiConfig:
     )
 
 
-def _routes(server: Any) -> list[Any]:
+def _routes(host: TransportHost) -> Sequence[BaseRoute]:
     from reflex_openpi.transport import openpi_routes
 
-    return openpi_routes(server)
+    return openpi_routes(host)
 
 
 @hookimpl

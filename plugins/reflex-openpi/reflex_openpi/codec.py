@@ -97,7 +97,8 @@ def _encode(obj: Any) -> Any:
 
 def packb(obj: Any) -> bytes:
     """msgpack with numpy arrays and scalars (openpi's layout)."""
-    return msgpack.packb(obj, default=_encode, use_bin_type=True)
+    packed: bytes = msgpack.packb(obj, default=_encode, use_bin_type=True)
+    return packed
 
 
 def unpackb(data: bytes) -> Any:

@@ -2,9 +2,14 @@
 
 A session, in openpi's order: the server sends one metadata frame; then per binary frame in,
 one binary frame out: ``{"actions": (T, D) float32, "server_timing": {"infer_ms",
-"prev_total_ms"}, "reflex": <the chunk's metadata>}``. Observations go through the server's
-``act`` path (``ReflexServer.submit``), so every enabled wedge (guard, deadline, ...) applies
-exactly as for ``/act`` and ``/ws``.
+"prev_total_ms"}, "reflex": <the chunk's metadata>}``.
+
+The transport reaches the server only through :class:`reflex_core.contracts.TransportHost`:
+the key-mapped observation is admitted (``host.admit``: the policy's validation) and run
+through ``host.submit``, so every enabled wedge (guard, deadline, ...) and the idempotency window
+apply exactly as for ``/act`` and ``/ws``; ``reflex`` is ``host.chunk_metadata``, the metadata
+an ``/act`` chunk carries (the wedges' notes, the server's ``timings``: ``server_receive_ns``,
+``total_ms``, the policy's own; ``request_id``; ``embodiment`` or ``raw_actions``).
 
 On any error the server sends a TEXT frame (the Reflex error frame as JSON: slug and message,
 never a traceback) and closes the connection with code 1011, as openpi's server does; an
@@ -30,14 +35,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from reflex_core.errors import BadRequest, PayloadTooLarge, ReflexError, Unavailable
+from reflex_core.errors import BadRequest, ReflexError
+from reflex_core.serve.errors import dumps
+from reflex_core.serve.middleware import open_route
 from reflex_core.wedges import ActRequest
-from reflex_core.wire.parse import error_frame
 from reflex_openpi.codec import BAD_FRAME, CodecError, packb, unpackb
 from reflex_openpi.keymap import effective_key_map, to_observation
 
 if TYPE_CHECKING:
-    from reflex_core.serve.app import ReflexServer
+    from reflex_core.contracts import TransportHost
 
 log = logging.getLogger("reflex.openpi")
 
@@ -48,31 +54,30 @@ GOING_AWAY = 1001
 
 def _plain(metadata: dict[str, Any]) -> Any:
     """Wedge metadata as plain msgpack-able values (no tuples, sets or numpy scalars)."""
-    from reflex_core.serve.errors import dumps
-
     return json.loads(dumps(metadata))
 
 
 class OpenpiSession:
     """One openpi client connection."""
 
-    def __init__(self, server: ReflexServer, websocket: WebSocket, key_map: dict[str, str]):
-        self.server = server
+    def __init__(self, host: TransportHost, websocket: WebSocket, key_map: dict[str, str]):
+        self.host = host
         self.websocket = websocket
         self.key_map = key_map
         self.session_id = uuid.uuid4().hex
         self.frames = 0
+        self._closing = asyncio.Event()
 
     def metadata(self) -> dict[str, Any]:
         """The first frame: what a client may want to know about the policy it talks to."""
-        server = self.server
-        policy = server.policies.get("default")
-        info = dict(getattr(policy, "info", {}) or {}) if policy is not None else {}
+        host = self.host
+        policy = host.policies.get("default")
+        info = dict(policy.info) if policy is not None else {}
         return {
             "server": "reflex",
             "protocol": "openpi-websocket",
-            "ready": server.ready,
-            "embodiment": getattr(server.embodiment, "name", None),
+            "ready": host.ready,
+            "embodiment": host.embodiment.name if host.embodiment is not None else None,
             "model": info.get("family"),
             "model_version": info.get("model_version"),
             "chunk_size": info.get("chunk_size"),
@@ -80,26 +85,33 @@ class OpenpiSession:
             "state_dim": info.get("state_dim"),
             "cameras": info.get("cameras"),
             "key_map": self.key_map,
-            "wedges": list(server.wedge_names),
+            "wedges": list(host.wedge_names),
         }
+
+    def request_close(self) -> None:
+        """The server is stopping: close the session (1001) rather than wait for the client."""
+        self._closing.set()
 
     async def run(self) -> None:
         websocket = self.websocket
-        await websocket.accept()
-        await websocket.send_bytes(packb(self.metadata()))
-        # A server shutting down closes the session (1001) rather than waiting for the client.
-        stopping = asyncio.ensure_future(self.server.stopping.wait())
+        # before the handshake: a server at its session limit refuses it (503), and a stopping
+        # one asks this session to close (request_close)
+        self.host.open_session(self)
+        closing = asyncio.ensure_future(self._closing.wait())
         try:
-            await self._serve_frames(stopping)
+            await websocket.accept()
+            await websocket.send_bytes(packb(self.metadata()))
+            await self._serve_frames(closing)
         finally:
-            stopping.cancel()
+            closing.cancel()
+            self.host.close_session(self)
 
-    async def _serve_frames(self, stopping: asyncio.Future[Any]) -> None:
+    async def _serve_frames(self, closing: asyncio.Future[Any]) -> None:
         websocket = self.websocket
         prev_total_ms: float | None = None
         while True:
             receiving = asyncio.ensure_future(websocket.receive())
-            await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({receiving, closing}, return_when=asyncio.FIRST_COMPLETED)
             if not receiving.done():
                 receiving.cancel()
                 with contextlib.suppress(Exception):
@@ -112,48 +124,54 @@ class OpenpiSession:
             if message["type"] == "websocket.disconnect":
                 return
             started = time.monotonic_ns()
+            started_wall = time.time_ns()
             self.frames += 1
             request_id = f"{self.session_id}.{self.frames}"
             try:
-                reply = await self._answer(message, request_id, started, prev_total_ms)
+                reply = await self._answer(
+                    message.get("bytes"), request_id, started, started_wall, prev_total_ms
+                )
             except Exception as exc:
                 await self._fail(exc, request_id)
                 return
             await websocket.send_bytes(reply)
-            self.server.metrics.count_request(ROUTE, 200, "ok")
+            self.host.metrics.count_request(ROUTE, 200, "ok")
             prev_total_ms = (time.monotonic_ns() - started) / 1e6
 
     async def _answer(
-        self, message: dict[str, Any], request_id: str, started: int, prev_total_ms: float | None
+        self,
+        data: bytes | None,
+        request_id: str,
+        started: int,
+        started_wall: int,
+        prev_total_ms: float | None,
     ) -> bytes:
-        server = self.server
-        data = message.get("bytes")
-        if data is None:
-            raise BadRequest("openpi frames are binary msgpack; got a text frame", slug=BAD_FRAME)
-        if len(data) > server.config.max_body_bytes:
-            raise PayloadTooLarge(
-                f"frame of {len(data)} bytes exceeds --max-body-bytes "
-                f"{server.config.max_body_bytes}"
+        host = self.host
+        request: ActRequest | None = None
+        try:
+            if data is None:
+                raise BadRequest(
+                    "openpi frames are binary msgpack; got a text frame", slug=BAD_FRAME
+                )
+            host.check_frame_size(len(data))
+            raw = unpackb(data)
+            if not isinstance(raw, dict):
+                raise CodecError(f"an observation is a map, got {type(raw).__name__}")
+            host.check_ready()
+            request = host.admit(
+                to_observation(raw, self.key_map), request_id=request_id, received_ns=started
             )
-        raw = unpackb(data)
-        if not isinstance(raw, dict):
-            raise CodecError(f"an observation is a map, got {type(raw).__name__}")
-        if not server.ready:
-            raise Unavailable(
-                f"the server is {server.state}; retry shortly", slug="not-ready", retry_after_s=1.0
-            )
-        observation = to_observation(raw, self.key_map)
-        server.policies["default"].validate(observation)
-        request = ActRequest(observation=observation, request_id=request_id, received_ns=started)
+        except ReflexError as exc:  # refused before the chain, whose span covers the rest
+            host.trace_outside_chain(request_id, exc, started_wall)
+            raise
         infer_started = time.perf_counter()
-        result, _ = await server.submit(request)
+        result, replayed = await host.submit(request)
         timing: dict[str, float] = {"infer_ms": (time.perf_counter() - infer_started) * 1e3}
         if prev_total_ms is not None:
             timing["prev_total_ms"] = prev_total_ms
-        metadata = dict(result.metadata)
-        metadata["request_id"] = request_id
-        if server.embodiment is not None:
-            metadata["embodiment"] = server.embodiment.name
+        metadata = host.chunk_metadata(
+            request, result, received_wall_ns=started_wall, replayed=replayed
+        )
         return packb(
             {
                 "actions": np.asarray(result.actions, dtype=np.float32),
@@ -165,35 +183,35 @@ class OpenpiSession:
     async def _fail(self, exc: Exception, request_id: str) -> None:
         if isinstance(exc, ReflexError):
             log.info("openpi frame %s refused: %s", request_id, exc)
-            frame = error_frame(exc, request_id)
             status, slug = exc.status, exc.slug
         else:
             log.exception("openpi frame %s failed", request_id)
-            frame = error_frame(exc, request_id)  # internal-error, no detail
             status, slug = 500, "internal-error"
-        self.server.metrics.count_request(ROUTE, status, slug)
+        self.host.metrics.count_request(ROUTE, status, slug)
         try:
-            await self.websocket.send_text(json.dumps(frame))
+            # the server's one error frame (internal-error carries no detail), as text
+            await self.websocket.send_text(self.host.encode_error(exc, request_id).decode())
             await self.websocket.close(code=INTERNAL_ERROR_CLOSE, reason=slug[:120])
         except Exception:  # the client may already be gone
             log.debug("could not report the error to the openpi client", exc_info=True)
 
 
-def openpi_routes(server: ReflexServer) -> list[BaseRoute]:
-    """``/`` (WebSocket, openpi protocol) and ``GET /healthz``, bound to ``server``."""
-    options = server.transport_options("openpi")
+def openpi_routes(host: TransportHost) -> list[BaseRoute]:
+    """``/`` (WebSocket, openpi protocol) and ``GET /healthz``, bound to ``host``."""
+    options = host.transport_options("openpi")
     key_map = effective_key_map(options.get("openpi_key_map"))
 
     async def endpoint(websocket: WebSocket) -> None:
-        await OpenpiSession(server, websocket, key_map).run()
+        await OpenpiSession(host, websocket, key_map).run()
 
     async def healthz(request: Request) -> Response:
         # openpi clients poll this until the policy is up; ours loads after the port opens
-        if server.ready:
+        if host.ready:
             return PlainTextResponse("OK\n")
-        return PlainTextResponse(f"{server.state}\n", status_code=503)
+        return PlainTextResponse(f"{host.state}\n", status_code=503)
 
     return [
         WebSocketRoute(ROUTE, endpoint, name="openpi"),
-        Route("/healthz", healthz, methods=["GET"], name="openpi-healthz"),
+        # open like /health: openpi clients poll it before they send any key
+        open_route(Route("/healthz", healthz, methods=["GET"], name="openpi-healthz")),
     ]

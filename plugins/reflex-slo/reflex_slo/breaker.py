@@ -1,6 +1,7 @@
 """A circuit breaker: closed -> open -> half-open -> closed.
 
-* closed: requests pass; ``errors`` consecutive failures open it.
+* closed: requests pass; ``errors`` consecutive failures open it (``errors=None``: failures
+  alone never do), and so does :meth:`CircuitBreaker.trip` (an SLO breach).
 * open: requests fail fast (503 ``circuit-open``, Retry-After = the cool-down left); after
   ``cooldown_s`` the next request finds it half-open.
 * half-open: at most ``probes`` requests in flight at once go through as probes; ``probes``
@@ -39,15 +40,15 @@ class Ticket:
 class CircuitBreaker:
     def __init__(
         self,
-        errors: int,
+        errors: int | None,
         cooldown_s: float,
         probes: int = 1,
         *,
         clock: Callable[[], float] = time.monotonic,
         on_transition: Callable[[str, str], None] | None = None,
     ) -> None:
-        if errors < 1 or probes < 1 or not cooldown_s > 0:
-            raise ValueError("errors and probes must be >= 1, cooldown_s > 0")
+        if (errors is not None and errors < 1) or probes < 1 or not cooldown_s > 0:
+            raise ValueError("errors (or None) and probes must be >= 1, cooldown_s > 0")
         self.errors = errors
         self.cooldown_s = cooldown_s
         self.probes = probes
@@ -100,8 +101,8 @@ class CircuitBreaker:
             return Ticket(self.generation, probe=True)
         retry = self.retry_after_s() if state == OPEN else 1.0
         raise Unavailable(
-            f"circuit breaker {state} after {self.errors} consecutive failures"
-            + (f" (last: {self.last_failure})" if self.last_failure else "")
+            f"circuit breaker {state}"
+            + (f" (last failure: {self.last_failure})" if self.last_failure else "")
             + f"; retry in {math.ceil(retry)} s",
             slug="circuit-open",
             retry_after_s=max(1.0, retry),
@@ -125,10 +126,19 @@ class CircuitBreaker:
             return
         if self.state == CLOSED:
             self.consecutive_failures += 1
-            if self.consecutive_failures >= self.errors:
+            if self.errors is not None and self.consecutive_failures >= self.errors:
                 self._move(OPEN)
         elif self.state == HALF_OPEN and ticket.probe:
             self._move(OPEN)
+
+    def trip(self, reason: str) -> bool:
+        """Open now, whatever the failure count (an SLO breach); True when it moved. An open
+        breaker stays open with its cool-down unchanged."""
+        self.last_failure = reason
+        if self.state == OPEN:
+            return False
+        self._move(OPEN)
+        return True
 
     def release(self, ticket: Ticket) -> None:
         """Neither success nor failure (a client error, a cancelled request): a probe slot

@@ -20,7 +20,7 @@ import attrs
 from reflex_core.latency import parse_duration_s
 from reflex_core.options import non_negative_float, positive_float, positive_int, setting
 
-MODES = ("log", "shed")
+MODES = ("log", "shed", "breaker")
 _SPEC = re.compile(r"^\s*p(?P<q>[0-9]+(?:\.[0-9]+)?)\s*=\s*(?P<target>.+?)\s*$", re.IGNORECASE)
 
 
@@ -77,10 +77,11 @@ class SloConfig:
     )
     slo_mode: str = setting(
         "log: report breaches in logs, /health and /metrics; shed: also answer new requests "
-        "503 slo-breached (Retry-After) while breached",
+        "503 slo-breached (Retry-After) while breached; breaker: a breach opens the circuit "
+        "breaker (503 circuit-open for --breaker-cooldown-s, then probes that must meet the SLO)",
         choices=MODES,
         default="log",
-        metavar="log|shed",
+        metavar="log|shed|breaker",
     )
     slo_window_s: float = setting(
         "percentiles cover the last this many seconds (default {default}; 0: by count only)",
@@ -99,7 +100,8 @@ class SloConfig:
         default=1.0,
     )
     breaker_errors: int | None = setting(
-        "open the circuit breaker after N consecutive errors or timeouts (fallbacks count)",
+        "open the circuit breaker after N consecutive errors or timeouts (fallbacks count); "
+        "with --slo-mode breaker an SLO breach opens it too",
         type=positive_int,
     )
     breaker_cooldown_s: float = setting(
@@ -116,6 +118,12 @@ class SloConfig:
     @property
     def targets(self) -> list[SloTarget]:
         return [SloTarget.parse(v) for v in self.slo]
+
+    @property
+    def breaker_enabled(self) -> bool:
+        """A circuit breaker runs: on errors (``--breaker-errors``), on SLO breaches
+        (``--slo-mode breaker``), or both."""
+        return self.breaker_errors is not None or self.slo_mode == "breaker"
 
     @property
     def enabled(self) -> bool:

@@ -9,6 +9,12 @@ A failure, for the breaker, is a request that raised a server-side error (5xx or
 exception) or that the deadline wedge had to answer with a fallback (``metadata.fallback.used``:
 reason ``deadline``/``backlog`` count as timeouts, ``policy-error`` as an error). Client errors
 (4xx) count for nothing.
+
+With ``--slo-mode breaker`` an SLO breach opens the breaker too: the breached slot's window is
+cleared (its slow samples were the breach; they must not re-open the breaker the moment it
+closes), requests get 503 ``circuit-open`` for the cool-down, then half-open probes go through,
+and a probe slower than the loosest SLO target counts as a failure (it re-opens the breaker);
+the window fills again from the requests admitted once it closed.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from reflex_core.errors import ReflexError, Unavailable
+from reflex_core.errors import ConfigError, ReflexError, Unavailable
 from reflex_core.latency import LatencyWindows
 from reflex_core.metrics import Collectors
 from reflex_core.wedges import ActRequest, ActResult, Handler, WedgeContext, answering_slot
@@ -86,8 +92,16 @@ class SloWedge:
         )
         collectors.registry.register(_LatencyCollector(self))
 
+        if self.mode == "breaker" and not self.targets:
+            raise ConfigError(
+                "--slo-mode breaker opens the circuit breaker on an SLO breach: give at least "
+                "one --slo pNN=TIME",
+                slug="slo-breaker-needs-slo",
+            )
+        # A probe slower than the loosest objective did not show a recovered policy.
+        self.probe_limit_s = max((t.seconds for t in self.targets), default=None)
         self.breaker: CircuitBreaker | None = None
-        if config.breaker_errors is not None:
+        if config.breaker_enabled:
             self.breaker = CircuitBreaker(
                 config.breaker_errors,
                 config.breaker_cooldown_s,
@@ -130,14 +144,24 @@ class SloWedge:
             raise
         latency_s = max(0.0, (time.monotonic_ns() - request.received_ns) / 1e9)
         slot = answering_slot(request, result)
+        failure = _failure_of(result)
+        if (
+            failure is None
+            and self.mode == "breaker"
+            and ticket is not None
+            and ticket.probe
+            and self.probe_limit_s is not None
+            and latency_s > self.probe_limit_s
+        ):
+            failure = f"slo (probe took {latency_s * 1e3:.1f} ms > {self.probe_limit_s * 1e3:g} ms)"
         self.windows.record(slot, latency_s)
         self._evaluate(slot)
-        self._settle(ticket, _failure_of(result))
+        self._settle(ticket, failure)
         return result
 
     def _settle(self, ticket: Ticket | None, failure: str | None, *, neutral: bool = False) -> None:
         if failure is not None:
-            self._failures.labels("timeout" if failure.startswith("timeout") else "error").inc()
+            self._failures.labels(failure.split(" ", 1)[0]).inc()
         if ticket is None or self.breaker is None:
             return
         if neutral:
@@ -201,6 +225,16 @@ class SloWedge:
             )
         elif before and not now_breached:
             log.info("policy %s is back within its latency SLOs (%s)", slot, self._describe(slot))
+        if now_breached and self.mode == "breaker" and self.breaker is not None:
+            # The breaker takes the breach over: open it, and start the slot's window afresh
+            # so the slow samples that made the breach cannot re-open it after the cool-down.
+            reason = f"slo ({slot}: {self._describe(slot)})"
+            if self.breaker.trip(reason):
+                log.warning("policy %s: SLO breach opens the circuit breaker", slot)
+            self.windows[slot].clear()
+            self.breached.pop(slot, None)
+            self._breached_gauge.labels(slot).set(0)
+            return now_breached
         if now_breached:
             self.breached[slot] = now_breached
         else:
