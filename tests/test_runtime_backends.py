@@ -207,3 +207,22 @@ def test_hook_reflex_register_runtime_backends_duplicate_names(make_pm: Any) -> 
     with pytest.raises(PluginError) as exc:
         make_pm(one=_BackendPlugin(FakeBackend().spec), two=_BackendPlugin(FakeBackend().spec))
     assert exc.value.slug == "plugin-duplicate-name"
+
+
+def test_doctor_says_which_backend_can_run() -> None:
+    from reflex_core.commands.doctor import PASS, WARN, backend_checks
+
+    def broken() -> str | None:
+        raise RuntimeError("boom")
+
+    specs = {
+        "okrt": FakeBackend("okrt").spec,
+        "nort": FakeBackend("nort", why="needs AMX").spec,
+        "badrt": registry.RuntimeBackend(name="badrt", probe=broken, open_session=lambda *a: None),
+    }
+    checks = {c.name: c for c in backend_checks(specs)}
+    assert checks["runtime backend okrt"].status == PASS
+    assert checks["runtime backend nort"].status == WARN
+    assert "needs AMX" in checks["runtime backend nort"].message
+    assert checks["runtime backend badrt"].status == WARN
+    assert "boom" in checks["runtime backend badrt"].message

@@ -101,6 +101,7 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
 
 def run(args: argparse.Namespace, pm: Any) -> int:
     checks = environment_checks()
+    checks += backend_checks(getattr(getattr(pm, "registry", None), "runtime_backends", {}))
     embodiment = None
     if args.embodiment or args.custom_embodiment_config:
         from reflex_core.embodiments import load_embodiment
@@ -193,6 +194,34 @@ def _gpu_hint() -> str:
     if Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi"):
         return "NVIDIA driver present"
     return "no NVIDIA GPU detected"
+
+
+def backend_checks(backends: Mapping[str, Any]) -> list[Check]:
+    """One check per runtime backend a plugin registered: can it run on this machine?
+
+    A backend is used only when ``--providers`` names it, so one that cannot run is a WARN
+    (serving with it would be ``provider-unavailable``), not a FAIL.
+    """
+    checks = []
+    for name, spec in sorted(backends.items()):
+        try:
+            why = spec.probe()
+        except Exception as exc:  # a probe must not raise; report it if one does
+            why = f"its probe raised {type(exc).__name__}: {exc}"
+        if why is None:
+            checks.append(
+                Check(f"runtime backend {name}", PASS, f"can run here (--providers {name})")
+            )
+        else:
+            checks.append(
+                Check(
+                    f"runtime backend {name}",
+                    WARN,
+                    f"cannot run here: {why}",
+                    f"--providers {name} would be refused (provider-unavailable); choose another",
+                )
+            )
+    return checks
 
 
 def environment_checks(
