@@ -42,7 +42,7 @@ layouts (``--workers-threads`` x N, 1 x N and ``--workers-threads`` x 1 intra-op
 in the same alternating rounds; ``throughput_ratio`` is taken against the one that served the
 most at 8 clients (``baseline``), ``p99_ratio`` against the lowest single-client p50 of them.
 
-``--fake`` serves ``reflex_core.wedge_testing``'s policy double instead of a model (fixed +
+``--fake`` serves ``reflex_core.plugin.testing``'s policy double instead of a model (fixed +
 per-row sleep): it checks the benchmark itself, its numbers say nothing about a model.
 """
 
@@ -126,7 +126,7 @@ class Server:
 def server_command(artifact: Path | None, port: int, extra: list[str], fake: bool) -> list[str]:
     if fake:
         # 20 ms per call + 1 ms per row: a rough shape of a small batched ORT call
-        return [sys.executable, "-m", "reflex_core.wedge_testing", "--port", str(port),
+        return [sys.executable, "-m", "reflex_core.plugin.testing", "--port", str(port),
                 "--fixed-s", "0.02", "--per-row-s", "0.001", "--idempotency-window-s", "0",
                 *extra]  # fmt: skip
     assert artifact is not None

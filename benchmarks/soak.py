@@ -52,7 +52,7 @@ def serve(args: argparse.Namespace) -> int:
     """The server process: the stock server, its policy wrapped to raise or stall sometimes."""
     import logging
 
-    from reflex_core.plugins import make_plugin_manager
+    from reflex_core.plugin.manager import make_plugin_manager
     from reflex_core.runtime import load_policy
     from reflex_core.serve.app import ReflexServer
     from reflex_core.serve.config import resolve_serve_options

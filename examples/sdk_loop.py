@@ -22,10 +22,10 @@ import time
 
 import numpy as np
 
-from reflex_core.control import connect
 from reflex_core.embodiments import EmbodimentConfig
-from reflex_core.sdk import ActionStream
-from reflex_core.sim import SimArm
+from reflex_core.robot.control import connect
+from reflex_core.robot.sdk import ActionStream
+from reflex_core.robot.sim import SimArm
 
 PROMPT = "pick up the red block"
 

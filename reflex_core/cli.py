@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from reflex_core import __version__
 from reflex_core.errors import ReflexError
-from reflex_core.plugins import ReflexPluginManager, make_plugin_manager
+from reflex_core.plugin.manager import ReflexPluginManager, make_plugin_manager
 
 
 def build_parser(pm: ReflexPluginManager) -> argparse.ArgumentParser:

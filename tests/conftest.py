@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reflex_core.plugins import ReflexPluginManager, make_plugin_manager
+from reflex_core.plugin.manager import ReflexPluginManager, make_plugin_manager
 
 TESTS = Path(__file__).parent
 

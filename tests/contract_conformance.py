@@ -1,5 +1,5 @@
 """Static checks, run by mypy (``scripts/test.sh``; never imported by pytest): the core's own
-classes satisfy the Protocols in :mod:`reflex_core.contracts` that plugins program against.
+classes satisfy the Protocols in :mod:`reflex_core.plugin.contracts` that plugins program against.
 
 Each function is an assignment mypy must accept; a member renamed, dropped or retyped on one
 side fails CI here rather than in a plugin author's type checker.
@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
-from reflex_core.contracts import (
+from reflex_core.embodiments import EmbodimentConfig
+from reflex_core.plugin.contracts import (
     EmbodimentLike,
     PolicyLike,
     PolicyOutputLike,
     TransportHost,
     TransportSession,
 )
-from reflex_core.embodiments import EmbodimentConfig
+from reflex_core.plugin.testing import FakePolicyOutput, FakeRuntimePolicy
 from reflex_core.runtime.policy import Policy, PolicyOutput
 from reflex_core.serve.app import ReflexServer
 from reflex_core.serve.executor import InferenceExecutor
 from reflex_core.serve.ws_transport import WebSocketSession
-from reflex_core.wedge_testing import FakePolicyOutput, FakeRuntimePolicy
 
 
 def server_is_a_transport_host(server: ReflexServer) -> TransportHost:

@@ -93,7 +93,7 @@ class ThreadedServer:
     def start(self, *, wait_ready: bool = True, **policy_kwargs: Any) -> ThreadedServer:
         from hypercorn.asyncio import serve
 
-        from reflex_core.plugins import make_plugin_manager
+        from reflex_core.plugin.manager import make_plugin_manager
         from reflex_core.serve.app import ReflexServer
         from reflex_core.serve.config import ResolvedServeOptions, ServeConfig
         from reflex_core.serve.hypercorn_runner import hypercorn_config

@@ -1,7 +1,7 @@
 """Test helpers for the serve tests: a policy double with the runtime's ``Policy`` interface,
 an ASGI lifespan driver for ``httpx.ASGITransport`` (which does not run lifespan), and request
 builders. What a wedge author needs as well (the lifespan driver, the output type) comes from
-the public harness, :mod:`reflex_core.wedge_testing`.
+the public harness, :mod:`reflex_core.plugin.testing`.
 
 The double is deterministic where the server must not mix things up: each row's actions depend
 on that row's state and noise, so a swapped, dropped or re-run row shows. It can be slowed down
@@ -28,7 +28,7 @@ import attrs
 import numpy as np
 
 from reflex_core.errors import ValidationError
-from reflex_core.wedge_testing import FakePolicyOutput, batch_noise, double_info, serve_lifespan
+from reflex_core.plugin.testing import FakePolicyOutput, batch_noise, double_info, serve_lifespan
 from reflex_core.wire.types import Observation
 
 

@@ -36,7 +36,7 @@ def _edit_config(
 ) -> None:
     """Edit the manifest; ``reseal`` recomputes its integrity digest, as an export that wrote
     those values would have (``reseal=False`` is a hand edit after export)."""
-    from reflex_core.integrity import seal
+    from reflex_core.artifact.integrity import seal
 
     config = json.loads((path / CONFIG_FILE).read_text())
     edit(config)

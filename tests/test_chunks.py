@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reflex_core.chunks import (
+from reflex_core.plugin.kit.chunks import (
     LastChunkMemory,
     StoredChunk,
     action_at,

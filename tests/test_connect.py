@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from reflex_core.connect import StepFailure, observation_fields, resolve_connect_config
 from reflex_core.errors import ConfigError
+from reflex_core.robot.connect import StepFailure, observation_fields, resolve_connect_config
 
 REFLEX = str(Path(sys.executable).with_name("reflex"))
 PY = sys.executable

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reflex_core.control import (
+from reflex_core.errors import ConfigError, ValidationError
+from reflex_core.robot.control import (
     MERGE_FUNCTIONS,
     ActionQueue,
     ControlLoop,
@@ -20,8 +21,7 @@ from reflex_core.control import (
     merge_function,
     stream_fields,
 )
-from reflex_core.errors import ConfigError, ValidationError
-from reflex_core.sdk import Backoff, TransportError
+from reflex_core.robot.sdk import Backoff, TransportError
 
 HZ = 10.0
 TICK = 1.0 / HZ

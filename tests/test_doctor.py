@@ -10,7 +10,7 @@ import pytest
 
 from reflex_core.cli import build_parser
 from reflex_core.commands import doctor
-from reflex_core.plugins import make_plugin_manager
+from reflex_core.plugin.manager import make_plugin_manager
 
 
 def run_doctor(capsys, *argv: str) -> tuple[int, dict]:
@@ -204,7 +204,7 @@ def test_doctor_reports_the_preprocessing_contract_and_its_provenance(
         "pipeline": "lerobot<0.5",
         "overrides": {"image.pad_value": -1.0},
     }
-    from reflex_core.integrity import seal
+    from reflex_core.artifact.integrity import seal
 
     (art / "reflex_config.json").write_text(json.dumps(seal(config)))
     code, payload = run_doctor(capsys, str(art))

@@ -28,9 +28,9 @@ from reflex_core.embodiments import (
 from reflex_core.embodiments import validate as validate_module
 from reflex_core.embodiments.presets import read_preset
 from reflex_core.errors import ConfigError
-from reflex_core.hookspecs import hookimpl
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.registry import EmbodimentSource
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.registry import EmbodimentSource
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "scripts" / "emit_embodiment_presets.py"

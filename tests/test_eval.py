@@ -23,9 +23,9 @@ from reflex_core.eval.episode import EpisodeConfig
 from reflex_core.eval.runner import parse_sweep, point_episode_config, point_serve_flags
 from reflex_core.eval.simtime import SimClock, SimFuture
 from reflex_core.eval.stats import summarize, wilson_interval
-from reflex_core.hookspecs import hookimpl
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.registry import EnvSpec
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.registry import EnvSpec
 
 REFLEX = str(Path(sys.executable).with_name("reflex"))
 

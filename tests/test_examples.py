@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reflex_core.wedge_testing import server_process
+from reflex_core.plugin.testing import server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -118,7 +118,7 @@ def test_shell_scripts_with_reflex_connect(server: str, tmp_path: Path) -> None:
 
 
 def test_robot_toml_example_is_a_valid_connect_config() -> None:
-    from reflex_core.connect.config import read_config_file, resolve_connect_config
+    from reflex_core.robot.connect.config import read_config_file, resolve_connect_config
 
     config = resolve_connect_config({}, read_config_file(EXAMPLES / "shell" / "robot.toml"), env={})
     assert config.embodiment == "franka" and config.act_command[1] == "examples/shell/act.py"

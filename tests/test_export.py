@@ -23,9 +23,9 @@ import pytest
 
 from reflex_core.artifact import CONFIG_FILE, PARITY_FILE, Artifact, sha256_file
 from reflex_core.errors import ArtifactError, ConfigError, ParityError
-from reflex_core.hookspecs import hookimpl
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.registry import Exporter
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.registry import Exporter
 
 
 def _artifact_fixtures() -> Any:
@@ -201,7 +201,7 @@ def _leftovers(parent: Path) -> list[Path]:
 def test_builtin_exporters_register_without_importing_torch() -> None:
     code = (
         "import sys\n"
-        "from reflex_core.plugins import make_plugin_manager\n"
+        "from reflex_core.plugin.manager import make_plugin_manager\n"
         "reg = make_plugin_manager(load_entrypoints=False).registry\n"
         "print(sorted(reg.exporters), reg.owner('exporters', 'decomposed'))\n"
         "import reflex_core.export, reflex_core.artifact, reflex_core.commands.export\n"

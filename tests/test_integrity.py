@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from reflex_core.artifact import CONFIG_FILE, Artifact
+from reflex_core.artifact.integrity import SIGNATURE_FILE, generate_keypair, seal, write_signature
 from reflex_core.errors import ArtifactError, ConfigError, ParityError
-from reflex_core.integrity import SIGNATURE_FILE, generate_keypair, seal, write_signature
 
 pytestmark = pytest.mark.slow  # works on copies of a session-cached export
 
@@ -107,7 +107,7 @@ def test_signatures_bind_the_artifact_to_a_trusted_key(artifact: Path, tmp_path:
     assert _slug(artifact, trusted_keys=trusted_dir).slug == "artifact-unsigned"
     Artifact.load(artifact)  # without trusted keys nothing changes
 
-    from reflex_core.integrity import load_private_key
+    from reflex_core.artifact.integrity import load_private_key
 
     loaded = Artifact.load(artifact)
     digest = loaded.verify_integrity()

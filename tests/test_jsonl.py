@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reflex_core.jsonl import (
+from reflex_core.plugin.kit.jsonl import (
     AsyncJsonlWriter,
     JsonlWriter,
     encode_record,
@@ -228,7 +228,7 @@ def test_async_disk_error_reaches_every_waiter_of_the_group(tmp_path: Path) -> N
 CRASH_WRITER = textwrap.dedent(
     """
     import sys
-    from reflex_core.jsonl import JsonlWriter
+    from reflex_core.plugin.kit.jsonl import JsonlWriter
     writer = JsonlWriter(sys.argv[1], max_bytes=4096)
     i = 0
     while True:

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from reflex_core.embodiments import EmbodimentConfig
+from reflex_core.embodiments.kinematics import KinematicChain, rpy_matrix
 from reflex_core.errors import ConfigError
-from reflex_core.kinematics import KinematicChain, rpy_matrix
 
 KINEMATICS = Path(__file__).resolve().parents[1] / "embodiments" / "kinematics"
 PANDA = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1"]

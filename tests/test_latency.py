@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from reflex_core.latency import LatencyWindow, LatencyWindows, parse_duration_s
+from reflex_core.plugin.kit.latency import LatencyWindow, LatencyWindows, parse_duration_s
 
 
 class FakeClock:

@@ -1,10 +1,10 @@
-"""reflex_core.metrics.Collectors: a wedge's collectors on the server's registry or a private one."""
+"""reflex_core.plugin.kit.collectors.Collectors: a wedge's collectors on the server's registry or a private one."""
 
 from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-from reflex_core.metrics import Collectors
+from reflex_core.plugin.kit.collectors import Collectors
 
 
 def test_collectors_go_to_the_given_registry_with_zeros_exported() -> None:

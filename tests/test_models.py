@@ -20,7 +20,6 @@ from reflex_core.models import (  # noqa: E402
     parse_policy_config,
     write_builtin_checkpoint,
 )
-from reflex_core.models.builtin import builtin_config  # noqa: E402
 from reflex_core.models.checkpoint import VLM_EMBED_KEY, VLM_LM_HEAD_KEY, checkpoint_keys  # noqa: E402
 from reflex_core.models.config import (  # noqa: E402
     GEMMA_VARIANTS,
@@ -29,6 +28,7 @@ from reflex_core.models.config import (  # noqa: E402
     siglip_so400m,
 )
 from reflex_core.models.modeling import build_model  # noqa: E402
+from reflex_core.models.tiny_checkpoints import builtin_config  # noqa: E402
 
 FAMILIES = {"pi0": "tiny-pi0", "pi05": "tiny-pi05"}
 
@@ -102,7 +102,7 @@ def _copy_checkpoint(src: Path, dst: Path, tensors: dict[str, torch.Tensor]) -> 
 def test_builtin_plugin_registers_both_families_without_importing_torch() -> None:
     code = (
         "import sys\n"
-        "from reflex_core.plugins import make_plugin_manager\n"
+        "from reflex_core.plugin.manager import make_plugin_manager\n"
         "loaders = make_plugin_manager(load_entrypoints=False).registry.model_loaders\n"
         "assert sorted(loaders) == ['pi0', 'pi05'], loaders\n"
         "assert sorted(loaders['pi05'].builtin_checkpoints) == ['tiny-pi05', 'tiny-pi05-heavy']\n"
@@ -619,7 +619,7 @@ def test_checkpoint_without_processors_has_no_stats(checkpoint_dirs, tmp_path) -
 
 
 def _registry_with(*loaders):
-    from reflex_core.registry import Registry
+    from reflex_core.plugin.registry import Registry
 
     registry = Registry()
     for loader in loaders:
@@ -628,7 +628,7 @@ def _registry_with(*loaders):
 
 
 def _loader(name: str, claims):
-    from reflex_core.registry import ModelLoader
+    from reflex_core.plugin.registry import ModelLoader
 
     return ModelLoader(name=name, matches=claims, load=lambda d, o: None)
 

@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 from reflex_core.errors import ConfigError
-from reflex_core.options import (
+from reflex_core.plugin.options import (
     SETTING_KEY,
     Option,
     add_options,
@@ -294,7 +294,7 @@ def test_a_bad_value_says_what_was_expected_on_the_command_line(
 
 def _owners_of_settings() -> list[tuple[str, type, tuple[Option, ...]]]:
     """The core's ``[serve]`` settings and every installed wedge's and transport's."""
-    from reflex_core.plugins import make_plugin_manager
+    from reflex_core.plugin.manager import make_plugin_manager
     from reflex_core.serve.config import SERVE_OPTIONS, ServeConfig
 
     registry = make_plugin_manager().registry

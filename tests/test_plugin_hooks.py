@@ -1,6 +1,6 @@
 """Every hook is documented and tested (datasette's meta-tests), and one test per hook.
 
-The hooks are read from ``reflex_core/hookspecs.py`` when the tests run, never from a list
+The hooks are read from ``reflex_core/plugin/hookspecs.py`` when the tests run, never from a list
 here: a hook added there fails ``test_plugin_hooks_are_documented`` until
 ``docs/plugin_hooks.md`` has a section for it with its arguments, and
 ``test_plugin_hooks_have_tests`` until a test named ``test_hook_<hook name>[_...]`` exists
@@ -22,15 +22,15 @@ import attrs
 import numpy as np
 import pytest
 
-from reflex_core import hookspecs, registry
-from reflex_core import wedge_testing as kit
 from reflex_core.cli import build_parser
 from reflex_core.embodiments import load_embodiment
 from reflex_core.embodiments.presets import read_preset
-from reflex_core.hookspecs import hookimpl
-from reflex_core.options import positive_float, setting
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.wedges import ActResult, WedgeContext, compose, enabled_wedges
+from reflex_core.plugin import hookspecs, registry
+from reflex_core.plugin import testing as kit
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.options import positive_float, setting
+from reflex_core.plugin.wedges import ActResult, WedgeContext, compose, enabled_wedges
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "plugin_hooks.md"
@@ -38,7 +38,7 @@ _HEADING = re.compile(r"^#{2,4} (reflex_\w+)\((.*)\)\s*$", re.MULTILINE)
 
 
 def hook_specs() -> dict[str, inspect.Signature]:
-    """Every hookspec in reflex_core/hookspecs.py, by name (pluggy marks each with
+    """Every hookspec in reflex_core/plugin/hookspecs.py, by name (pluggy marks each with
     ``<project>_spec``)."""
     marker = f"{hookspecs.PROJECT_NAME}_spec"
     return {

@@ -26,11 +26,11 @@ import pytest
 
 from reflex_core.cli import build_parser, main
 from reflex_core.errors import PluginError
-from reflex_core.hookspecs import hookimpl
-from reflex_core.options import Option, add_options, resolve_options
-from reflex_core.plugins import ReflexPluginManager, make_plugin_manager
-from reflex_core.registry import Command, Exporter, WedgeSpec
-from reflex_core.wedges import Stage, compose, enabled_wedges
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.manager import ReflexPluginManager, make_plugin_manager
+from reflex_core.plugin.options import Option, add_options, resolve_options
+from reflex_core.plugin.registry import Command, Exporter, WedgeSpec
+from reflex_core.plugin.wedges import Stage, compose, enabled_wedges
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -147,9 +147,9 @@ def test_a_hook_may_take_a_subset_of_the_spec_arguments(make_pm: Any) -> None:
 # --- installed distributions (a .dist-info on a temporary sys.path entry) --------------------
 
 GOOD = """
-from reflex_core.hookspecs import hookimpl
-from reflex_core.registry import Command, WedgeSpec
-from reflex_core.wedges import Stage
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.registry import Command, WedgeSpec
+from reflex_core.plugin.wedges import Stage
 
 @hookimpl
 def reflex_register_wedges(register):
@@ -160,7 +160,7 @@ def reflex_register_wedges(register):
 BROKEN_IMPORT = "raise ImportError('needs a library that is not installed')\n"
 
 MISSPELLED = """
-from reflex_core.hookspecs import hookimpl
+from reflex_core.plugin.hookspecs import hookimpl
 
 @hookimpl
 def reflex_register_wedgez(register):
@@ -170,8 +170,8 @@ def reflex_register_wedgez(register):
 # Registers a wedge (hook order: wedges before commands), then raises in a later hook: the
 # wedge must not survive, and its lifecycle hook must not run.
 RAISES_LATE = """
-from reflex_core.hookspecs import hookimpl
-from reflex_core.registry import WedgeSpec
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.registry import WedgeSpec
 
 @hookimpl
 def reflex_register_wedges(register):

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from reflex_core.embodiments import EmbodimentConfig
-from reflex_core.sdk import (
+from reflex_core.robot.sdk import (
     ActionStream,
     AsyncActionStream,
     AuthError,
@@ -27,8 +27,8 @@ from reflex_core.sdk import (
     ValidationError,
     endpoints_from_url,
 )
-from reflex_core.sdk.common import ObservationEncoder, PendingTable, chunk_from_payload
-from reflex_core.sdk.errors import ServerError, error_from_payload
+from reflex_core.robot.sdk.errors import ServerError, error_from_payload
+from reflex_core.robot.sdk.sansio import ObservationEncoder, PendingTable, chunk_from_payload
 from reflex_core.wire import decode_image
 
 STATE = [0.1 * i for i in range(8)]

@@ -24,13 +24,13 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from reflex_core.errors import ConfigError
-from reflex_core.hookspecs import hookimpl
-from reflex_core.options import Option
-from reflex_core.registry import WedgeSpec
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.options import Option
+from reflex_core.plugin.registry import WedgeSpec
+from reflex_core.plugin.wedges import ActRequest, ActResult, Stage
 from reflex_core.serve import ReflexServer, ServeConfig, noise_from_seed
 from reflex_core.serve.config import resolve_serve_options
 from reflex_core.serve.idempotency import IdempotencyWindow
-from reflex_core.wedges import ActRequest, ActResult, Stage
 from reflex_core.wire.types import Observation
 
 sd = sys.modules["reflex_tests_serve_double"]  # loaded by tests/conftest.py
@@ -810,7 +810,7 @@ def test_serving_never_imports_torch() -> None:
         "import reflex_core.serve, reflex_core.commands.serve, reflex_core.builtin.transports\n"
         "from reflex_core.serve.hypercorn_runner import hypercorn_config\n"
         "from reflex_core.cli import build_parser\n"
-        "from reflex_core.plugins import make_plugin_manager\n"
+        "from reflex_core.plugin.manager import make_plugin_manager\n"
         "build_parser(make_plugin_manager())\n"
         "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
         "assert not bad, bad\n"

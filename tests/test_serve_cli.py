@@ -15,10 +15,11 @@ import pytest
 
 from reflex_core.cli import build_parser, main
 from reflex_core.errors import ConfigError, PluginError
-from reflex_core.hookspecs import hookimpl
-from reflex_core.options import Option
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.registry import WedgeSpec
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.options import Option
+from reflex_core.plugin.registry import WedgeSpec
+from reflex_core.plugin.wedges import Stage
 from reflex_core.serve.config import (
     DEFAULT_MAX_BODY_BYTES,
     ServeConfig,
@@ -26,7 +27,6 @@ from reflex_core.serve.config import (
     resolve_serve_options,
 )
 from reflex_core.serve.hypercorn_runner import bind_address, hypercorn_config
-from reflex_core.wedges import Stage
 
 REFLEX = str(Path(sys.executable).with_name("reflex"))
 

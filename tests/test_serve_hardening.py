@@ -20,11 +20,11 @@ import pytest
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
 from reflex_core.errors import Unavailable
-from reflex_core.plugins import make_plugin_manager
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.wedges import ActRequest
 from reflex_core.serve import ReflexServer, ServeConfig
 from reflex_core.serve.config import resolve_serve_options
 from reflex_core.serve.hypercorn_runner import hypercorn_config
-from reflex_core.wedges import ActRequest
 from reflex_core.wire.types import Observation
 
 sd = sys.modules["reflex_tests_serve_double"]  # loaded by tests/conftest.py
@@ -243,7 +243,7 @@ async def test_overload_with_a_deadline_keeps_real_chunks_flowing_and_the_late_c
     only on requests that can still make it, so real chunks keep coming, the rest fall back,
     and late inferences in the background never pass --deadline-max-late."""
     deadline = pytest.importorskip("reflex_deadline")
-    from reflex_core import wedge_testing as kit
+    from reflex_core.plugin import testing as kit
 
     policy = sd.DoublePolicy(infer_delay_s=0.012)
     server = kit.wedge_server(

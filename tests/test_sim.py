@@ -11,7 +11,7 @@ import pytest
 
 from reflex_core.embodiments import EmbodimentConfig
 from reflex_core.errors import ConfigError
-from reflex_core.sim import PANDA_JOINTS, SimArm, load_model
+from reflex_core.robot.sim import PANDA_JOINTS, SimArm, load_model
 
 FRANKA = EmbodimentConfig.load_preset("franka")
 

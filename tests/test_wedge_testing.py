@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reflex_core.wedge_testing import fake_server_process
+from reflex_core.plugin.testing import fake_server_process
 
 
 @pytest.mark.slow

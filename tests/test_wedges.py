@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from reflex_core.errors import ConfigError
-from reflex_core.hookspecs import hookimpl
-from reflex_core.options import Option
-from reflex_core.registry import WedgeSpec
-from reflex_core.wedges import (
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.options import Option
+from reflex_core.plugin.registry import WedgeSpec
+from reflex_core.plugin.wedges import (
     ActRequest,
     ActResult,
     EnabledWedge,
@@ -292,8 +292,8 @@ def test_a_config_validator_message_reaches_the_user() -> None:
     import attrs as _attrs
 
     from reflex_core.errors import ConfigError
-    from reflex_core.options import positive_float, setting
-    from reflex_core.registry import WedgeSpec, structure_config
+    from reflex_core.plugin.options import positive_float, setting
+    from reflex_core.plugin.registry import WedgeSpec, structure_config
 
     @_attrs.frozen
     class Config:

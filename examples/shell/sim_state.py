@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from reflex_core.embodiments import EmbodimentConfig
-from reflex_core.sim import SimArm
+from reflex_core.robot.sim import SimArm
 
 EMBODIMENT = "franka"
 

@@ -11,8 +11,8 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 
-from reflex_core.hookspecs import hookimpl
-from reflex_core.registry import Command
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.registry import Command
 
 
 @hookimpl

@@ -11,8 +11,8 @@ import functools
 from collections.abc import Callable
 
 from reflex_core.embodiments.presets import preset_names, read_preset
-from reflex_core.hookspecs import hookimpl
-from reflex_core.registry import EmbodimentSource
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.registry import EmbodimentSource
 
 
 @hookimpl

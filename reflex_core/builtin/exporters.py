@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reflex_core.hookspecs import hookimpl
-from reflex_core.registry import Exporter
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.registry import Exporter
 
 
 def _decomposed(policy: Any, out_dir: Path, options: Any) -> Any:

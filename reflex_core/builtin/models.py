@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reflex_core.hookspecs import hookimpl
-from reflex_core.models.builtin import BUILTIN_SPECS
-from reflex_core.registry import BuiltinCheckpoint, ModelLoader
+from reflex_core.models.tiny_checkpoints import BUILTIN_SPECS
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.registry import BuiltinCheckpoint, ModelLoader
 
 _DESCRIPTIONS = {
     "pi0": "pi0 (PaliGemma + action expert, flow matching; state through state_proj)",
@@ -29,7 +29,7 @@ def _load(checkpoint_dir: Path, options: Any) -> Any:
 
 def _writer(name: str) -> Callable[[Path], None]:
     def write(directory: Path) -> None:
-        from reflex_core.models.builtin import write_builtin_checkpoint
+        from reflex_core.models.tiny_checkpoints import write_builtin_checkpoint
 
         write_builtin_checkpoint(name, directory)
 

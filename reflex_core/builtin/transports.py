@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from reflex_core.hookspecs import hookimpl
-from reflex_core.options import in_range, non_negative_float, setting
-from reflex_core.registry import Transport
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.options import in_range, non_negative_float, setting
+from reflex_core.plugin.registry import Transport
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from reflex_core.contracts import TransportHost
+    from reflex_core.plugin.contracts import TransportHost
 
 
 @attrs.frozen

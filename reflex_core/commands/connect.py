@@ -11,8 +11,8 @@ HELP = "drive a robot from observe/act/safe-stop commands against a reflex serve
 
 
 def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
-    from reflex_core.connect.config import OPTIONS
-    from reflex_core.options import add_options
+    from reflex_core.plugin.options import add_options
+    from reflex_core.robot.connect.config import OPTIONS
 
     parser.add_argument(
         "--config",
@@ -29,8 +29,8 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
 
 
 def run(args: argparse.Namespace, pm: Any) -> int:
-    from reflex_core.connect.config import read_config_file, resolve_connect_config
-    from reflex_core.connect.session import main_session
+    from reflex_core.robot.connect.config import read_config_file, resolve_connect_config
+    from reflex_core.robot.connect.session import main_session
 
     # one line per HTTP request would bury the progress and the report
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,6 +1,6 @@
 """``reflex demo``: export the tiny pi0.5, serve it with the installed wedges, drive a simulated
 Franka through the SDK for a few hundred control steps, and report (see
-:mod:`reflex_core.sim.demo`)."""
+:mod:`reflex_core.robot.sim.demo`)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _positive_float(value: str) -> float:
 
 
 def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
-    from reflex_core.control.merge import MERGE_FUNCTIONS
+    from reflex_core.robot.control.merge import MERGE_FUNCTIONS
 
     parser.add_argument(
         "--steps", type=_positive_int, default=300, help="control steps to run (default 300)"
@@ -77,7 +77,7 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
 
 
 def run(args: argparse.Namespace, pm: Any) -> int:
-    from reflex_core.sim.demo import DemoOptions, run_demo
+    from reflex_core.robot.sim.demo import DemoOptions, run_demo
 
     # one line per HTTP request would bury the progress and the report
     logging.getLogger("httpx").setLevel(logging.WARNING)

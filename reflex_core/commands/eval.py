@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reflex_core.options import Option, add_option_group
+from reflex_core.plugin.options import Option, add_option_group
 
 HELP = "run a served policy in simulation (success rate, latency, guard, fallbacks, video)"
 
@@ -84,7 +84,7 @@ def _text(value: Any) -> str:
 
 
 def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
-    from reflex_core.control.merge import MERGE_FUNCTIONS
+    from reflex_core.robot.control.merge import MERGE_FUNCTIONS
 
     sub = parser.add_subparsers(dest="eval_command", metavar="SUBCOMMAND")
     report = sub.add_parser(
@@ -182,7 +182,7 @@ def run_report(results: Path, png: Path | None, out: Any) -> int:
     from reflex_core.errors import ConfigError
     from reflex_core.eval.report import table, write_png
     from reflex_core.eval.stats import summarize_by_point
-    from reflex_core.jsonl import read_jsonl
+    from reflex_core.plugin.kit.jsonl import read_jsonl
 
     if not results.is_file():
         raise ConfigError(f"no results file {results}", slug="eval-results-missing")
@@ -254,7 +254,7 @@ def run_eval_command(args: argparse.Namespace, pm: Any) -> int:
     from reflex_core.eval.server import ServerPlan
     from reflex_core.eval.stats import summarize_by_point
     from reflex_core.eval.video import default_format
-    from reflex_core.jsonl import JsonlWriter
+    from reflex_core.plugin.kit.jsonl import JsonlWriter
 
     registry = pm.registry
     if not args.env:

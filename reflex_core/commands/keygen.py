@@ -19,7 +19,7 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
 
 
 def run(args: argparse.Namespace, pm: Any) -> int:
-    from reflex_core.integrity import generate_keypair, load_private_key, private_key_id
+    from reflex_core.artifact.integrity import generate_keypair, load_private_key, private_key_id
 
     private, public = generate_keypair(args.prefix)
     ident = private_key_id(load_private_key(private))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from reflex_core.errors import ArtifactError
-from reflex_core.options import add_option_group
+from reflex_core.plugin.options import add_option_group
 
 HELP = "serve an exported policy: POST /act, WebSocket /ws, /health, /metrics"
 

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from reflex_core.chunks import JOINT_KINDS, JOINT_POSITION
 from reflex_core.embodiments.presets import (
     preset_names,
     presets_dir,
@@ -21,9 +20,10 @@ from reflex_core.embodiments.presets import (
 )
 from reflex_core.embodiments.validate import format_errors, validate_embodiment_config
 from reflex_core.errors import ConfigError
+from reflex_core.plugin.kit.chunks import JOINT_KINDS, JOINT_POSITION
 
 if TYPE_CHECKING:
-    from reflex_core.registry import Registry
+    from reflex_core.plugin.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def _resolve_urdf(text: str, base_dir: Path | None) -> Path:
 
 @functools.cache
 def _chain(urdf: Path, base_link: str, ee_link: str, joint_names: tuple[str, ...]) -> Any:
-    from reflex_core.kinematics import KinematicChain
+    from reflex_core.embodiments.kinematics import KinematicChain
 
     return KinematicChain.from_urdf(urdf, base_link, ee_link, joint_names)
 
@@ -147,7 +147,7 @@ class EmbodimentConfig:
     :ivar action_ranges: ``(action_dim, 2)`` hard limits ``[min, max]`` in robot units.
     :ivar action_kind: what an action means (``action_space.kind``; ``joint_position``, the
         meaning of a document without it, ``joint_delta``, ``joint_velocity``, ``ee_pose``,
-        ``ee_delta``, ``ee_velocity``); see :mod:`reflex_core.chunks`.
+        ``ee_delta``, ``ee_velocity``); see :mod:`reflex_core.plugin.kit.chunks`.
     :ivar position_unit_m: metres per action unit of an ee kind's position dims (1 unless the
         policy was trained on scaled displacements).
     :ivar kinematics: the URDF chain to the end effector, or None.
@@ -177,7 +177,7 @@ class EmbodimentConfig:
         return [camera.name for camera in self.cameras]
 
     def kinematic_chain(self) -> Any:
-        """The :class:`~reflex_core.kinematics.KinematicChain` to the end effector, or None
+        """The :class:`~reflex_core.embodiments.kinematics.KinematicChain` to the end effector, or None
         without a ``kinematics`` block (parsed once per process).
 
         :raises ConfigError: ``kinematics-invalid`` when the URDF does not give a chain whose

@@ -1,8 +1,8 @@
 """``reflex eval``: closed-loop evaluation of a served policy in simulation.
 
 An episode runs a simulated task (an env adapter registered through ``reflex_register_envs``)
-against a policy server through the same :class:`~reflex_core.sdk.ActionStream` and
-:class:`~reflex_core.control.ControlLoop` a robot uses, at the embodiment's control rate in
+against a policy server through the same :class:`~reflex_core.robot.sdk.ActionStream` and
+:class:`~reflex_core.robot.control.ControlLoop` a robot uses, at the embodiment's control rate in
 *simulated* time (:mod:`reflex_core.eval.simtime`): the measured latency of every request decides
 which control tick its chunk lands on, so stale-drop, overlap merging and the deadline behave as
 on hardware however fast or slow the simulator steps.

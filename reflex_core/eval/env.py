@@ -1,6 +1,6 @@
 """The env adapter interface, and ``--env NAME/TASK`` resolution against the registry.
 
-An env adapter (what an :class:`~reflex_core.registry.EnvSpec`'s ``make`` returns) is the
+An env adapter (what an :class:`~reflex_core.plugin.registry.EnvSpec`'s ``make`` returns) is the
 simulated robot of one task. It speaks its embodiment's language: ``observe()`` returns the
 joint/proprioceptive ``state`` (length ``embodiment.state_dim``), camera renders named like the
 embodiment's cameras, and the task prompt; ``act(action)`` applies one action in the
@@ -65,7 +65,7 @@ def split_env_name(text: str) -> tuple[str, str | None]:
 
 
 def resolve_env(registry: Any, text: str) -> tuple[Any, str]:
-    """The registered :class:`~reflex_core.registry.EnvSpec` and the task ``text`` names.
+    """The registered :class:`~reflex_core.plugin.registry.EnvSpec` and the task ``text`` names.
 
     :raises ConfigError: ``env-unknown`` / ``env-task-unknown`` listing what is registered.
     """

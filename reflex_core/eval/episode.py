@@ -1,9 +1,9 @@
 """One episode of a simulated task against a policy server -> one JSON record.
 
 The episode runs through the robot-side stack unchanged: an
-:class:`~reflex_core.sdk.ActionStream` (WebSocket ``/ws``, HTTP fallback), a
-:class:`~reflex_core.control.StreamChunkSource` and the
-:class:`~reflex_core.control.ControlLoop` with the embodiment's rate, execution horizon and
+:class:`~reflex_core.robot.sdk.ActionStream` (WebSocket ``/ws``, HTTP fallback), a
+:class:`~reflex_core.robot.control.StreamChunkSource` and the
+:class:`~reflex_core.robot.control.ControlLoop` with the embodiment's rate, execution horizon and
 chunk merge. Only the clock differs (:mod:`reflex_core.eval.simtime`): simulated, with each
 chunk landing on the tick its measured latency says.
 
@@ -34,7 +34,7 @@ class EpisodeConfig:
     :ivar max_steps: episode length in control ticks (default: the env's ``max_steps``).
     :ivar image_size: side of the camera renders sent to the policy (only the cameras the
         served policy declares are rendered).
-    :ivar merge: chunk overlap merge (see :mod:`reflex_core.control.merge`).
+    :ivar merge: chunk overlap merge (see :mod:`reflex_core.robot.control.merge`).
     :ivar execution_horizon: ticks between requests (default: the embodiment's).
     :ivar stop_on_success: end the episode at the first successful tick.
     :ivar video_dir: write one video per episode there.
@@ -136,7 +136,7 @@ class EpisodeRunner:
 
     def __init__(self, config: EpisodeConfig, registry: Any = None) -> None:
         if registry is None:
-            from reflex_core.plugins import make_plugin_manager
+            from reflex_core.plugin.manager import make_plugin_manager
 
             registry = make_plugin_manager().registry
         self.config = config
@@ -166,8 +166,8 @@ class EpisodeRunner:
         worker: str | None = None,
     ) -> dict[str, Any]:
         """One episode; never raises for a failure inside it (the record says ``error``)."""
-        from reflex_core.control import ControlLoop, StreamChunkSource
-        from reflex_core.sdk import ActionStream
+        from reflex_core.robot.control import ControlLoop, StreamChunkSource
+        from reflex_core.robot.sdk import ActionStream
 
         config = self.config
         env = self.env

@@ -1,7 +1,7 @@
 """Simulated time for the control loop: the simulator's clock, and requests whose chunks land
 on the tick their real latency says.
 
-The :class:`~reflex_core.control.ControlLoop` asks its clock for ``now()`` and to
+The :class:`~reflex_core.robot.control.ControlLoop` asks its clock for ``now()`` and to
 ``sleep_until(t)``; with :class:`SimClock` a sleep is a jump, so the loop never waits for the
 simulator or the simulator for the loop. What the loop does wait for is information: a request
 submitted at simulated time ``s`` whose answer took ``L`` seconds of wall time (observation
@@ -83,7 +83,7 @@ class SimFuture:
 
 
 class SimTimeChunkSource:
-    """Wraps a chunk source (e.g. :class:`~reflex_core.control.StreamChunkSource`) so that its
+    """Wraps a chunk source (e.g. :class:`~reflex_core.robot.control.StreamChunkSource`) so that its
     answers arrive in simulated time (:class:`SimFuture`)."""
 
     def __init__(self, source: Any, clock: SimClock) -> None:

@@ -34,6 +34,7 @@ from reflex_core.artifact import (
     normalization_to_json,
     sha256_file,
 )
+from reflex_core.artifact.integrity import load_private_key, manifest_digest, seal, write_signature
 from reflex_core.errors import ConfigError, ParityError
 from reflex_core.export.exporters import (
     BUILTIN_EXPORTERS,
@@ -49,7 +50,6 @@ from reflex_core.export.parity import (
     library_versions,
 )
 from reflex_core.export.progress import SILENT, Progress
-from reflex_core.integrity import load_private_key, manifest_digest, seal, write_signature
 
 #: Library versions recorded in the manifest's ``exporter`` block.
 EXPORTER_LIBRARIES = ("torch", "onnx", "onnxscript", "onnx-ir", "onnxruntime", "transformers")
@@ -74,7 +74,7 @@ class ExportRequest:
         contract (``{"image.pad_value": -1.0}``), recorded in the artifact.
     :ivar model_options: ``--model-option KEY=VALUE`` settings the family's loader declares.
     :ivar sign_key: an ed25519 private key (PEM): the artifact's digest is signed into
-        ``signature.json`` (:mod:`reflex_core.integrity`).
+        ``signature.json`` (:mod:`reflex_core.artifact.integrity`).
     """
 
     source: str
@@ -342,7 +342,7 @@ def export_artifact(
     # A bad key fails before minutes of export, not after.
     sign_key = load_private_key(request.sign_key) if request.sign_key is not None else None
     if registry is None:
-        from reflex_core.plugins import make_plugin_manager
+        from reflex_core.plugin.manager import make_plugin_manager
 
         registry = make_plugin_manager().registry
     exporter = _exporter(request.mode, registry)

@@ -5,7 +5,7 @@ whose parameters follow the public lerobot checkpoints).
 
 Export-time only (torch): the serving path never imports this package's torch modules. The
 names below load lazily, so ``import reflex_core.models`` (and the torch-free
-:mod:`reflex_core.models.config` / :mod:`reflex_core.models.builtin`) does not import torch.
+:mod:`reflex_core.models.config` / :mod:`reflex_core.models.tiny_checkpoints`) does not import torch.
 
 - :func:`load_policy_checkpoint` -> :class:`LoadedPolicy` (a local dir, a Hub repo id, or a
   built-in name of any installed family), through the registered model loaders.
@@ -20,16 +20,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reflex_core.models.builtin import BUILTIN_CHECKPOINTS, write_builtin_checkpoint
     from reflex_core.models.checkpoint import load_model_weights
     from reflex_core.models.config import PiPolicyConfig, parse_policy_config
     from reflex_core.models.family import LoadedPolicy
     from reflex_core.models.modeling import PiFlowModel, build_model
     from reflex_core.models.resolve import load_policy_checkpoint
+    from reflex_core.models.tiny_checkpoints import BUILTIN_CHECKPOINTS, write_builtin_checkpoint
 
 _LAZY = {
-    "BUILTIN_CHECKPOINTS": "reflex_core.models.builtin",
-    "write_builtin_checkpoint": "reflex_core.models.builtin",
+    "BUILTIN_CHECKPOINTS": "reflex_core.models.tiny_checkpoints",
+    "write_builtin_checkpoint": "reflex_core.models.tiny_checkpoints",
     "load_model_weights": "reflex_core.models.checkpoint",
     "PiPolicyConfig": "reflex_core.models.config",
     "parse_policy_config": "reflex_core.models.config",

@@ -1,7 +1,7 @@
 """The model-family seam: what a family's loader hands ``reflex export``.
 
 A family (pi0, pi0.5, SmolVLA, GR00T, a third party's) registers a
-:class:`reflex_core.registry.ModelLoader` through ``reflex_register_model_loaders``. Its
+:class:`reflex_core.plugin.registry.ModelLoader` through ``reflex_register_model_loaders``. Its
 ``load(checkpoint_dir, options)`` returns a :class:`LoadedPolicy`: the torch graphs to trace
 (:class:`FlowGraphs`) plus every fact the artifact records (dims, the preprocessing contract
 :class:`~reflex_core.runtime.io_spec.IOSpec`, normalization statistics, the tokenizer). The

@@ -2,7 +2,7 @@
 
 SOURCE is a built-in name (any loader's ``builtin_checkpoints``), a local checkpoint directory
 or a Hub repo id. The directory's ``config.json`` is offered to every registered
-:class:`~reflex_core.registry.ModelLoader`; exactly one must claim it. Nothing here knows a
+:class:`~reflex_core.plugin.registry.ModelLoader`; exactly one must claim it. Nothing here knows a
 family: the pi0/pi0.5 loaders are registered by a built-in plugin like any third party's.
 """
 
@@ -39,7 +39,7 @@ def _not_found(message: str, **details: Any) -> CheckpointError:
 
 
 def builtin_checkpoints(registry: Any) -> dict[str, tuple[str, Any]]:
-    """Every built-in name -> (family, :class:`~reflex_core.registry.BuiltinCheckpoint`)."""
+    """Every built-in name -> (family, :class:`~reflex_core.plugin.registry.BuiltinCheckpoint`)."""
     table: dict[str, tuple[str, Any]] = {}
     for loader in registry.model_loaders.values():
         for name, builtin in loader.builtin_checkpoints.items():
@@ -241,11 +241,11 @@ def load_policy_checkpoint(
 ) -> LoadedPolicy:
     """Library entry point: :func:`load_checkpoint` with the installed plugins' registry.
 
-    :param registry: a :class:`~reflex_core.registry.Registry`; None loads the installed
+    :param registry: a :class:`~reflex_core.plugin.registry.Registry`; None loads the installed
         plugins (``make_plugin_manager()``).
     """
     if registry is None:
-        from reflex_core.plugins import make_plugin_manager
+        from reflex_core.plugin.manager import make_plugin_manager
 
         registry = make_plugin_manager().registry
     options = LoadOptions(

@@ -434,7 +434,7 @@ def load_policy(
         serving).
     :param trusted_keys: a directory of ed25519 public keys; the artifact must be signed by
         one of them (``reflex serve --trusted-keys``).
-    :param runtime_backends: name -> :class:`~reflex_core.registry.RuntimeBackend`; None reads
+    :param runtime_backends: name -> :class:`~reflex_core.plugin.registry.RuntimeBackend`; None reads
         the installed plugins' (only when ``providers`` names something onnxruntime does not know).
     :raises ArtifactError: missing / corrupted / unverified artifact, graphs not loadable.
     :raises ConfigError: provider or embodiment problems, options the mode does not support.
@@ -540,7 +540,7 @@ def _runtime_backend(
     if backends is None:
         if all(n.lower() in ALIASES or n in known for n in names):
             return None, []
-        from reflex_core.plugins import make_plugin_manager
+        from reflex_core.plugin.manager import make_plugin_manager
 
         backends = make_plugin_manager().registry.runtime_backends
     lower = {n.lower() for n in names}

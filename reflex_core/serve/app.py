@@ -1,8 +1,8 @@
 """The Reflex server: policies + wedge chain + transports in one Starlette app.
 
 :class:`ReflexServer` owns the loaded policy slots, the embodiment, the resolved options and the
-:class:`~reflex_core.wedges.WedgeContext`. It builds the chain from the enabled wedges around its
-terminal :class:`~reflex_core.wedges.BatchHandler`, which groups requests by policy slot and runs
+:class:`~reflex_core.plugin.wedges.WedgeContext`. It builds the chain from the enabled wedges around its
+terminal :class:`~reflex_core.plugin.wedges.BatchHandler`, which groups requests by policy slot and runs
 ``policy.infer`` in a bounded thread pool so the event loop (and ``/health``) stays responsive
 while a chunk computes.
 
@@ -36,7 +36,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from reflex_core import __version__
-from reflex_core.contracts import EmbodimentLike, PolicyLike, RequestLimits, TransportSession
 from reflex_core.errors import (
     ConfigError,
     Conflict,
@@ -45,7 +44,19 @@ from reflex_core.errors import (
     Unavailable,
     ValidationError,
 )
-from reflex_core.options import resolve_options
+from reflex_core.plugin.contracts import EmbodimentLike, PolicyLike, RequestLimits, TransportSession
+from reflex_core.plugin.options import resolve_options
+from reflex_core.plugin.wedges import (
+    ActRequest,
+    ActResult,
+    EnabledWedge,
+    Handler,
+    WedgeContext,
+    compose,
+    enabled_wedges,
+    load_wedge_policies,
+    ordered,
+)
 from reflex_core.serve.config import ResolvedServeOptions, ServeConfig
 from reflex_core.serve.errors import (
     INVALID_NOISE_SEED,
@@ -73,17 +84,6 @@ from reflex_core.serve.middleware import (
     is_open_route,
     request_id_of,
 )
-from reflex_core.wedges import (
-    ActRequest,
-    ActResult,
-    EnabledWedge,
-    Handler,
-    WedgeContext,
-    compose,
-    enabled_wedges,
-    load_wedge_policies,
-    ordered,
-)
 from reflex_core.wire.parse import error_frame, parse_observation
 from reflex_core.wire.types import Observation
 
@@ -103,7 +103,7 @@ boundary, for the terminal handler (the policy trusts it instead of checking aga
 if TYPE_CHECKING:
     import pluggy
 
-    from reflex_core.registry import Registry
+    from reflex_core.plugin.registry import Registry
 
 PolicySource = Mapping[str, PolicyLike] | Callable[[], Mapping[str, PolicyLike]]
 
@@ -123,7 +123,7 @@ def _mask_secrets(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _default_registry() -> Registry:
-    from reflex_core.plugins import make_plugin_manager
+    from reflex_core.plugin.manager import make_plugin_manager
 
     return make_plugin_manager(load_entrypoints=False).registry
 

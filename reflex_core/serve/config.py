@@ -1,6 +1,6 @@
 """``reflex serve`` options: the core's own flags, the TOML config file, and their resolution.
 
-The core's flags are settings of :class:`ServeConfig` (:func:`~reflex_core.options.setting`)
+The core's flags are settings of :class:`ServeConfig` (:func:`~reflex_core.plugin.options.setting`)
 like any wedge's, so they read from the ``[serve]`` table of the config file the same way a
 wedge reads its own table::
 
@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 
 from reflex_core.errors import ConfigError
-from reflex_core.options import (
+from reflex_core.plugin.options import (
     Option,
     comma_list,
     http_url,

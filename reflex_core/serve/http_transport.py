@@ -36,7 +36,7 @@ from reflex_core.serve.middleware import (
 from reflex_core.wire.parse import parse_json_body
 
 if TYPE_CHECKING:
-    from reflex_core.contracts import TransportHost
+    from reflex_core.plugin.contracts import TransportHost
 
 _CONTENT_TYPE = (b"content-type", JSON_MEDIA_TYPE.encode())
 

@@ -29,7 +29,7 @@ from reflex_core.serve.middleware import new_request_id, request_id_of, request_
 from reflex_core.wire.parse import parse_json_body
 
 if TYPE_CHECKING:
-    from reflex_core.contracts import TransportHost
+    from reflex_core.plugin.contracts import TransportHost
 
 log = logging.getLogger("reflex.serve.ws")
 

@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import attrs
 
-from reflex_core.hookspecs import hookimpl
-from reflex_core.options import setting
-from reflex_core.registry import WedgeSpec
-from reflex_core.wedges import ActRequest, ActResult, Handler, Stage, WedgeContext
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.options import setting
+from reflex_core.plugin.registry import WedgeSpec
+from reflex_core.plugin.wedges import ActRequest, ActResult, Handler, Stage, WedgeContext
 
 __version__ = "0.1.0"
 
@@ -53,7 +53,7 @@ def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
     register(
         WedgeSpec(
             name="NAME",
-            # Where it sits in the chain (reflex_core/wedges.py). Request-level stages are below
+            # Where it sits in the chain (reflex_core/plugin/wedges.py). Request-level stages are below
             # Stage.BATCHING; an integer between two stages is fine (GUARD + 5: inside the
             # guard, outside the SLO tracker).
             stage=Stage.GUARD + 5,

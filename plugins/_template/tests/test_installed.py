@@ -10,9 +10,9 @@ from importlib import metadata
 
 import numpy as np
 
-from reflex_core.options import add_options, resolve_options
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.options import add_options, resolve_options
+from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
 from reflex_core.wire.types import Observation
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from reflex_a2c2.inputs import build_inputs
 from reflex_core.errors import ConfigError
-from reflex_core.jsonl import BadLine, iter_records
+from reflex_core.plugin.kit.jsonl import BadLine, iter_records
 
 
 @attrs.frozen

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from reflex_core.metrics import Collectors
+from reflex_core.plugin.kit.collectors import Collectors
 
 RESIDUAL_BUCKETS = (0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 HEAD_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)

@@ -16,14 +16,14 @@ import pytest
 from reflex_a2c2 import MLPHead, input_width, reflex_register_wedges
 
 from reflex_core.errors import ConfigError
-from reflex_core.serve import ReflexServer
-from reflex_core.wedge_testing import (
+from reflex_core.plugin.testing import (
     asgi_client,
     export_available,
     exported_artifact,
     runtime_server,
     serve_lifespan,
 )
+from reflex_core.serve import ReflexServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -88,7 +88,7 @@ def test_reflex_serve_with_router_batching_and_a2c2(tmp_path: Path) -> None:
     """The command a user runs: ``reflex serve`` under Hypercorn with the three wedges on."""
     import sys
 
-    from reflex_core.wedge_testing import server_process
+    from reflex_core.plugin.testing import server_process
 
     artifact = exported_artifact("tiny-pi05", embodiment="franka")
     config = json.loads((artifact / "reflex_config.json").read_text())

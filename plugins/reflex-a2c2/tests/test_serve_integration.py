@@ -17,14 +17,14 @@ from reflex_batching import reflex_register_wedges as register_batching
 from reflex_router import reflex_register_wedges as register_router
 
 from reflex_core.errors import ConfigError
-from reflex_core.serve import ReflexServer
-from reflex_core.wedge_testing import (
+from reflex_core.plugin.testing import (
     FakeBatchPolicy,
     FakeRuntimePolicy,
     asgi_client,
     serve_lifespan,
     wedge_server,
 )
+from reflex_core.serve import ReflexServer
 
 F, D = 8, 3
 

@@ -15,9 +15,9 @@ from reflex_a2c2 import MLPHead, build_inputs, input_width, load_head, reflex_re
 from reflex_a2c2.onnx_export import export_onnx
 
 from reflex_core.errors import ConfigError
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.wedge_testing import FakeBatchPolicy, make_request
-from reflex_core.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.testing import FakeBatchPolicy, make_request
+from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
 
 F, D, T = 8, 3, 5  # FakeBatchPolicy's feature_dim, action_dim, chunk_size
 
@@ -262,7 +262,7 @@ def test_config_errors(tmp_path: Path) -> None:
 
 
 def test_observation_age_adds_the_capture_delay_and_ignores_skew() -> None:
-    from reflex_core.observation_age import observation_age_ms
+    from reflex_core.plugin.kit.observation_age import observation_age_ms
 
     mono, wall = 5_000_000_000, 1_700_000_000_000_000_000
     received = mono - 30_000_000  # 30 ms in the server

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from reflex_actionguard.config import GuardConfig
-from reflex_core.hookspecs import hookimpl
-from reflex_core.registry import Command, WedgeSpec
-from reflex_core.wedges import Stage
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.registry import Command, WedgeSpec
+from reflex_core.plugin.wedges import Stage
 
 __version__ = "0.1.0"
 

@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from reflex_core.jsonl import BadLine, iter_records
+from reflex_core.plugin.kit.jsonl import BadLine, iter_records
 
 # Chunks up to this many numbers are written out in full; larger ones by hash only.
 MAX_LOGGED_VALUES = 4096
@@ -163,7 +163,7 @@ class AuditSummary:
 
 def summarize(path: str | Path, records: Iterable[dict[str, Any]] | None = None) -> AuditSummary:
     """Summarize the audit log at ``path`` (its rotated files included)."""
-    from reflex_core.jsonl import log_files
+    from reflex_core.plugin.kit.jsonl import log_files
 
     summary = AuditSummary(files=[str(f) for f in log_files(path)])
     source = records if records is not None else iter_records(path, on_bad=summary.bad_lines.append)

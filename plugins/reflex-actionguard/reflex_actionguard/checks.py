@@ -27,7 +27,7 @@ import attrs
 import numpy as np
 
 from reflex_actionguard.limits import JointLimits
-from reflex_core.chunks import EE_POSITION_DIMS, VELOCITY_KINDS, is_absolute
+from reflex_core.plugin.kit.chunks import EE_POSITION_DIMS, VELOCITY_KINDS, is_absolute
 
 _RTOL = 1e-5
 _ATOL = 1e-6

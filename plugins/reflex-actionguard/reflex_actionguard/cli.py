@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
 def run(args: argparse.Namespace, pm: Any) -> int:
     from reflex_actionguard.audit import summarize
     from reflex_actionguard.state import default_audit_log
-    from reflex_core.jsonl import log_files
+    from reflex_core.plugin.kit.jsonl import log_files
 
     path = args.path if args.path is not None else default_audit_log()
     if not log_files(path):

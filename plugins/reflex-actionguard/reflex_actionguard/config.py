@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.options import comma_list, non_negative_int, positive_float, positive_int, setting
+from reflex_core.plugin.options import (
+    comma_list,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    setting,
+)
 
 MODES = ("clamp", "reject")
 

@@ -30,8 +30,8 @@ import attrs
 import numpy as np
 
 from reflex_actionguard.urdf import limits_for_joints
-from reflex_core.chunks import EE_KINDS, JOINT_POSITION
 from reflex_core.errors import ConfigError
+from reflex_core.plugin.kit.chunks import EE_KINDS, JOINT_POSITION
 
 
 def _readonly(values: Sequence[float]) -> np.ndarray:
@@ -58,7 +58,9 @@ class JointLimits:
     notes: tuple[str, ...]
     kind: str = JOINT_POSITION
     max_ee_velocity: float | None = None
-    chain: Any = None  # reflex_core.kinematics.KinematicChain for a joint-space ee limit
+    chain: Any = (
+        None  # reflex_core.embodiments.kinematics.KinematicChain for a joint-space ee limit
+    )
 
     @property
     def dim(self) -> int:

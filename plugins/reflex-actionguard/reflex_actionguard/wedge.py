@@ -28,7 +28,8 @@ from reflex_actionguard.checks import Violation, clamp_chunk, inspect_chunk
 from reflex_actionguard.config import GuardConfig
 from reflex_actionguard.limits import JointLimits, limits_from_embodiment, limits_from_urdf
 from reflex_actionguard.state import default_audit_log, lock_audit_log
-from reflex_core.chunks import (
+from reflex_core.errors import ConfigError, ReflexError, Unavailable
+from reflex_core.plugin.kit.chunks import (
     JOINT_KINDS,
     JOINT_POSITION,
     LastChunkMemory,
@@ -36,10 +37,9 @@ from reflex_core.chunks import (
     is_absolute,
     repeat_action,
 )
-from reflex_core.errors import ConfigError, ReflexError, Unavailable
-from reflex_core.jsonl import AsyncJsonlWriter, JsonlWriter
-from reflex_core.metrics import Collectors
-from reflex_core.wedges import ActRequest, ActResult, Handler, WedgeContext, answering_slot
+from reflex_core.plugin.kit.collectors import Collectors
+from reflex_core.plugin.kit.jsonl import AsyncJsonlWriter, JsonlWriter
+from reflex_core.plugin.wedges import ActRequest, ActResult, Handler, WedgeContext, answering_slot
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class ActionGuard:
         return measured
 
     def _hold(self, request: ActRequest, rejected: np.ndarray, now_ns: int) -> np.ndarray:
-        """Keep the robot still (:func:`reflex_core.chunks.hold_chunk` for the action kind:
+        """Keep the robot still (:func:`reflex_core.plugin.kit.chunks.hold_chunk` for the action kind:
         its state for joint positions, the commanded pose for an ee pose, zero motion for
         deltas and velocities), clipped into the limits."""
         size = self._hold_size(rejected)

@@ -14,9 +14,9 @@ import reflex_actionguard
 from prometheus_client import CollectorRegistry
 
 from reflex_core.embodiments import EmbodimentConfig
-from reflex_core.registry import WedgeSpec, structure_config
-from reflex_core.wedge_testing import plugin_wedge
-from reflex_core.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
+from reflex_core.plugin.registry import WedgeSpec, structure_config
+from reflex_core.plugin.testing import plugin_wedge
+from reflex_core.plugin.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
 
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1"]
 LOWER = np.array([-2.8, -1.7, -2.8, -3.0, -2.8, -0.01, -2.8, 0.0])

@@ -36,7 +36,7 @@ def load_serve_double() -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     from reflex_core.embodiments import EmbodimentConfig
-    from reflex_core.plugins import make_plugin_manager
+    from reflex_core.plugin.manager import make_plugin_manager
     from reflex_core.serve.app import ReflexServer
     from reflex_core.serve.config import resolve_serve_options
     from reflex_core.serve.hypercorn_runner import run

@@ -13,7 +13,7 @@ from reflex_actionguard.limits import limits_from_embodiment
 
 from reflex_core.embodiments import EmbodimentConfig
 from reflex_core.errors import ConfigError, Unavailable
-from reflex_core.wedge_testing import make_request
+from reflex_core.plugin.testing import make_request
 
 from .conftest import CHUNK, HOME, HZ, ScriptedPolicy, franka_like_dict
 

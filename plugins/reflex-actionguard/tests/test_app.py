@@ -14,8 +14,8 @@ import reflex_actionguard
 
 from reflex_core.embodiments import EmbodimentConfig
 from reflex_core.errors import ConfigError
-from reflex_core.jsonl import read_jsonl
-from reflex_core.wedge_testing import (
+from reflex_core.plugin.kit.jsonl import read_jsonl
+from reflex_core.plugin.testing import (
     FakeBatchPolicy,
     FakePolicyOutput,
     FakeRuntimePolicy,

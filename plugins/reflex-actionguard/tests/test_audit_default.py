@@ -15,8 +15,8 @@ from reflex_actionguard import cli
 from reflex_actionguard.state import default_audit_log, state_dir
 
 from reflex_core.errors import ConfigError
-from reflex_core.jsonl import read_jsonl, rotated_files
-from reflex_core.wedge_testing import asgi_client, make_request, serve_lifespan
+from reflex_core.plugin.kit.jsonl import read_jsonl, rotated_files
+from reflex_core.plugin.testing import asgi_client, make_request, serve_lifespan
 
 from .conftest import HOME, ScriptedPolicy
 from .test_app import STATE, make_app

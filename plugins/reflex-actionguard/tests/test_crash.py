@@ -18,8 +18,8 @@ import httpx
 import pytest
 from reflex_actionguard.audit import summarize
 
-from reflex_core.jsonl import read_jsonl, rotated_files
-from reflex_core.wedge_testing import wait_until_ready
+from reflex_core.plugin.kit.jsonl import read_jsonl, rotated_files
+from reflex_core.plugin.testing import wait_until_ready
 
 pytestmark = pytest.mark.slow
 

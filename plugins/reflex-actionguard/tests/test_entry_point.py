@@ -10,9 +10,9 @@ import attrs
 import pytest
 
 from reflex_core.cli import main
-from reflex_core.jsonl import JsonlWriter
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.wedges import Stage
+from reflex_core.plugin.kit.jsonl import JsonlWriter
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.wedges import Stage
 
 
 def test_entry_point_is_installed() -> None:
@@ -36,8 +36,8 @@ def test_plugin_manager_registers_the_wedge_and_command() -> None:
 
 
 def test_options_resolve_from_a_config_file_section() -> None:
-    from reflex_core.options import resolve_options
-    from reflex_core.registry import structure_config
+    from reflex_core.plugin.options import resolve_options
+    from reflex_core.plugin.registry import structure_config
 
     pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "actionguard"})
     spec = pm.registry.wedges["actionguard"]

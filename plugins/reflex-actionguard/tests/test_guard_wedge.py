@@ -12,8 +12,8 @@ from reflex_actionguard.checks import inspect_chunk
 from reflex_actionguard.limits import limits_from_embodiment
 
 from reflex_core.errors import ConfigError, Unavailable
-from reflex_core.jsonl import read_jsonl
-from reflex_core.wedge_testing import make_request
+from reflex_core.plugin.kit.jsonl import read_jsonl
+from reflex_core.plugin.testing import make_request
 
 from .conftest import CHUNK, HOME, JOINTS, LOWER, MAX_VEL, UPPER, ScriptedPolicy
 

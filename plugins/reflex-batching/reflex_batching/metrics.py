@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from reflex_core.metrics import Collectors
+from reflex_core.plugin.kit.collectors import Collectors
 
 BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
 QUEUE_WAIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)

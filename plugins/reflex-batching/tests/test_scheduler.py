@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry
 from reflex_batching import BatchingConfig, make_batching_handler, reflex_register_wedges
 
 from reflex_core.errors import ConfigError, Unavailable
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.wedge_testing import FakeBatchPolicy, PolicyFailure, make_request
-from reflex_core.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.testing import FakeBatchPolicy, PolicyFailure, make_request
+from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
 
 
 class _Plugin:

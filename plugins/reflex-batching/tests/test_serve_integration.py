@@ -14,14 +14,14 @@ import httpx
 import numpy as np
 from reflex_batching import reflex_register_wedges
 
-from reflex_core.serve import ReflexServer
-from reflex_core.wedge_testing import (
+from reflex_core.plugin.testing import (
     FakeRuntimePolicy,
     asgi_client,
     fake_server_process,
     serve_lifespan,
     wedge_server,
 )
+from reflex_core.serve import ReflexServer
 
 
 class _Plugin:

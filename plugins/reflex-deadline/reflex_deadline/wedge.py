@@ -8,7 +8,7 @@ it finishes in the background and its chunk becomes the episode's last good chun
 ``tail`` strategy serves next time.
 
 Fallback strategies, each per the embodiment's action kind (``action_space.kind``, see
-:mod:`reflex_core.chunks`; joint positions without an embodiment):
+:mod:`reflex_core.plugin.kit.chunks`; joint positions without an embodiment):
 
 * ``hold``: keep still for every step: the robot's current position
   (``observation.state[:action_dim]``) for joint positions, zero motion for deltas and
@@ -44,7 +44,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from reflex_core.chunks import (
+from reflex_core.errors import ConfigError, DeadlineExceeded, ReflexError
+from reflex_core.plugin.kit.chunks import (
     EE_POSE,
     JOINT_POSITION,
     LastChunkMemory,
@@ -52,9 +53,8 @@ from reflex_core.chunks import (
     hold_chunk,
     repeat_action,
 )
-from reflex_core.errors import ConfigError, DeadlineExceeded, ReflexError
-from reflex_core.metrics import Collectors
-from reflex_core.wedges import ActRequest, ActResult, Handler, WedgeContext
+from reflex_core.plugin.kit.collectors import Collectors
+from reflex_core.plugin.wedges import ActRequest, ActResult, Handler, WedgeContext
 from reflex_deadline.config import STRATEGIES, DeadlineConfig
 from reflex_deadline.remote import RemoteFallback, RemoteOutcome
 
@@ -303,7 +303,7 @@ class DeadlineWedge:
         return tail, None
 
     def _hold(self, request: ActRequest) -> np.ndarray:
-        """Keep still, per the action kind (:func:`reflex_core.chunks.hold_chunk`)."""
+        """Keep still, per the action kind (:func:`reflex_core.plugin.kit.chunks.hold_chunk`)."""
         stored = self.memory.get(request.episode_id) if request.episode_id is not None else None
         current = None
         if stored is not None:

@@ -16,9 +16,9 @@ import reflex_deadline
 from prometheus_client import CollectorRegistry
 
 from reflex_core.embodiments import EmbodimentConfig
-from reflex_core.registry import WedgeSpec, structure_config
-from reflex_core.wedge_testing import FakePolicyInfo, plugin_wedge
-from reflex_core.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
+from reflex_core.plugin.registry import WedgeSpec, structure_config
+from reflex_core.plugin.testing import FakePolicyInfo, plugin_wedge
+from reflex_core.plugin.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
 
 D, T = 8, 50  # the franka preset: 8 action dims, 50-step chunks at 15 Hz
 

@@ -10,11 +10,11 @@ import httpx
 import numpy as np
 import pytest
 
-from reflex_core.chunks import decay_chunk, shift_chunk
 from reflex_core.embodiments import EmbodimentConfig
 from reflex_core.embodiments.presets import read_preset
 from reflex_core.errors import ConfigError
-from reflex_core.wedge_testing import make_request
+from reflex_core.plugin.kit.chunks import decay_chunk, shift_chunk
+from reflex_core.plugin.testing import make_request
 
 from .conftest import D, SlowPolicy, T
 

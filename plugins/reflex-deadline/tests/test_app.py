@@ -10,7 +10,7 @@ import pytest
 import reflex_deadline
 
 from reflex_core.embodiments import EmbodimentConfig
-from reflex_core.wedge_testing import (
+from reflex_core.plugin.testing import (
     FakeBatchPolicy,
     FakeRuntimePolicy,
     asgi_client,

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
-from reflex_core.wedge_testing import make_request, wait_until_ready
+from reflex_core.plugin.testing import make_request, wait_until_ready
 
 from .conftest import SlowPolicy, T
 

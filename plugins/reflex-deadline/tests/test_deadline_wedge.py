@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from reflex_core.chunks import shift_chunk
 from reflex_core.errors import ConfigError, ValidationError
-from reflex_core.wedge_testing import make_request
+from reflex_core.plugin.kit.chunks import shift_chunk
+from reflex_core.plugin.testing import make_request
 
 from .conftest import D, SlowPolicy, T
 

@@ -6,10 +6,10 @@ from importlib import metadata
 
 import attrs
 
-from reflex_core.options import resolve_options
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.registry import structure_config
-from reflex_core.wedges import Stage
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.options import resolve_options
+from reflex_core.plugin.registry import structure_config
+from reflex_core.plugin.wedges import Stage
 
 
 def test_entry_point_is_installed() -> None:
@@ -32,7 +32,7 @@ def test_plugin_manager_registers_the_wedge() -> None:
 def test_options_from_the_command_line_and_the_config_file() -> None:
     import argparse
 
-    from reflex_core.options import add_options
+    from reflex_core.plugin.options import add_options
 
     pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "deadline"})
     spec = pm.registry.wedges["deadline"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import reflex_actionguard
 
-from reflex_core.jsonl import read_jsonl
-from reflex_core.registry import structure_config
-from reflex_core.wedge_testing import make_request, plugin_wedge
-from reflex_core.wedges import EnabledWedge, ordered
+from reflex_core.plugin.kit.jsonl import read_jsonl
+from reflex_core.plugin.registry import structure_config
+from reflex_core.plugin.testing import make_request, plugin_wedge
+from reflex_core.plugin.wedges import EnabledWedge, ordered
 
 from .conftest import SlowPolicy, T
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from reflex_core.wedge_testing import server_process
+from reflex_core.plugin.testing import server_process
 
 REFLEX = str(Path(sys.executable).with_name("reflex"))
 

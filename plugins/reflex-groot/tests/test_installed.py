@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from importlib import metadata
 
-from reflex_core.plugins import make_plugin_manager
+from reflex_core.plugin.manager import make_plugin_manager
 
 
 def test_entry_point_is_installed() -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reflex_core.hookspecs import hookimpl
-from reflex_core.registry import EmbodimentSource, EnvSpec
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.registry import EmbodimentSource, EnvSpec
 from reflex_metaworld import embodiment
 from reflex_metaworld.env import expert, make
 

@@ -47,7 +47,7 @@ def write_tiny_checkpoint(directory: str | Path) -> Path:
     sawyer-metaworld`` takes it)."""
     from safetensors.numpy import load_file, save_file
 
-    from reflex_core.models.builtin import write_builtin_checkpoint
+    from reflex_core.models.tiny_checkpoints import write_builtin_checkpoint
 
     directory = Path(directory)
     write_builtin_checkpoint("tiny-pi05", directory)

@@ -12,7 +12,7 @@ from reflex_metaworld import TASKS
 from reflex_metaworld.env import MetaWorldEnv, expert, obs_from_state, state_from_obs
 
 from reflex_core.embodiments import load_embodiment
-from reflex_core.plugins import make_plugin_manager
+from reflex_core.plugin.manager import make_plugin_manager
 
 
 def test_entry_point_registers_the_env_and_the_sawyer_embodiments() -> None:

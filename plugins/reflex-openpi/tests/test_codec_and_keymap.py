@@ -17,7 +17,7 @@ from reflex_openpi.keymap import (
 )
 
 from reflex_core.errors import ConfigError, ValidationError
-from reflex_core.plugins import make_plugin_manager
+from reflex_core.plugin.manager import make_plugin_manager
 
 
 def test_entry_point_is_installed_and_registers_the_transport() -> None:

@@ -10,7 +10,7 @@ import reflex_openpi
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from reflex_core import wedge_testing as kit
+from reflex_core.plugin import testing as kit
 
 
 def test_healthz_needs_no_api_key_but_the_openpi_socket_does() -> None:

@@ -1,5 +1,5 @@
 """The openpi transport in process: it reaches the server only through the
-:class:`~reflex_core.contracts.TransportHost` protocol, and its replies carry the server's
+:class:`~reflex_core.plugin.contracts.TransportHost` protocol, and its replies carry the server's
 timings and chunk metadata exactly as ``POST /act`` does."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from starlette.routing import BaseRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
-from reflex_core import wedge_testing as kit
-from reflex_core.contracts import TransportHost
-from reflex_core.hookspecs import hookimpl
-from reflex_core.registry import Transport
+from reflex_core.plugin import testing as kit
+from reflex_core.plugin.contracts import TransportHost
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.registry import Transport
 from reflex_core.serve import ReflexServer
 
 # What the protocol declares, read off the class (methods and properties alike).

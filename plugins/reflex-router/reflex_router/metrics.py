@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from reflex_core.metrics import Collectors
+from reflex_core.plugin.kit.collectors import Collectors
 
 # Action differences in robot units (radians, metres) or normalized units: small numbers matter.
 DIFF_BUCKETS = (0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)

@@ -1,7 +1,7 @@
 """Shadow comparisons: A's and B's chunk for the same observation, their difference, a record.
 
 One JSON object per mirrored request in ``--shadow-log`` (append-only, fsync-ed, see
-:mod:`reflex_core.jsonl`)::
+:mod:`reflex_core.plugin.kit.jsonl`)::
 
     {"type": "shadow", "time_ns": 1718000000000000000,
      "request_id": "...", "episode_id": "ep-7" | null, "seq": 12 | null,
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from reflex_core.errors import ReflexError
-from reflex_core.jsonl import AsyncJsonlWriter, JsonlWriter
-from reflex_core.wedges import ActRequest, ActResult
+from reflex_core.plugin.kit.jsonl import AsyncJsonlWriter, JsonlWriter
+from reflex_core.plugin.wedges import ActRequest, ActResult
 from reflex_router.metrics import RouterMetrics
 
 log = logging.getLogger(__name__)

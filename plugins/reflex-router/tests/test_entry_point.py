@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from importlib import metadata
 
-from reflex_core.options import add_options, resolve_options
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.wedges import Stage, enabled_wedges
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.options import add_options, resolve_options
+from reflex_core.plugin.wedges import Stage, enabled_wedges
 
 
 def test_entry_point_is_installed() -> None:

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from reflex_router import reflex_register_wedges
 
-from reflex_core.jsonl import read_jsonl
-from reflex_core.serve import ReflexServer
-from reflex_core.wedge_testing import (
+from reflex_core.plugin.kit.jsonl import read_jsonl
+from reflex_core.plugin.testing import (
     asgi_client,
     export_available,
     exported_artifact,
     runtime_server,
     serve_lifespan,
 )
+from reflex_core.serve import ReflexServer
 
 pytestmark = [
     pytest.mark.slow,

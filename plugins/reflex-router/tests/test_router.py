@@ -14,10 +14,10 @@ from prometheus_client import CollectorRegistry
 from reflex_router import episode_percentile, reflex_register_wedges
 
 from reflex_core.errors import ConfigError, ValidationError
-from reflex_core.jsonl import read_jsonl
-from reflex_core.plugins import make_plugin_manager
-from reflex_core.wedge_testing import FakeBatchPolicy, FakePolicyInfo, FakePolicySet, make_request
-from reflex_core.wedges import ActResult, WedgeContext, compose, enabled_wedges
+from reflex_core.plugin.kit.jsonl import read_jsonl
+from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.testing import FakeBatchPolicy, FakePolicyInfo, FakePolicySet, make_request
+from reflex_core.plugin.wedges import ActResult, WedgeContext, compose, enabled_wedges
 
 
 class _Plugin:

@@ -11,9 +11,8 @@ import httpx
 import numpy as np
 from reflex_router import episode_percentile, reflex_register_wedges
 
-from reflex_core.jsonl import read_jsonl
-from reflex_core.serve import ReflexServer
-from reflex_core.wedge_testing import (
+from reflex_core.plugin.kit.jsonl import read_jsonl
+from reflex_core.plugin.testing import (
     FakeBatchPolicy,
     FakeRuntimePolicy,
     asgi_client,
@@ -21,6 +20,7 @@ from reflex_core.wedge_testing import (
     serve_lifespan,
     wedge_server,
 )
+from reflex_core.serve import ReflexServer
 
 
 class _Plugin:

@@ -11,9 +11,9 @@ import pytest
 import reflex_slo
 from prometheus_client import CollectorRegistry
 
-from reflex_core.registry import WedgeSpec, structure_config
-from reflex_core.wedge_testing import plugin_wedge
-from reflex_core.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
+from reflex_core.plugin.registry import WedgeSpec, structure_config
+from reflex_core.plugin.testing import plugin_wedge
+from reflex_core.plugin.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
 
 
 class TunablePolicy:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import reflex_slo
 
-from reflex_core.wedge_testing import (
+from reflex_core.plugin.testing import (
     FakeBatchPolicy,
     FakeRuntimePolicy,
     asgi_client,

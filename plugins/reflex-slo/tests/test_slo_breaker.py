@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from reflex_core.errors import ConfigError, Unavailable
-from reflex_core.wedge_testing import make_request
+from reflex_core.plugin.testing import make_request
 
 from .conftest import TunablePolicy
 

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import generate_latest
 
 from reflex_core.errors import Unavailable, ValidationError
-from reflex_core.registry import structure_config
-from reflex_core.wedge_testing import make_request
-from reflex_core.wedges import EnabledWedge
+from reflex_core.plugin.registry import structure_config
+from reflex_core.plugin.testing import make_request
+from reflex_core.plugin.wedges import EnabledWedge
 
 from .conftest import TunablePolicy
 
@@ -112,7 +112,7 @@ def test_deadline_fallbacks_count_as_timeouts(build_slo) -> None:
 def test_with_the_real_deadline_wedge(build_slo) -> None:
     import reflex_deadline
 
-    from reflex_core.wedge_testing import FakePolicyInfo, plugin_wedge
+    from reflex_core.plugin.testing import FakePolicyInfo, plugin_wedge
 
     deadline_spec = plugin_wedge(reflex_deadline)
     deadline = EnabledWedge(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from reflex_core.wedges import ActRequest
+from reflex_core.plugin.wedges import ActRequest
 
 # A capture timestamp further in the past than this is taken as clock skew between the robot
 # and the server (not a real delay) and ignored, rather than reported as a minutes-long latency.

@@ -29,10 +29,10 @@ from typing import Any, Protocol
 import attrs
 import numpy as np
 
-from reflex_core.control.action_queue import ActionQueue
-from reflex_core.control.clock import Clock, MonotonicClock
-from reflex_core.control.merge import DEFAULT_MERGE, MergeFunction, merge_function
 from reflex_core.errors import ConfigError, ReflexError
+from reflex_core.robot.control.action_queue import ActionQueue
+from reflex_core.robot.control.clock import Clock, MonotonicClock
+from reflex_core.robot.control.merge import DEFAULT_MERGE, MergeFunction, merge_function
 
 PROMPT_ALIASES = ("prompt", "task", "instruction")
 
@@ -69,7 +69,7 @@ def stream_fields(observation: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class StreamChunkSource:
-    """Requests over an :class:`~reflex_core.sdk.ActionStream`, one at a time, in a worker
+    """Requests over an :class:`~reflex_core.robot.sdk.ActionStream`, one at a time, in a worker
     thread of their own (the stream is only ever used from that thread)."""
 
     def __init__(self, stream: Any, *, timeout_s: float | None = 10.0) -> None:
@@ -144,7 +144,7 @@ class LoopReport:
 
 def failure_reason(exc: BaseException) -> str:
     """The safe-stop reason for an exception (the vocabulary ``reflex connect`` uses too)."""
-    from reflex_core.sdk.errors import TransportError
+    from reflex_core.robot.sdk.errors import TransportError
 
     if isinstance(exc, KeyboardInterrupt):
         return "signal"
@@ -169,7 +169,7 @@ class ControlLoop:
         ``control.rtc_execution_horizon``): the next chunk is requested that many actions into
         the current one, while it keeps executing.
     :param merge: how overlapping actions of the old and new chunk combine (see
-        :mod:`reflex_core.control.merge`).
+        :mod:`reflex_core.robot.control.merge`).
     :param drop_stale: drop the actions for ticks that passed while the chunk was computed
         (on by default; off replays them late, which only makes sense for a tethered test).
     :param clock: :class:`MonotonicClock` by default; a :class:`FakeClock` in tests.

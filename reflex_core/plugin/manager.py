@@ -25,8 +25,8 @@ from typing import Any
 import attrs
 import pluggy
 
-from reflex_core import hookspecs
-from reflex_core.registry import Registry, collect
+from reflex_core.plugin import hookspecs
+from reflex_core.plugin.registry import Registry, collect
 
 log = logging.getLogger(__name__)
 

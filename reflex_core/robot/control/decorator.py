@@ -22,9 +22,9 @@ Or a function ``step(action) -> observation`` (called with ``None`` first)::
 
     report = step.run(max_steps=300)
 
-Either way ``run`` opens an :class:`~reflex_core.sdk.ActionStream`, runs the
-:class:`~reflex_core.control.loop.ControlLoop` at the embodiment's rate and horizon, and returns
-its :class:`~reflex_core.control.loop.LoopReport`.
+Either way ``run`` opens an :class:`~reflex_core.robot.sdk.ActionStream`, runs the
+:class:`~reflex_core.robot.control.loop.ControlLoop` at the embodiment's rate and horizon, and returns
+its :class:`~reflex_core.robot.control.loop.LoopReport`.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from typing import Any, TypeVar
 
 import attrs
 
-from reflex_core.control.clock import Clock
-from reflex_core.control.loop import ControlLoop, LoopReport, StreamChunkSource
-from reflex_core.control.merge import DEFAULT_MERGE, MergeFunction, merge_function
-from reflex_core.control.robot import FunctionRobot, StepFunction
 from reflex_core.errors import ConfigError
+from reflex_core.robot.control.clock import Clock
+from reflex_core.robot.control.loop import ControlLoop, LoopReport, StreamChunkSource
+from reflex_core.robot.control.merge import DEFAULT_MERGE, MergeFunction, merge_function
+from reflex_core.robot.control.robot import FunctionRobot, StepFunction
 
 T = TypeVar("T")
 
@@ -62,8 +62,8 @@ class Connection:
     stream_options: dict[str, Any] = attrs.field(factory=dict)
 
     def run_robot(self, robot: Any, max_steps: int | None = None, **overrides: Any) -> LoopReport:
-        from reflex_core.sdk import ActionStream
-        from reflex_core.sdk.common import resolve_embodiment
+        from reflex_core.robot.sdk import ActionStream
+        from reflex_core.robot.sdk.sansio import resolve_embodiment
 
         settings = attrs.evolve(self, **overrides) if overrides else self
         embodiment = resolve_embodiment(settings.embodiment)
@@ -130,7 +130,7 @@ def connect(
         override the first two).
     :param merge: ``latest_only``, ``weighted_average`` (default), ``average``,
         ``conservative`` or a callable ``(old, new) -> action``.
-    :param stream_options: passed to :class:`~reflex_core.sdk.ActionStream`.
+    :param stream_options: passed to :class:`~reflex_core.robot.sdk.ActionStream`.
     """
     merge_function(merge)  # an unknown name fails at decoration time, not mid-run
     connection = Connection(

@@ -31,9 +31,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reflex_core.connect.commands import LineReader, run_command
-from reflex_core.connect.config import DEFAULT_RATE_HZ, ConnectConfig
 from reflex_core.errors import ReflexError
+from reflex_core.robot.connect.config import DEFAULT_RATE_HZ, ConnectConfig
+from reflex_core.robot.connect.subprocesses import LineReader, run_command
 from reflex_core.wire.parse import SHORTHAND_CAMERA, parse_observation
 
 log = logging.getLogger("reflex.connect")
@@ -168,8 +168,8 @@ class ConnectSession:
         *,
         stream_factory: Callable[..., Any] | None = None,
     ) -> None:
-        from reflex_core.sdk import ActionStream, Backoff
-        from reflex_core.sdk.common import resolve_embodiment
+        from reflex_core.robot.sdk import ActionStream, Backoff
+        from reflex_core.robot.sdk.sansio import resolve_embodiment
 
         self.config = config
         self.embodiment = resolve_embodiment(config.embodiment)
@@ -271,7 +271,7 @@ class ConnectSession:
                 start = time.monotonic() - self.steps * period  # overran: no burst catch-up
 
     def _call_server(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        from reflex_core.sdk.errors import RequestTimeout, TransportError
+        from reflex_core.robot.sdk.errors import RequestTimeout, TransportError
 
         try:
             return fn(**kwargs)

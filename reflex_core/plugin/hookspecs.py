@@ -4,7 +4,7 @@ Registration hooks take a ``register`` callback (the ``llm`` / ``hatch`` pattern
 the registry, validates what a plugin hands it, and rejects a duplicate name naming both owners.
 A hook implementation may accept any subset of a spec's arguments, so specs only ever gain
 arguments. pluggy is synchronous: these hooks discover and register; none sits in the request
-path (wedges are async handlers composed by the core, see :mod:`reflex_core.wedges`).
+path (wedges are async handlers composed by the core, see :mod:`reflex_core.plugin.wedges`).
 
 Always call hooks with keyword arguments.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from reflex_core.registry import (
+    from reflex_core.plugin.registry import (
         Command,
         EmbodimentSource,
         EnvSpec,
@@ -43,7 +43,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
     """Register model families that ``reflex export`` can load.
 
-    :param register: call with a :class:`reflex_core.registry.ModelLoader` for each family
+    :param register: call with a :class:`reflex_core.plugin.registry.ModelLoader` for each family
         (e.g. ``pi0``, ``pi05``). Names are unique across all plugins.
     :return: ignored.
     """
@@ -53,7 +53,7 @@ def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> No
 def reflex_register_exporters(register: Callable[[Exporter], None]) -> None:
     """Register export modes (``monolithic``, ``decomposed``, ...).
 
-    :param register: call with a :class:`reflex_core.registry.Exporter` for each mode.
+    :param register: call with a :class:`reflex_core.plugin.registry.Exporter` for each mode.
     :return: ignored.
     """
 
@@ -62,11 +62,11 @@ def reflex_register_exporters(register: Callable[[Exporter], None]) -> None:
 def reflex_register_wedges(register: Callable[[WedgeSpec[Any]], None]) -> None:
     """Register wedges: async middleware around the policy call.
 
-    Each :class:`reflex_core.registry.WedgeSpec` declares its stage (which fixes its place in
+    Each :class:`reflex_core.plugin.registry.WedgeSpec` declares its stage (which fixes its place in
     the chain), its ``reflex serve`` options and its config class. A wedge only runs when the
     command line or config file enables it.
 
-    :param register: call with a :class:`reflex_core.registry.WedgeSpec` for each wedge.
+    :param register: call with a :class:`reflex_core.plugin.registry.WedgeSpec` for each wedge.
     :return: ignored.
     """
 
@@ -77,7 +77,7 @@ def reflex_register_transports(register: Callable[[Transport], None]) -> None:
 
     The built-in HTTP ``/act`` and WebSocket ``/ws`` transports are registered this way too.
 
-    :param register: call with a :class:`reflex_core.registry.Transport`.
+    :param register: call with a :class:`reflex_core.plugin.registry.Transport`.
     :return: ignored.
     """
 
@@ -86,7 +86,7 @@ def reflex_register_transports(register: Callable[[Transport], None]) -> None:
 def reflex_register_embodiments(register: Callable[[EmbodimentSource], None]) -> None:
     """Register robot embodiment configs usable as ``--embodiment NAME``.
 
-    :param register: call with a :class:`reflex_core.registry.EmbodimentSource`.
+    :param register: call with a :class:`reflex_core.plugin.registry.EmbodimentSource`.
     :return: ignored.
     """
 
@@ -97,7 +97,7 @@ def reflex_register_commands(register: Callable[[Command], None]) -> None:
 
     The core's own commands (``export``, ``serve``, ``plugins``...) are registered this way too.
 
-    :param register: call with a :class:`reflex_core.registry.Command`.
+    :param register: call with a :class:`reflex_core.plugin.registry.Command`.
     :return: ignored.
     """
 
@@ -106,13 +106,13 @@ def reflex_register_commands(register: Callable[[Command], None]) -> None:
 def reflex_register_envs(register: Callable[[EnvSpec], None]) -> None:
     """Register simulated environments that ``reflex eval --env NAME/TASK`` runs episodes in.
 
-    Each :class:`reflex_core.registry.EnvSpec` names the embodiment its adapter speaks (joint
+    Each :class:`reflex_core.plugin.registry.EnvSpec` names the embodiment its adapter speaks (joint
     state and camera renders in, the embodiment's actions out), the tasks it offers and how to
     build one episode's environment; it may also offer a scripted expert for the task (what
     ``reflex eval serve-expert`` serves to check the harness). Heavy simulator imports belong
     inside ``make`` / ``expert``, never at module import.
 
-    :param register: call with a :class:`reflex_core.registry.EnvSpec` for each environment
+    :param register: call with a :class:`reflex_core.plugin.registry.EnvSpec` for each environment
         family (e.g. ``metaworld``). Names are unique across all plugins.
     :return: ignored.
     """
@@ -126,7 +126,7 @@ def reflex_register_runtime_backends(register: Callable[[RuntimeBackend], None])
     ``--providers`` names it; ``reflex doctor`` reports whether each one can run here. Heavy
     imports belong inside ``probe`` / ``open_session``, never at module import.
 
-    :param register: call with a :class:`reflex_core.registry.RuntimeBackend` for each backend.
+    :param register: call with a :class:`reflex_core.plugin.registry.RuntimeBackend` for each backend.
         Names are unique across all plugins.
     :return: ignored.
     """

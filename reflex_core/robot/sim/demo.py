@@ -4,7 +4,7 @@
    parity gate), unless ``--artifact`` names an existing export;
 2. start ``reflex serve`` on it as a real subprocess on 127.0.0.1, with the installed wedges
    switched on (ActionGuard clamping with an audit log, the deadline with tail fallback);
-3. drive a Franka Panda simulated by MuJoCo (:class:`~reflex_core.sim.SimArm`) through the SDK
+3. drive a Franka Panda simulated by MuJoCo (:class:`~reflex_core.robot.sim.SimArm`) through the SDK
    and the chunk execution loop at the embodiment's 15 Hz;
 4. stop the server (and check it is gone) and print a report.
 
@@ -228,9 +228,9 @@ def workdir(keep: Path | None) -> Iterator[Path]:
 
 def drive(base: str, embodiment: Any, options: DemoOptions, err: TextIO) -> tuple[Any, Any]:
     """Run the simulated arm from the server; returns (loop report, arm)."""
-    from reflex_core.control import ControlLoop, StreamChunkSource
-    from reflex_core.sdk import ActionStream
-    from reflex_core.sim import SimArm
+    from reflex_core.robot.control import ControlLoop, StreamChunkSource
+    from reflex_core.robot.sdk import ActionStream
+    from reflex_core.robot.sim import SimArm
 
     rate = options.rate_hz or embodiment.control.frequency_hz
     arm = SimArm(embodiment, frequency_hz=rate)

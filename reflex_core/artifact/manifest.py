@@ -33,14 +33,14 @@ import attrs
 import fastjsonschema
 import numpy as np
 
-from reflex_core.errors import ArtifactError
-from reflex_core.integrity import (
+from reflex_core.artifact.integrity import (
     Signer,
     load_public_keys,
     read_signer,
     require_trusted,
     verify_manifest,
 )
+from reflex_core.errors import ArtifactError
 from reflex_core.runtime.io_spec import FlowIO, ImageIO, IOSpec, PromptIO, TokenizerIO
 
 SCHEMA_VERSION = 2

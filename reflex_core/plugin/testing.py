@@ -1,6 +1,6 @@
 """Test doubles and harnesses for wedge authors (no torch, no ONNX needed).
 
-A wedge is tested by composing it with :func:`reflex_core.wedges.compose` around a
+A wedge is tested by composing it with :func:`reflex_core.plugin.wedges.compose` around a
 ``BatchHandler`` that behaves like the real policy where it matters to wedges: it runs ONE
 vectorised computation for the whole batch, each row's actions depend on that row's
 observation and noise (so a mixed-up or dropped row shows), it reports pooled features, and it
@@ -8,12 +8,16 @@ can take time (a fixed part plus a part per row, like a batched ORT call) or fai
 
 * :func:`make_request`, :class:`FakeBatchPolicy`, :class:`FakePolicySet` (several policies
   keyed by ``request.policy``), :class:`FakePolicyInfo`: unit tests around ``compose``;
-* :func:`plugin_wedge`: the :class:`~reflex_core.registry.WedgeSpec` a plugin registers;
+* :func:`plugin_wedge`: the :class:`~reflex_core.plugin.registry.WedgeSpec` a plugin registers;
+  :func:`enable` switches it on with setting values, :func:`wedge_context` is the context a
+  server would hand it, and :func:`build_chain` composes the chain around a double (the
+  ``wedge_chain`` fixture of :mod:`reflex_core.plugin.pytest_plugin` also runs the wedges'
+  ``ctx.on_shutdown`` callbacks when the test ends);
 * :class:`FakeRuntimePolicy` (the runtime ``Policy`` interface; :func:`double_info` builds
   the ``info`` of such a double), :func:`wedge_server`,
   :func:`serve_lifespan` and :func:`asgi_client`: the wedge inside the real ``ReflexServer``
   app, driven with ``httpx.ASGITransport``;
-* ``python -m reflex_core.wedge_testing`` / :func:`fake_server_process`: that server under the
+* ``python -m reflex_core.plugin.testing`` / :func:`fake_server_process`: that server under the
   real Hypercorn runner with the installed plugins' wedges and options;
 * :func:`server_process`: any ``reflex serve ...`` command on 127.0.0.1, ready-checked
   (:func:`wait_until_ready`), stopped with SIGTERM;
@@ -34,13 +38,20 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from reflex_core.wedges import ActRequest, ActResult
+from reflex_core.plugin.registry import WedgeSpec, structure_config
+from reflex_core.plugin.wedges import (
+    ActRequest,
+    ActResult,
+    EnabledWedge,
+    Handler,
+    WedgeContext,
+    compose,
+)
 from reflex_core.wire.types import Observation
 
 if TYPE_CHECKING:
     import httpx
 
-    from reflex_core.registry import WedgeSpec
     from reflex_core.serve import ReflexServer
 
 _request_ids = itertools.count()
@@ -317,6 +328,69 @@ def plugin_wedge(plugin: Any) -> WedgeSpec:
     return specs[0]
 
 
+def enable(wedge: Any, values: Mapping[str, Any] | None = None) -> EnabledWedge:
+    """``wedge`` (a :class:`WedgeSpec`, or a plugin that registers one) switched on with
+    ``values`` (field name -> value, as a config-file table gives them), checked by its config
+    class exactly as ``reflex serve`` checks them."""
+    spec = wedge if isinstance(wedge, WedgeSpec) else plugin_wedge(wedge)
+    return EnabledWedge(spec=spec, config=structure_config(spec, values or {}))
+
+
+def wedge_context(
+    *,
+    policies: Mapping[str, Any] | None = None,
+    embodiment: Any = None,
+    metrics: Any = None,
+    **fields: Any,
+) -> WedgeContext:
+    """The :class:`WedgeContext` a server would hand the wedges: ``policies`` (slot -> e.g. a
+    :class:`FakePolicyInfo`), the robot or None, and a Prometheus registry of its own unless
+    ``metrics`` is given (never the process-global one); ``fields`` set the rest
+    (``load_policy=``, ``executor=``)."""
+    if metrics is None:
+        from prometheus_client import CollectorRegistry
+
+        metrics = CollectorRegistry()
+    return WedgeContext(
+        policies=dict(policies or {}), embodiment=embodiment, metrics=metrics, **fields
+    )
+
+
+@attrs.frozen
+class Chain:
+    """A composed chain: the outermost ``handler``, the ``ctx`` its wedges were built with
+    (their ``routes``, ``health``, ``on_shutdown``), and the wedge ``names``, outermost first."""
+
+    handler: Handler
+    ctx: WedgeContext
+    names: list[str]
+
+
+def build_chain(
+    policy: Any, *wedges: EnabledWedge, ctx: WedgeContext | None = None, **context: Any
+) -> Chain:
+    """Compose ``wedges`` (from :func:`enable`) around ``policy`` (a ``BatchHandler`` such as
+    :class:`FakeBatchPolicy`) in the declared stage order, as the server does. ``ctx`` defaults
+    to :func:`wedge_context` of ``context``."""
+    if ctx is None:
+        ctx = wedge_context(**context)
+    elif context:
+        raise TypeError("pass either ctx or the fields to build one, not both")
+    handler, names = compose(list(wedges), policy, ctx)
+    return Chain(handler=handler, ctx=ctx, names=names)
+
+
+async def shut_down(ctx: WedgeContext) -> None:
+    """Run ``ctx.on_shutdown`` callbacks as a stopping server does: last registered first,
+    awaiting what returns an awaitable."""
+    import inspect
+
+    for callback in reversed(ctx.on_shutdown):
+        outcome = callback()
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
 def wedge_server(
     plugins: Mapping[str, Any],
     policies: Any,
@@ -338,7 +412,7 @@ def wedge_server(
     :param embodiment: an ``EmbodimentConfig``, or None (raw actions).
     :param policy_loader: ``(source, slot) -> policy`` for ``ctx.load_policy`` (the router).
     """
-    from reflex_core.plugins import make_plugin_manager
+    from reflex_core.plugin.manager import make_plugin_manager
     from reflex_core.serve import ReflexServer
     from reflex_core.serve.config import resolve_serve_options
 
@@ -537,7 +611,7 @@ def fake_server_process(
     ``args``, real Hypercorn."""
     import sys
 
-    argv = [sys.executable, "-m", "reflex_core.wedge_testing", *args]
+    argv = [sys.executable, "-m", "reflex_core.plugin.testing", *args]
     with server_process(
         argv, log_path=log_path, load_plugins=load_plugins, timeout_s=timeout_s
     ) as base:
@@ -545,7 +619,7 @@ def fake_server_process(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m reflex_core.wedge_testing --port N [--fixed-s S] [--per-row-s S]
+    """``python -m reflex_core.plugin.testing --port N [--fixed-s S] [--per-row-s S]
     [any reflex serve / wedge option]``: serve a :class:`FakeRuntimePolicy` under the real
     Hypercorn runner with the installed plugins' wedges, for testing a wedge end to end without
     exporting a model. ``--load-slot NAME`` lets ``ctx.load_policy`` (the router) load fakes."""
@@ -553,15 +627,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
     import sys
 
-    from reflex_core.options import add_options
-    from reflex_core.plugins import make_plugin_manager
+    from reflex_core.plugin.manager import make_plugin_manager
+    from reflex_core.plugin.options import add_options
     from reflex_core.serve import ReflexServer
     from reflex_core.serve.config import SERVE_OPTIONS, resolve_serve_options
     from reflex_core.serve.hypercorn_runner import run
 
     pm = make_plugin_manager()
     registry = pm.registry
-    parser = argparse.ArgumentParser(prog="python -m reflex_core.wedge_testing")
+    parser = argparse.ArgumentParser(prog="python -m reflex_core.plugin.testing")
     parser.add_argument("--fixed-s", type=float, default=0.0, help="fake call time")
     parser.add_argument("--per-row-s", type=float, default=0.0, help="fake time per row")
     add_options(parser, SERVE_OPTIONS)

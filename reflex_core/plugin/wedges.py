@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from starlette.routing import BaseRoute
 
-    from reflex_core.contracts import EmbodimentLike, PolicyLike
-    from reflex_core.registry import WedgeSpec
+    from reflex_core.plugin.contracts import EmbodimentLike, PolicyLike
+    from reflex_core.plugin.registry import WedgeSpec
 
 
 class Stage(enum.IntEnum):
@@ -132,8 +132,8 @@ class WedgeContext:
     """What the server hands a wedge factory.
 
     :ivar policies: loaded policy slots by name (``"default"``, or ``"a"``/``"b"`` with the
-        router); each a :class:`~reflex_core.contracts.PolicyLike` (the runtime's ``Policy``).
-    :ivar embodiment: the robot (:class:`~reflex_core.contracts.EmbodimentLike`, an
+        router); each a :class:`~reflex_core.plugin.contracts.PolicyLike` (the runtime's ``Policy``).
+    :ivar embodiment: the robot (:class:`~reflex_core.plugin.contracts.EmbodimentLike`, an
         :class:`~reflex_core.embodiments.EmbodimentConfig`), or None (raw actions).
     :ivar metrics: the server's prometheus registry; wedges add their own collectors to it.
     :ivar load_policy: ``(slot, artifact_dir) -> policy``: loads another policy into this
@@ -245,7 +245,7 @@ def enabled_wedges(
     specs: Mapping[str, WedgeSpec[Any]], values_by_wedge: Mapping[str, Mapping[str, Any]]
 ) -> list[EnabledWedge]:
     """Structure each wedge's option values into its config class; keep the enabled ones."""
-    from reflex_core.registry import structure_config
+    from reflex_core.plugin.registry import structure_config
 
     result: list[EnabledWedge] = []
     for name, spec in sorted(specs.items()):

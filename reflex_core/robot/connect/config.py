@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 
 from reflex_core.errors import ConfigError
-from reflex_core.options import (
+from reflex_core.plugin.options import (
     Option,
     load_toml_config,
     non_negative_float,

@@ -7,11 +7,11 @@ exist for the type checker; nothing here is checked at run time. CI runs ``mypy 
 this module and the other contract modules (``scripts/test.sh``), and
 ``tests/contract_conformance.py`` checks that the core's own classes satisfy them.
 
-* a wedge is a :data:`WedgeFactory` (``reflex_core.wedges``): ``(config, next, ctx) ->
+* a wedge is a :data:`WedgeFactory` (``reflex_core.plugin.wedges``): ``(config, next, ctx) ->
   handler``, with ``next`` and the handler a :data:`Handler` or a :data:`BatchHandler`;
-* ``ctx`` (:class:`~reflex_core.wedges.WedgeContext`) holds :class:`PolicyLike` slots and an
+* ``ctx`` (:class:`~reflex_core.plugin.wedges.WedgeContext`) holds :class:`PolicyLike` slots and an
   :class:`EmbodimentLike` (or None);
-* a transport's ``routes(host)`` (``reflex_core.registry.Transport``) gets a
+* a transport's ``routes(host)`` (``reflex_core.plugin.registry.Transport``) gets a
   :class:`TransportHost`: the server as a transport sees it.
 """
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from reflex_core.wedges import (
+from reflex_core.plugin.wedges import (
     ActRequest,
     ActResult,
     BatchHandler,

@@ -1,4 +1,4 @@
-"""``AsyncActionStream``: the asyncio flavour of :class:`~reflex_core.sdk.stream.ActionStream`.
+"""``AsyncActionStream``: the asyncio flavour of :class:`~reflex_core.robot.sdk.stream.ActionStream`.
 
 Same constructor, same semantics (transport choice, readiness wait, reconnect with backoff and
 resend, typed errors); every I/O method is a coroutine::
@@ -20,7 +20,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from reflex_core.sdk.common import (
+from reflex_core.robot.sdk.errors import TransportError
+from reflex_core.robot.sdk.sansio import (
     NotReady,
     ObservationFields,
     PendingObservation,
@@ -29,14 +30,13 @@ from reflex_core.sdk.common import (
     json_body,
     time_left,
 )
-from reflex_core.sdk.errors import TransportError
 
 _RETRYABLE = (OSError, WebSocketException, httpx.TransportError, asyncio.TimeoutError)
 
 
 class AsyncActionStream(StreamCore):
     """A session with a Reflex server, for asyncio code. Parameters as
-    :class:`~reflex_core.sdk.stream.ActionStream`."""
+    :class:`~reflex_core.robot.sdk.stream.ActionStream`."""
 
     _ws: ClientConnection | None
     _http: httpx.AsyncClient | None = None

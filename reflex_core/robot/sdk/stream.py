@@ -31,7 +31,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from reflex_core.sdk.common import (
+from reflex_core.robot.sdk.errors import TransportError
+from reflex_core.robot.sdk.sansio import (
     NotReady,
     ObservationFields,
     PendingObservation,
@@ -40,7 +41,6 @@ from reflex_core.sdk.common import (
     json_body,
     time_left,
 )
-from reflex_core.sdk.errors import TransportError
 
 # Failures that mean "the server is not there (yet)": worth another try within the budget.
 _RETRYABLE = (OSError, WebSocketException, httpx.TransportError)
@@ -179,7 +179,7 @@ class ActionStream(StreamCore):
         :param prompt: overrides the session prompt for this observation.
         :param fields: ``seq``, ``capture_time_ns`` (wall-clock capture time, default now; the
             chunk's timings are keyed to it), ``request_id``, ``max_gpu_seconds``,
-            ``episode_id`` (see :class:`~reflex_core.sdk.common.ObservationFields`).
+            ``episode_id`` (see :class:`~reflex_core.robot.sdk.sansio.ObservationFields`).
         """
         self.connect()
         item = self.encoder.encode(state, images, prompt, **fields)
@@ -236,7 +236,7 @@ class ActionStream(StreamCore):
             (capture to arrival) and ``round_trip_ms``.
         :raises RequestTimeout: nothing arrived in time (the observation stays pending).
         :raises ReflexError: the server's error for that observation, typed (see
-            :mod:`reflex_core.sdk.errors`), or :class:`TransportError`.
+            :mod:`reflex_core.robot.sdk.errors`), or :class:`TransportError`.
         """
         self._check_something_pending()
         if self.transport == "http":

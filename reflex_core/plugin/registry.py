@@ -15,14 +15,14 @@ import cattrs
 from cattrs.v import format_exception
 
 from reflex_core.errors import ConfigError, PluginError
-from reflex_core.options import Option, options_of
+from reflex_core.plugin.options import Option, options_of
 
 if TYPE_CHECKING:
     import pluggy
     from starlette.routing import BaseRoute
 
-    from reflex_core.contracts import TransportHost
-    from reflex_core.wedges import WedgeFactory
+    from reflex_core.plugin.contracts import TransportHost
+    from reflex_core.plugin.wedges import WedgeFactory
 
 ConfigT = TypeVar("ConfigT")
 
@@ -104,17 +104,17 @@ class WedgeSpec(Generic[ConfigT]):
     Generic in its config class, so a type checker holds ``factory``, ``is_enabled`` and
     ``policies`` to the class ``config_cls`` names (``WedgeSpec[GuardConfig]``).
 
-    :ivar stage: an :class:`reflex_core.wedges.Stage` (or an int between two stages).
+    :ivar stage: an :class:`reflex_core.plugin.wedges.Stage` (or an int between two stages).
     :ivar config_cls: an attrs class whose fields are declared with
-        :func:`reflex_core.options.setting`; the core structures the resolved option values
+        :func:`reflex_core.plugin.options.setting`; the core structures the resolved option values
         (keyed by field name) into it with cattrs.
     :ivar options: the ``reflex serve`` flags this wedge adds (also its config-file keys);
         derived from ``config_cls`` unless given.
     :ivar factory: ``(config, next, ctx) -> handler``, a
-        :data:`~reflex_core.wedges.WedgeFactory`: ``next`` and the handler are a ``Handler``
+        :data:`~reflex_core.plugin.wedges.WedgeFactory`: ``next`` and the handler are a ``Handler``
         outside ``Stage.BATCHING``, a ``BatchHandler`` inside it; the batching wedge takes a
         ``BatchHandler`` and returns a ``Handler``. ``ctx`` is the
-        :class:`~reflex_core.wedges.WedgeContext`.
+        :class:`~reflex_core.plugin.wedges.WedgeContext`.
     :ivar is_enabled: ``config -> bool``: whether the user switched the wedge on.
     :ivar policies: ``config -> {slot: artifact_dir}``: extra policy slots the wedge needs; they
         are loaded before any factory runs (the server does it on an inference thread, so
@@ -139,11 +139,11 @@ class Transport:
     """Routes that carry observations in and chunks out.
 
     :ivar routes: ``host -> starlette routes``, called once when the app is built; ``host`` is
-        the server as a transport sees it (:class:`reflex_core.contracts.TransportHost`:
+        the server as a transport sees it (:class:`reflex_core.plugin.contracts.TransportHost`:
         readiness, limits, ``prepare`` then ``submit`` through the wedge chain, the chunk and
         error encodings, metrics).
     :ivar config_cls: an attrs class declaring the transport's settings with
-        :func:`reflex_core.options.setting`, if it has any.
+        :func:`reflex_core.plugin.options.setting`, if it has any.
     :ivar options: extra ``reflex serve`` options this transport adds; derived from
         ``config_cls`` unless given.
     """

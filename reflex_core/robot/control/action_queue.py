@@ -13,7 +13,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from reflex_core.control.merge import MergeFunction
+from reflex_core.robot.control.merge import MergeFunction
 
 
 @attrs.frozen

@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from reflex_core.errors import ConfigError, ReflexError, ValidationError
-from reflex_core.sdk.errors import (
+from reflex_core.robot.sdk.errors import (
     RequestTimeout,
     ServerError,
     TransportError,
@@ -390,8 +390,8 @@ def refused_by_reflex(exc: Any) -> bool:
 
 
 class StreamCore:
-    """The transport-independent half of :class:`~reflex_core.sdk.stream.ActionStream` and
-    :class:`~reflex_core.sdk.async_stream.AsyncActionStream` (sans-IO): configuration, the
+    """The transport-independent half of :class:`~reflex_core.robot.sdk.stream.ActionStream` and
+    :class:`~reflex_core.robot.sdk.async_stream.AsyncActionStream` (sans-IO): configuration, the
     observations waiting for an answer, the retry schedule, and turning what the server sent
     (an HTTP response, a WebSocket frame, a refused handshake) into a chunk or a typed error.
 
