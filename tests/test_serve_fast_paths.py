@@ -155,7 +155,7 @@ def test_config_reports_the_running_event_loop() -> None:
 
     import uvloop
 
-    from reflex_core.serve.app import running_event_loop
+    from reflex_core.serve.ops import running_event_loop
 
     server = ReflexServer({}, options=ServeConfig())
 

@@ -23,7 +23,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +31,8 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from reflex_core import __version__
 from reflex_core.errors import (
     ConfigError,
     Conflict,
@@ -61,20 +58,14 @@ from reflex_core.serve.config import ResolvedServeOptions, ServeConfig
 from reflex_core.serve.errors import (
     INVALID_NOISE_SEED,
     NOT_READY,
-    OVERLOADED,
     TOO_MANY_SESSIONS,
-    UNKNOWN_POLICY,
-    JSONBytesResponse,
     dumps,
     encode_action_chunk,
-    error_response,
-    http_status_error,
 )
 from reflex_core.serve.executor import InferenceExecutor
 from reflex_core.serve.idempotency import IdempotencyWindow, observation_fingerprint
 from reflex_core.serve.metrics import ServeMetrics
 from reflex_core.serve.middleware import (
-    SLUG_SCOPE_KEY,
     BearerAuthMiddleware,
     BodyLimitMiddleware,
     ConcurrencyLimitMiddleware,
@@ -82,23 +73,24 @@ from reflex_core.serve.middleware import (
     RequestIdMiddleware,
     cors_middleware_kwargs,
     is_open_route,
-    request_id_of,
 )
+from reflex_core.serve.ops import (
+    DEFAULT_SLOT,
+    FAILED,
+    LOADING,
+    READY,
+    STOPPING,
+    WARMING,
+    OpsEndpoints,
+)
+from reflex_core.serve.policy_handler import CHECKED_KEY, InferenceLoad, TerminalPolicyHandler
 from reflex_core.wire.parse import error_frame, parse_observation
 from reflex_core.wire.types import Observation
 
 log = logging.getLogger("reflex.serve")
 
-LOADING, WARMING, READY, FAILED, STOPPING = "loading", "warming", "ready", "failed", "stopping"
-DEGRADED = "degraded"  # reported by /health: ready, but a wedge says it is degraded
-DEFAULT_SLOT = "default"
 OPEN_PATHS = ("/health", "/metrics")
-_SECRET_WORDS = ("key", "token", "secret", "password")
 _NOISE_SEED_MAX = 2**63 - 1
-_SHED_MARGIN_S = 0.002  # a refused request answers this long before its deadline
-CHECKED_KEY = "reflex.checked"
-"""``ActRequest.annotations`` key: the observation as ``policy.validate`` accepted it at the
-boundary, for the terminal handler (the policy trusts it instead of checking again)."""
 
 if TYPE_CHECKING:
     import pluggy
@@ -115,20 +107,13 @@ def noise_from_seed(seed: int, chunk_size: int, max_action_dim: int) -> np.ndarr
     return rng.standard_normal((chunk_size, max_action_dim), dtype=np.float32)
 
 
-def _mask_secrets(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: ("***" if v is not None and any(w in k.lower() for w in _SECRET_WORDS) else v)
-        for k, v in values.items()
-    }
-
-
 def _default_registry() -> Registry:
     from reflex_core.plugin.manager import make_plugin_manager
 
     return make_plugin_manager(load_entrypoints=False).registry
 
 
-class ReflexServer:
+class ReflexServer(TerminalPolicyHandler, OpsEndpoints):
     """One serving process: policies, embodiment, wedge chain, transports and operations routes.
 
     :param policies: slot -> loaded ``Policy`` (must include ``"default"``), or a callable that
@@ -581,25 +566,6 @@ class ReflexServer:
             self.trace_outside_chain(request.request_id, None, _wall_ns(request.received_ns))
         return result, replayed
 
-    def build_chunk(
-        self,
-        request: ActRequest,
-        result: ActResult,
-        *,
-        received_wall_ns: int,
-        replayed: bool = False,
-    ) -> dict[str, Any]:
-        """The action-chunk frame for a result: actions plus metadata (model, policy slot,
-        timings keyed to ``capture_time_ns``, embodiment or raw_actions, the wedges' notes)."""
-        return {
-            "type": "action_chunk",
-            "seq": request.observation.seq,
-            "actions": result.actions.tolist(),
-            "metadata": self.chunk_metadata(
-                request, result, received_wall_ns=received_wall_ns, replayed=replayed
-            ),
-        }
-
     def encode_chunk(
         self,
         request: ActRequest,
@@ -608,7 +574,9 @@ class ReflexServer:
         received_wall_ns: int,
         replayed: bool = False,
     ) -> bytes:
-        """:meth:`build_chunk` as JSON bytes, by the fast path the transports use."""
+        """The action-chunk frame for a result, as JSON bytes: actions plus :meth:`chunk_metadata`
+        (model, policy slot, timings keyed to ``capture_time_ns``, embodiment or raw_actions, the
+        wedges' notes), by the fast path the transports use."""
         metadata = self.chunk_metadata(
             request, result, received_wall_ns=received_wall_ns, replayed=replayed
         )
@@ -642,245 +610,10 @@ class ReflexServer:
             meta["idempotent_replay"] = True
         return meta
 
-    async def _run_batch(self, requests: Sequence[ActRequest]) -> list[ActResult]:
-        """The terminal BatchHandler: one ``policy.infer`` per policy slot in the batch."""
-        if len(requests) == 1:  # the unbatched chain: no grouping to do
-            return await self._infer_slot(requests[0].policy, requests)
-        if not requests:
-            return []
-        slots: dict[str, list[int]] = {}
-        for i, request in enumerate(requests):
-            slots.setdefault(request.policy, []).append(i)
-        if len(slots) == 1:
-            ((slot, _),) = slots.items()
-            return await self._infer_slot(slot, requests)
-        results: list[ActResult | None] = [None] * len(requests)
-        groups = list(slots.items())
-        outputs = await asyncio.gather(
-            *(self._infer_slot(slot, [requests[i] for i in idx]) for slot, idx in groups)
-        )
-        for (_slot, idx), group_results in zip(groups, outputs, strict=True):
-            for i, result in zip(idx, group_results, strict=True):
-                results[i] = result
-        return results  # type: ignore[return-value]
-
-    async def _infer_slot(self, slot: str, requests: Sequence[ActRequest]) -> list[ActResult]:
-        policy = self.policies.get(slot)
-        if policy is None:
-            raise ReflexError(
-                f"no policy in slot {slot!r} (have {', '.join(sorted(self.policies))})",
-                slug=UNKNOWN_POLICY,
-                status=500,
-            )
-        observations = [_checked_observation(r) for r in requests]
-        # one row per request; the policy draws the rows without a seed from its own generator
-        # (as it would for those requests one by one) and checks the shapes
-        noise = None if all(r.noise is None for r in requests) else [r.noise for r in requests]
-        deadlines = [r.deadline_ns for r in requests]
-        deadline_ns = None if None in deadlines else max(deadlines)  # type: ignore[type-var]
-        load = self.load
-        if deadline_ns is not None and load.doomed(slot, deadline_ns):
-            # Queued behind the calls already waiting, this one could only finish after its
-            # deadline: it never takes a thread (a chunk nobody gets on time is how goodput
-            # collapsed). It is refused just before its deadline, not at once: the caller asked
-            # for an answer by then, and an instant refusal only brings a closed-loop client
-            # straight back, so the event loop would spend itself on refusals while finished
-            # chunks wait behind them.
-            load.shed += len(requests)
-            wait_s = (deadline_ns - time.monotonic_ns()) / 1e9 - _SHED_MARGIN_S
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-            raise _overloaded(load.service_s.get(slot))
-        started = time.perf_counter()
-        load.outstanding += 1
-        try:
-            output, own_s = await self._in_executor(
-                _run_policy, policy, observations, noise, deadline_ns
-            )
-        except Unavailable as exc:
-            if exc.slug == OVERLOADED:
-                load.stale += len(requests)
-            raise
-        finally:
-            load.outstanding -= 1
-        load.observe(slot, own_s)
-        seconds = time.perf_counter() - started
-        self.metrics.observe_inference(slot, len(requests), seconds)
-        base = dict(output.timings)
-        # the runtime's own total is the policy's; "total_ms" in a response is the server's
-        if "total_ms" in base:
-            base["policy_ms"] = base.pop("total_ms")
-        base["inference_ms"] = round(seconds * 1e3, 3)
-        base["batch_size"] = len(requests)
-        model = self._model_meta.get(slot) or self._describe(policy)
-        features = output.features
-        return [
-            ActResult(
-                actions=output.actions[i],
-                metadata={"policy": slot, "model": dict(model), "timings": dict(base)},
-                features=None if features is None else features[i],
-            )
-            for i in range(len(requests))
-        ]
-
-    # ---------------------------------------------------------------- operations routes
-
-    def health(self) -> tuple[int, dict[str, Any]]:
-        """``/health``: the state (200 only when ready), model, embodiment, wedges."""
-        wedge_health: dict[str, dict[str, Any]] = {}
-        degraded = False
-        for name, probe in sorted(self.ctx.health.items()):
-            try:
-                report = dict(probe())
-            except Exception as exc:  # a broken probe is itself a degradation
-                log.exception("health probe %r failed", name)
-                report = {"degraded": True, "error": f"{type(exc).__name__}: {exc}"}
-            degraded = degraded or bool(report.get("degraded"))
-            wedge_health[name] = report
-        status = self.state
-        if status == READY and degraded:
-            status = DEGRADED
-        default = self.policies.get(DEFAULT_SLOT)
-        info = dict(getattr(default, "info", {}) or {}) if default is not None else None
-        body: dict[str, Any] = {
-            "status": status,
-            "ready": status == READY,
-            "version": __version__,
-            "uptime_s": round(time.monotonic() - self.started_at, 3),
-            "model": info,
-            "policies": {s: dict(getattr(p, "info", {}) or {}) for s, p in self.policies.items()},
-            "providers": (info or {}).get("providers"),
-            "embodiment": getattr(self.embodiment, "name", None),
-            "raw_actions": self.embodiment is None,
-            "wedges": list(self.wedge_names),
-            "wedge_health": wedge_health,
-            "inference": {
-                "outstanding": self.load.outstanding,
-                "service_ms": {k: round(v * 1e3, 3) for k, v in self.load.service_s.items()},
-                "shed_overloaded": self.load.shed,
-                "dropped_stale": self.load.stale,
-            },
-        }
-        if self.embodiment is None:
-            body["warnings"] = [
-                "no embodiment: /act returns raw model actions, not robot units "
-                "(serve with --embodiment NAME or --custom-embodiment-config PATH)"
-            ]
-        if self.failure is not None:
-            failure = self.failure
-            body["error"] = (
-                failure.to_dict()
-                if isinstance(failure, ReflexError)
-                else {"type": "error", "error": "internal-error", "message": type(failure).__name__}
-            )
-        return (200 if status == READY else 503), body
-
-    def config_snapshot(self) -> dict[str, Any]:
-        """``/config``: the non-secret serving configuration (never the API key)."""
-        return {
-            "serve": self.config.public_dict(),
-            "event_loop": running_event_loop(),
-            "embodiment": getattr(self.embodiment, "name", None),
-            "policies": sorted(self.policies),
-            "wedges": {
-                "enabled": list(self.wedge_names),
-                "options": {n: _mask_secrets(v) for n, v in sorted(self.options.wedges.items())},
-            },
-            "transports": {n: _mask_secrets(v) for n, v in sorted(self.options.transports.items())},
-        }
-
-    async def _health_endpoint(self, request: Request) -> Response:
-        status, body = self.health()
-        headers = (
-            {"Retry-After": "1"} if status == 503 and self.state in (LOADING, WARMING) else None
-        )
-        return JSONBytesResponse(dumps(body), status_code=status, headers=headers)
-
-    async def _metrics_endpoint(self, request: Request) -> Response:
-        payload, content_type = self.metrics.render()
-        return Response(payload, headers={"Content-Type": content_type})
-
-    async def _config_endpoint(self, request: Request) -> Response:
-        return JSONBytesResponse(dumps(self.config_snapshot()))
-
-    async def _http_exception(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        error = http_status_error(exc.status_code, exc.detail)
-        request.scope[SLUG_SCOPE_KEY] = error.slug
-        return error_response(error, request_id_of(request.scope), dict(exc.headers or {}))
-
-
-class InferenceLoad:
-    """What the inference threads have on their hands, to tell whether a new call could finish
-    by its deadline: calls queued or running, and each slot's own time per call (an
-    exponentially weighted mean of the last calls, waiting excluded)."""
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self.outstanding = 0  # only the event loop's thread touches these
-        self.service_s: dict[str, float] = {}
-        self.shed = 0  # refused as unable to make their deadline
-        self.stale = 0  # dropped by a thread: their deadline had passed when it got to them
-
-    def doomed(self, slot: str, deadline_ns: int) -> bool:
-        """Whether a call submitted now would finish after ``deadline_ns`` at the current pace.
-        Never while a thread is free: that call runs at once, and keeps the pace measured (a
-        pace that only ever refused work would never learn it had become faster)."""
-        service = self.service_s.get(slot)
-        if service is None or self.outstanding < self.threads:
-            return False
-        rounds = self.outstanding // self.threads + 1
-        return time.monotonic_ns() + int(rounds * service * 1e9) > deadline_ns
-
-    def observe(self, slot: str, seconds: float | None) -> None:
-        if seconds is None:
-            return
-        old = self.service_s.get(slot)
-        self.service_s[slot] = seconds if old is None else old + 0.2 * (seconds - old)
-
-
-def _overloaded(service_s: float | None) -> Unavailable:
-    return Unavailable(
-        "the inference threads are too far behind for this request to finish by its deadline",
-        slug=OVERLOADED,
-        retry_after_s=max(0.05, service_s or 0.0),
-    )
-
-
-def _run_policy(
-    policy: Any, observations: list[Any], noise: Any, deadline_ns: int | None
-) -> tuple[Any, float]:
-    """On an inference thread: the policy call and its own duration. A call whose deadline has
-    passed before a thread got to it is not run (nobody can use its chunk on time)."""
-    if deadline_ns is not None and time.monotonic_ns() >= deadline_ns:
-        raise _overloaded(None)
-    started = time.perf_counter()
-    output = policy.infer(observations, noise)
-    return output, time.perf_counter() - started
-
-
-def _checked_observation(request: ActRequest) -> Any:
-    """What the policy runs for ``request``: the form ``policy.validate`` returned at the
-    boundary while it still describes this request's observation (a wedge may have swapped the
-    observation), else the observation itself (which the policy then checks)."""
-    checked = request.annotations.get(CHECKED_KEY)
-    if checked is not None and checked.observation is request.observation:
-        return checked
-    return request.observation
-
 
 def _wall_ns(monotonic_ns: int) -> int:
     """The wall-clock time (``time.time_ns()``) of an earlier ``time.monotonic_ns()`` reading."""
     return time.time_ns() - (time.monotonic_ns() - monotonic_ns)
-
-
-def running_event_loop() -> str | None:
-    """``uvloop`` or ``asyncio``: the loop this call runs on (None outside one)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 def _new_collector_registry() -> Any:

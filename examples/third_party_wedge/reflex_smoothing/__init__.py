@@ -16,9 +16,7 @@ from typing import Any
 
 import attrs
 
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.options import in_range, positive_float, setting
-from reflex_core.plugin.registry import WedgeSpec
+from reflex_core.plugin import WedgeSpec, hookimpl, in_range, positive_float, setting
 
 __version__ = "0.1.0"
 STAGE = 15  # between Stage.GUARD (10) and Stage.SLO (20)

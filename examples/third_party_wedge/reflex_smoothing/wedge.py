@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from reflex_core.plugin import ActRequest, ActResult, Handler
 from reflex_core.plugin.kit.chunks import LastChunkMemory
-from reflex_core.plugin.wedges import ActRequest, ActResult, Handler
 
 
 def smooth(actions: np.ndarray, alpha: float, start: np.ndarray | None) -> np.ndarray:

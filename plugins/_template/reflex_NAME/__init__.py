@@ -14,10 +14,16 @@ from collections.abc import Callable
 
 import attrs
 
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.options import setting
-from reflex_core.plugin.registry import WedgeSpec
-from reflex_core.plugin.wedges import ActRequest, ActResult, Handler, Stage, WedgeContext
+from reflex_core.plugin import (
+    ActRequest,
+    ActResult,
+    Handler,
+    Stage,
+    WedgeContext,
+    WedgeSpec,
+    hookimpl,
+    setting,
+)
 
 __version__ = "0.1.0"
 

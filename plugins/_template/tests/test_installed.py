@@ -1,5 +1,6 @@
 """The first test of every plugin: it is installed, and the host loads it through its entry
-point (not through an import of the module)."""
+point (not through an import of the module). ``wedge_chain`` is a fixture of reflex-core's
+pytest plugin (installed with reflex-core): it composes the chain as the server does."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 from importlib import metadata
+from typing import Any
 
 import numpy as np
 
+from reflex_core.plugin import ActRequest, ActResult
 from reflex_core.plugin.manager import make_plugin_manager
 from reflex_core.plugin.options import add_options, resolve_options
-from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
-from reflex_core.wire.types import Observation
+from reflex_core.plugin.testing import enable, make_request
 
 
 def test_entry_point_is_installed() -> None:
@@ -35,25 +37,23 @@ async def _policy(requests: Sequence[ActRequest]) -> list[ActResult]:
     return [ActResult(actions=np.zeros((2, 3), np.float32)) for _ in requests]
 
 
-def test_the_wedge_runs_when_its_option_is_given() -> None:
+def test_the_wedge_runs_when_its_option_is_given(wedge_chain: Any) -> None:
     pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "NAME"})
     spec = pm.registry.wedges["NAME"]
     parser = argparse.ArgumentParser()
     add_options(parser, spec.options)
-    assert enabled_wedges(pm.registry.wedges, {}) == []  # opt-in: off by default
+    assert not spec.is_enabled(enable(spec).config)  # opt-in: off by default
     values = resolve_options(
         spec.options, vars(parser.parse_args(["--NAME-tag", "hi"])), None, owner="NAME"
     )
-    wedges = enabled_wedges(pm.registry.wedges, {"NAME": values})
-    handler, names = compose(wedges, _policy, WedgeContext(policies={}))
-    assert names == ["NAME"]
-    request = ActRequest(Observation(state=np.zeros(3, np.float32)), "r1", received_ns=0)
-    result = asyncio.run(handler(request))
+    chain = wedge_chain(_policy, enable(spec, values))
+    assert chain.names == ["NAME"]
+    result = asyncio.run(chain.handler(make_request(np.zeros(3))))
     assert result.metadata["NAME"]["tag"] == "hi"
     assert result.metadata["NAME"]["inner_ms"] >= 0
 
 
-def test_the_wedge_leaves_the_inner_result_untouched() -> None:
+def test_the_wedge_leaves_the_inner_result_untouched(wedge_chain: Any) -> None:
     """An idempotent replay hands the same result object to every retry: a wedge that wrote
     into ``result.metadata`` would stamp it again on each one."""
     shared = ActResult(actions=np.zeros((2, 3), np.float32), metadata={"policy": "default"})
@@ -62,9 +62,7 @@ def test_the_wedge_leaves_the_inner_result_untouched() -> None:
         return [shared for _ in requests]
 
     pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "NAME"})
-    wedges = enabled_wedges(pm.registry.wedges, {"NAME": {"NAME_tag": "hi"}})
-    handler, _ = compose(wedges, replaying_policy, WedgeContext(policies={}))
-    request = ActRequest(Observation(state=np.zeros(3, np.float32)), "r1", received_ns=0)
-    result = asyncio.run(handler(request))
+    chain = wedge_chain(replaying_policy, enable(pm.registry.wedges["NAME"], {"NAME_tag": "hi"}))
+    result = asyncio.run(chain.handler(make_request(np.zeros(3))))
     assert result.metadata["NAME"]["tag"] == "hi" and result.metadata["policy"] == "default"
     assert shared.metadata == {"policy": "default"}

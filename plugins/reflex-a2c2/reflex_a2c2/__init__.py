@@ -5,7 +5,7 @@ observation's pooled features, the base action, its position in the chunk and th
 latency, so a chunk computed from a stale observation still fits the robot when it executes.
 ``reflex serve ./export --a2c2-head head.npz``; ``reflex a2c2 train`` fits a head.
 
-The wedge sits at :attr:`reflex_core.plugin.wedges.Stage.CORRECTION`: batch level, inside the batching
+The wedge sits at :attr:`reflex_core.plugin.Stage.CORRECTION`: batch level, inside the batching
 stage, directly around the policy.
 """
 
@@ -21,9 +21,7 @@ from reflex_a2c2.head import MLPHead, OnnxHead, load_head
 from reflex_a2c2.inputs import build_inputs, input_width
 from reflex_a2c2.metrics import A2C2Metrics
 from reflex_core.errors import ConfigError
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.registry import Command, WedgeSpec
-from reflex_core.plugin.wedges import BatchHandler, Stage, WedgeContext
+from reflex_core.plugin import BatchHandler, Command, Stage, WedgeContext, WedgeSpec, hookimpl
 
 __all__ = [
     "A2C2Config",

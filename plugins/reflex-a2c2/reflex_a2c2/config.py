@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin.options import non_negative_float, positive_float, setting
+from reflex_core.plugin import non_negative_float, positive_float, setting
 
 NORM_SCOPES = ("action", "chunk")
 

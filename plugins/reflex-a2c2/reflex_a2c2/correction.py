@@ -19,8 +19,8 @@ from reflex_a2c2.config import A2C2Config
 from reflex_a2c2.head import CorrectionHead
 from reflex_a2c2.inputs import build_inputs
 from reflex_a2c2.metrics import A2C2Metrics
+from reflex_core.plugin import ActRequest, ActResult, BatchHandler
 from reflex_core.plugin.kit.observation_age import observation_age_ms
-from reflex_core.plugin.wedges import ActRequest, ActResult, BatchHandler
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from reflex_a2c2.head import load_head
 
+from reflex_core.plugin import Stage
 from reflex_core.plugin.kit.jsonl import JsonlWriter
 from reflex_core.plugin.manager import make_plugin_manager
-from reflex_core.plugin.wedges import Stage
 
 
 def test_entry_point_registers_the_wedge_and_the_command() -> None:

@@ -16,7 +16,7 @@ from reflex_a2c2.onnx_export import export_onnx
 
 from reflex_core.errors import ConfigError
 from reflex_core.plugin.manager import make_plugin_manager
-from reflex_core.plugin.testing import FakeBatchPolicy, make_request
+from reflex_core.plugin.testing import FakeBatchPolicy, build_chain, make_request
 from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
 
 F, D, T = 8, 3, 5  # FakeBatchPolicy's feature_dim, action_dim, chunk_size
@@ -70,8 +70,8 @@ def _chain(
     pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"a2c2": _Plugin()})
     ctx = WedgeContext(policies=policies or {}, metrics=registry or CollectorRegistry())
     wedges = enabled_wedges(pm.registry.wedges, {"a2c2": {"a2c2_head": str(head_path), **options}})
-    handler, _ = compose(wedges, policy or FakeBatchPolicy(), ctx)
-    return handler, ctx
+    chain = build_chain(policy or FakeBatchPolicy(), *wedges, ctx=ctx)
+    return chain.handler, chain.ctx
 
 
 def _request(i: int = 0, age_ms: float = 0.0, **kw: Any) -> ActRequest:

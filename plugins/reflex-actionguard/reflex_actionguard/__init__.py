@@ -10,9 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reflex_actionguard.config import GuardConfig
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.registry import Command, WedgeSpec
-from reflex_core.plugin.wedges import Stage
+from reflex_core.plugin import Command, Stage, WedgeSpec, hookimpl
 
 __version__ = "0.1.0"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin.options import (
+from reflex_core.plugin import (
     comma_list,
     non_negative_int,
     positive_float,

@@ -29,6 +29,7 @@ from reflex_actionguard.config import GuardConfig
 from reflex_actionguard.limits import JointLimits, limits_from_embodiment, limits_from_urdf
 from reflex_actionguard.state import default_audit_log, lock_audit_log
 from reflex_core.errors import ConfigError, ReflexError, Unavailable
+from reflex_core.plugin import ActRequest, ActResult, Handler, WedgeContext, answering_slot
 from reflex_core.plugin.kit.chunks import (
     JOINT_KINDS,
     JOINT_POSITION,
@@ -39,7 +40,6 @@ from reflex_core.plugin.kit.chunks import (
 )
 from reflex_core.plugin.kit.collectors import Collectors
 from reflex_core.plugin.kit.jsonl import AsyncJsonlWriter, JsonlWriter
-from reflex_core.plugin.wedges import ActRequest, ActResult, Handler, WedgeContext, answering_slot
 
 log = logging.getLogger(__name__)
 

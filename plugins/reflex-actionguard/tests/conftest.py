@@ -11,12 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 import reflex_actionguard
-from prometheus_client import CollectorRegistry
 
 from reflex_core.embodiments import EmbodimentConfig
-from reflex_core.plugin.registry import WedgeSpec, structure_config
-from reflex_core.plugin.testing import plugin_wedge
-from reflex_core.plugin.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
+from reflex_core.plugin import ActRequest, ActResult, WedgeContext, WedgeSpec
+from reflex_core.plugin.testing import enable, plugin_wedge
 
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1"]
 LOWER = np.array([-2.8, -1.7, -2.8, -3.0, -2.8, -0.01, -2.8, 0.0])
@@ -99,7 +97,7 @@ def guard_spec() -> WedgeSpec:
 
 @pytest.fixture
 def build_guard(
-    guard_spec: WedgeSpec, _state_dir: Path, monkeypatch: pytest.MonkeyPatch
+    guard_spec: WedgeSpec, wedge_chain: Any, _state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., tuple[Any, WedgeContext]]:
     """``build_guard(values, policy, embodiment=...)`` -> (handler, ctx). Each guard gets its
     own state directory (``$REFLEX_STATE_DIR``, where its audit log goes by default): a test
@@ -114,13 +112,11 @@ def build_guard(
         policies: dict[str, Any] | None = None,
     ) -> tuple[Any, WedgeContext]:
         monkeypatch.setenv("REFLEX_STATE_DIR", str(_state_dir / f"guard-{next(built)}"))
-        config = structure_config(guard_spec, values)
-        ctx = WedgeContext(
-            policies=policies or {}, embodiment=embodiment, metrics=CollectorRegistry()
+        chain = wedge_chain(
+            policy, enable(guard_spec, values), policies=policies, embodiment=embodiment
         )
-        handler, names = compose([EnabledWedge(spec=guard_spec, config=config)], policy, ctx)
-        assert names == ["actionguard"]
-        return handler, ctx
+        assert chain.names == ["actionguard"]
+        return chain.handler, chain.ctx
 
     return build
 
@@ -131,9 +127,7 @@ def run() -> Callable[[Coroutine[Any, Any, Any]], Any]:
 
 
 @pytest.fixture(autouse=True)
-def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _state_dir(reflex_state_dir: Path) -> Path:
     """The guard's audit log is on by default under the state directory: keep every test's
     in its own directory, never the user's."""
-    state = tmp_path_factory.mktemp("reflex-state")
-    monkeypatch.setenv("REFLEX_STATE_DIR", str(state))
-    return state
+    return reflex_state_dir

@@ -10,9 +10,9 @@ import attrs
 import pytest
 
 from reflex_core.cli import main
+from reflex_core.plugin import Stage
 from reflex_core.plugin.kit.jsonl import JsonlWriter
 from reflex_core.plugin.manager import make_plugin_manager
-from reflex_core.plugin.wedges import Stage
 
 
 def test_entry_point_is_installed() -> None:

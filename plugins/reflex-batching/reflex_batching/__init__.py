@@ -1,6 +1,6 @@
 """reflex-batching: stack concurrent ``/act`` requests for one policy into ONE batched call.
 
-The wedge sits at :attr:`reflex_core.plugin.wedges.Stage.BATCHING`, the bridge between the request
+The wedge sits at :attr:`reflex_core.plugin.Stage.BATCHING`, the bridge between the request
 level and the batch level: its factory takes the inner ``BatchHandler`` (A2C2 head, policy)
 and returns a request-level ``Handler``. Enable it with ``reflex serve --max-batch 8`` (or
 ``max-batch = 8`` under ``[batching]`` in the config file).
@@ -15,15 +15,15 @@ from reflex_batching.cost_model import BatchCostModel
 from reflex_batching.metrics import BatchingMetrics
 from reflex_batching.scheduler import BatchScheduler
 from reflex_core.errors import ConfigError
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.registry import WedgeSpec
-from reflex_core.plugin.wedges import (
+from reflex_core.plugin import (
     ActRequest,
     ActResult,
     BatchHandler,
     Handler,
     Stage,
     WedgeContext,
+    WedgeSpec,
+    hookimpl,
 )
 
 __all__ = [

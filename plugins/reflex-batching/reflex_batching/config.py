@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin.options import (
+from reflex_core.plugin import (
     in_range,
     non_negative_float,
     positive_float,

@@ -41,7 +41,7 @@ from reflex_batching.config import BatchingConfig
 from reflex_batching.cost_model import BatchCostModel
 from reflex_batching.metrics import BatchingMetrics, LaneMetrics
 from reflex_core.errors import Unavailable
-from reflex_core.plugin.wedges import ActRequest, ActResult, BatchHandler
+from reflex_core.plugin import ActRequest, ActResult, BatchHandler
 
 log = logging.getLogger(__name__)
 

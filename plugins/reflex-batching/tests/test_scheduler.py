@@ -13,8 +13,8 @@ from reflex_batching import BatchingConfig, make_batching_handler, reflex_regist
 
 from reflex_core.errors import ConfigError, Unavailable
 from reflex_core.plugin.manager import make_plugin_manager
-from reflex_core.plugin.testing import FakeBatchPolicy, PolicyFailure, make_request
-from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
+from reflex_core.plugin.testing import FakeBatchPolicy, PolicyFailure, build_chain, make_request
+from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, enabled_wedges
 
 
 class _Plugin:
@@ -28,8 +28,8 @@ def _chain(
     pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"batching": _Plugin()})
     ctx = WedgeContext(policies={"default": object()}, metrics=registry or CollectorRegistry())
     wedges = enabled_wedges(pm.registry.wedges, {"batching": options})
-    handler, names = compose(wedges, policy, ctx)
-    return handler, ctx
+    chain = build_chain(policy, *wedges, ctx=ctx)
+    return chain.handler, chain.ctx
 
 
 def _requests(n: int, fake: FakeBatchPolicy, seed: int = 1, **kw: Any) -> list[ActRequest]:

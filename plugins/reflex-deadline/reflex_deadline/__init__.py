@@ -8,9 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.registry import WedgeSpec
-from reflex_core.plugin.wedges import Stage
+from reflex_core.plugin import Stage, WedgeSpec, hookimpl
 from reflex_deadline.config import DeadlineConfig
 
 __version__ = "0.1.0"

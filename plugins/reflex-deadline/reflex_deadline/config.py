@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin.options import http_url, positive_float, positive_int, setting
+from reflex_core.plugin import http_url, positive_float, positive_int, setting
 
 STRATEGIES = ("hold", "tail", "decay", "remote")
 

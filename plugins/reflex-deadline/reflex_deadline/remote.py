@@ -23,7 +23,7 @@ import attrs
 import numpy as np
 
 from reflex_core.errors import ReflexError
-from reflex_core.plugin.wedges import ActRequest
+from reflex_core.plugin import ActRequest
 from reflex_core.wire.parse import observation_to_dict, parse_action_chunk
 
 log = logging.getLogger(__name__)

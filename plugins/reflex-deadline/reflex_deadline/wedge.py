@@ -45,6 +45,7 @@ import attrs
 import numpy as np
 
 from reflex_core.errors import ConfigError, DeadlineExceeded, ReflexError
+from reflex_core.plugin import ActRequest, ActResult, Handler, WedgeContext
 from reflex_core.plugin.kit.chunks import (
     EE_POSE,
     JOINT_POSITION,
@@ -54,7 +55,6 @@ from reflex_core.plugin.kit.chunks import (
     repeat_action,
 )
 from reflex_core.plugin.kit.collectors import Collectors
-from reflex_core.plugin.wedges import ActRequest, ActResult, Handler, WedgeContext
 from reflex_deadline.config import STRATEGIES, DeadlineConfig
 from reflex_deadline.remote import RemoteFallback, RemoteOutcome
 

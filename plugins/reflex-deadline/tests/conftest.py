@@ -13,12 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 import reflex_deadline
-from prometheus_client import CollectorRegistry
 
 from reflex_core.embodiments import EmbodimentConfig
-from reflex_core.plugin.registry import WedgeSpec, structure_config
-from reflex_core.plugin.testing import FakePolicyInfo, plugin_wedge
-from reflex_core.plugin.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
+from reflex_core.plugin import ActRequest, ActResult, WedgeContext, WedgeSpec
+from reflex_core.plugin.testing import FakePolicyInfo, enable, plugin_wedge
 
 D, T = 8, 50  # the franka preset: 8 action dims, 50-step chunks at 15 Hz
 
@@ -73,27 +71,26 @@ def deadline_spec() -> WedgeSpec:
 
 
 @pytest.fixture
-def build_deadline(deadline_spec: WedgeSpec) -> Callable[..., tuple[Any, WedgeContext]]:
+def build_deadline(
+    deadline_spec: WedgeSpec, wedge_chain: Any
+) -> Callable[..., tuple[Any, WedgeContext]]:
     def build(
         values: dict[str, Any], policy: Any, *, embodiment: Any = None, extra: Sequence[Any] = ()
     ) -> tuple[Any, WedgeContext]:
-        config = structure_config(deadline_spec, values)
-        ctx = WedgeContext(
+        chain = wedge_chain(
+            policy,
+            enable(deadline_spec, values),
+            *extra,
             policies={"default": FakePolicyInfo("default", {}, chunk_size=T, action_dim=D)},
             embodiment=embodiment,
-            metrics=CollectorRegistry(),
         )
-        wedges = [EnabledWedge(spec=deadline_spec, config=config), *extra]
-        handler, _ = compose(wedges, policy, ctx)
-        return handler, ctx
+        return chain.handler, chain.ctx
 
     return build
 
 
 @pytest.fixture(autouse=True)
-def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _state_dir(reflex_state_dir: Path) -> Path:
     """The guard's audit log is on by default under the state directory: keep every test's
     in its own directory, never the user's."""
-    state = tmp_path_factory.mktemp("reflex-state")
-    monkeypatch.setenv("REFLEX_STATE_DIR", str(state))
-    return state
+    return reflex_state_dir

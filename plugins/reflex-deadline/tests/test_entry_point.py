@@ -6,10 +6,10 @@ from importlib import metadata
 
 import attrs
 
+from reflex_core.plugin import Stage
 from reflex_core.plugin.manager import make_plugin_manager
 from reflex_core.plugin.options import resolve_options
 from reflex_core.plugin.registry import structure_config
-from reflex_core.plugin.wedges import Stage
 
 
 def test_entry_point_is_installed() -> None:

@@ -10,8 +10,7 @@ import numpy as np
 import reflex_actionguard
 
 from reflex_core.plugin.kit.jsonl import read_jsonl
-from reflex_core.plugin.registry import structure_config
-from reflex_core.plugin.testing import make_request, plugin_wedge
+from reflex_core.plugin.testing import enable, make_request, plugin_wedge
 from reflex_core.plugin.wedges import EnabledWedge, ordered
 
 from .conftest import SlowPolicy, T
@@ -19,13 +18,11 @@ from .conftest import SlowPolicy, T
 
 def guard_wedge(values: dict) -> EnabledWedge:
     spec = plugin_wedge(reflex_actionguard)
-    return EnabledWedge(spec=spec, config=structure_config(spec, values))
+    return enable(spec, values)
 
 
 def test_stage_order_puts_the_guard_outside_the_deadline(deadline_spec) -> None:
-    deadline = EnabledWedge(
-        spec=deadline_spec, config=structure_config(deadline_spec, {"deadline_ms": 1})
-    )
+    deadline = enable(deadline_spec, {"deadline_ms": 1})
     names = [w.spec.name for w in ordered([deadline, guard_wedge({"guard": "clamp"})])]
     assert names == ["actionguard", "deadline"]
 

@@ -11,8 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.registry import BuiltinCheckpoint, ModelLoader
+from reflex_core.plugin import BuiltinCheckpoint, ModelLoader, hookimpl
 
 __version__ = "0.1.0"
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.registry import EmbodimentSource, EnvSpec
+from reflex_core.plugin import EmbodimentSource, EnvSpec, hookimpl
 from reflex_metaworld import embodiment
 from reflex_metaworld.env import expert, make
 

@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.options import setting
-from reflex_core.plugin.registry import Transport
+from reflex_core.plugin import Transport, hookimpl, setting
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from reflex_core.plugin.contracts import TransportHost
+    from reflex_core.plugin import TransportHost
 
 __version__ = "0.1.0"
 

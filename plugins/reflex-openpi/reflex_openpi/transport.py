@@ -4,7 +4,7 @@ A session, in openpi's order: the server sends one metadata frame; then per bina
 one binary frame out: ``{"actions": (T, D) float32, "server_timing": {"infer_ms",
 "prev_total_ms"}, "reflex": <the chunk's metadata>}``.
 
-The transport reaches the server only through :class:`reflex_core.plugin.contracts.TransportHost`:
+The transport reaches the server only through :class:`reflex_core.plugin.TransportHost`:
 the key-mapped observation is admitted (``host.admit``: the policy's validation) and run
 through ``host.submit``, so every enabled wedge (guard, deadline, ...) and the idempotency window
 apply exactly as for ``/act`` and ``/ws``; ``reflex`` is ``host.chunk_metadata``, the metadata
@@ -36,14 +36,14 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from reflex_core.errors import BadRequest, ReflexError
-from reflex_core.plugin.wedges import ActRequest
+from reflex_core.plugin import ActRequest
 from reflex_core.serve.errors import dumps
 from reflex_core.serve.middleware import open_route
 from reflex_openpi.codec import BAD_FRAME, CodecError, packb, unpackb
 from reflex_openpi.keymap import effective_key_map, to_observation
 
 if TYPE_CHECKING:
-    from reflex_core.plugin.contracts import TransportHost
+    from reflex_core.plugin import TransportHost
 
 log = logging.getLogger("reflex.openpi")
 

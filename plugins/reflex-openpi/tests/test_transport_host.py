@@ -18,10 +18,8 @@ from starlette.routing import BaseRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
+from reflex_core.plugin import Transport, TransportHost, hookimpl
 from reflex_core.plugin import testing as kit
-from reflex_core.plugin.contracts import TransportHost
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.registry import Transport
 from reflex_core.serve import ReflexServer
 
 # What the protocol declares, read off the class (methods and properties alike).

@@ -3,7 +3,7 @@
 ``reflex serve ./export --policy-b ./candidate --split 20`` sends 20% of episodes to the
 candidate (slot B) and the rest to the served policy (slot A); ``--shadow`` answers with A and
 runs B on a copy of the traffic, recording both chunks. The wedge sits at
-:attr:`reflex_core.plugin.wedges.Stage.ROUTER`, outside the batching stage.
+:attr:`reflex_core.plugin.Stage.ROUTER`, outside the batching stage.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reflex_core.errors import ConfigError
-from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.registry import WedgeSpec
-from reflex_core.plugin.wedges import Handler, Stage, WedgeContext
+from reflex_core.plugin import Handler, Stage, WedgeContext, WedgeSpec, hookimpl
 from reflex_router.assignment import SplitAssigner, episode_percentile
 from reflex_router.config import RouterConfig, is_enabled
 from reflex_router.metrics import RouterMetrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin.options import in_range, positive_float, positive_int, setting
+from reflex_core.plugin import in_range, positive_float, positive_int, setting
 
 
 @attrs.frozen

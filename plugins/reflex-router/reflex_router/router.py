@@ -13,8 +13,8 @@ from typing import Any
 import attrs
 import numpy as np
 
+from reflex_core.plugin import ActRequest, ActResult, Handler
 from reflex_core.plugin.kit.observation_age import observation_age_ms
-from reflex_core.plugin.wedges import ActRequest, ActResult, Handler
 from reflex_router.assignment import Assignment, SplitAssigner
 from reflex_router.config import RouterConfig
 from reflex_router.health import SlotHealth, counts_against_slot

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from reflex_core.errors import ReflexError
+from reflex_core.plugin import ActRequest, ActResult
 from reflex_core.plugin.kit.jsonl import AsyncJsonlWriter, JsonlWriter
-from reflex_core.plugin.wedges import ActRequest, ActResult
 from reflex_router.metrics import RouterMetrics
 
 log = logging.getLogger(__name__)

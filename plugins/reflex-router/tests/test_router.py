@@ -16,7 +16,13 @@ from reflex_router import episode_percentile, reflex_register_wedges
 from reflex_core.errors import ConfigError, ValidationError
 from reflex_core.plugin.kit.jsonl import read_jsonl
 from reflex_core.plugin.manager import make_plugin_manager
-from reflex_core.plugin.testing import FakeBatchPolicy, FakePolicyInfo, FakePolicySet, make_request
+from reflex_core.plugin.testing import (
+    FakeBatchPolicy,
+    FakePolicyInfo,
+    FakePolicySet,
+    build_chain,
+    make_request,
+)
 from reflex_core.plugin.wedges import ActResult, WedgeContext, compose, enabled_wedges
 
 
@@ -46,8 +52,8 @@ def _chain(
     pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"router": _Plugin()})
     ctx = _ctx(registry)
     wedges = enabled_wedges(pm.registry.wedges, options.pop("_wedges", {"router": options}))
-    handler, _ = compose(wedges, FakePolicySet(fakes), ctx)
-    return handler, ctx
+    chain = build_chain(FakePolicySet(fakes), *wedges, ctx=ctx)
+    return chain.handler, chain.ctx
 
 
 def _state(i: int) -> np.ndarray:

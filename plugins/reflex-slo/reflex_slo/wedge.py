@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from reflex_core.errors import ConfigError, ReflexError, Unavailable
+from reflex_core.plugin import ActRequest, ActResult, Handler, WedgeContext, answering_slot
 from reflex_core.plugin.kit.collectors import Collectors
 from reflex_core.plugin.kit.latency import LatencyWindows
-from reflex_core.plugin.wedges import ActRequest, ActResult, Handler, WedgeContext, answering_slot
 from reflex_slo.breaker import STATE_VALUES, CircuitBreaker, Ticket
 from reflex_slo.config import SloConfig, SloTarget
 

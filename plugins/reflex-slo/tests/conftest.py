@@ -9,11 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 import reflex_slo
-from prometheus_client import CollectorRegistry
 
-from reflex_core.plugin.registry import WedgeSpec, structure_config
-from reflex_core.plugin.testing import plugin_wedge
-from reflex_core.plugin.wedges import ActRequest, ActResult, EnabledWedge, WedgeContext, compose
+from reflex_core.plugin import ActRequest, ActResult, WedgeContext, WedgeSpec
+from reflex_core.plugin.testing import enable, plugin_wedge
 
 
 class TunablePolicy:
@@ -46,12 +44,9 @@ def slo_spec() -> WedgeSpec:
 
 
 @pytest.fixture
-def build_slo(slo_spec: WedgeSpec) -> Callable[..., tuple[Any, WedgeContext]]:
+def build_slo(slo_spec: WedgeSpec, wedge_chain: Any) -> Callable[..., tuple[Any, WedgeContext]]:
     def build(values: dict[str, Any], policy: Any, *, extra: Sequence[Any] = (), ctx_kwargs=None):
-        config = structure_config(slo_spec, values)
-        kwargs = {"policies": {}, "metrics": CollectorRegistry(), **(ctx_kwargs or {})}
-        ctx = WedgeContext(**kwargs)
-        handler, _ = compose([EnabledWedge(spec=slo_spec, config=config), *extra], policy, ctx)
-        return handler, ctx
+        chain = wedge_chain(policy, enable(slo_spec, values), *extra, **(ctx_kwargs or {}))
+        return chain.handler, chain.ctx
 
     return build

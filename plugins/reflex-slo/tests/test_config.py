@@ -10,10 +10,10 @@ import pytest
 from reflex_slo.config import SloTarget
 
 from reflex_core.errors import ConfigError
+from reflex_core.plugin import Stage
 from reflex_core.plugin.manager import make_plugin_manager
 from reflex_core.plugin.options import add_options, resolve_options
 from reflex_core.plugin.registry import structure_config
-from reflex_core.plugin.wedges import Stage
 
 
 @pytest.mark.parametrize(

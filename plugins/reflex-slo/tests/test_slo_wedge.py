@@ -9,9 +9,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from reflex_core.errors import Unavailable, ValidationError
-from reflex_core.plugin.registry import structure_config
-from reflex_core.plugin.testing import make_request
-from reflex_core.plugin.wedges import EnabledWedge
+from reflex_core.plugin.testing import enable, make_request
 
 from .conftest import TunablePolicy
 
@@ -115,9 +113,7 @@ def test_with_the_real_deadline_wedge(build_slo) -> None:
     from reflex_core.plugin.testing import FakePolicyInfo, plugin_wedge
 
     deadline_spec = plugin_wedge(reflex_deadline)
-    deadline = EnabledWedge(
-        spec=deadline_spec, config=structure_config(deadline_spec, {"deadline_ms": 30})
-    )
+    deadline = enable(deadline_spec, {"deadline_ms": 30})
     policy = TunablePolicy()
     policy.delay_s = 0.3
     handler, ctx = build_slo(
