@@ -23,7 +23,8 @@ from typing import Any
 import attrs
 
 from reflex_core import __version__
-from reflex_core.artifact import (
+from reflex_core.artifact.integrity import load_private_key, manifest_digest, seal, write_signature
+from reflex_core.artifact.manifest import (
     CONFIG_FILE,
     MODE_GRAPHS,
     PARITY_FILE,
@@ -34,7 +35,6 @@ from reflex_core.artifact import (
     normalization_to_json,
     sha256_file,
 )
-from reflex_core.artifact.integrity import load_private_key, manifest_digest, seal, write_signature
 from reflex_core.errors import ConfigError, ParityError
 from reflex_core.export.exporters import (
     BUILTIN_EXPORTERS,

@@ -54,7 +54,6 @@ from reflex_core.plugin.registry import (
     EnvSpec,
     Exporter,
     ModelLoader,
-    RuntimeBackend,
     Transport,
     WedgeSpec,
 )
@@ -94,7 +93,6 @@ __all__ = [
     "ReflexError",
     "RequestLimits",
     "RequestWedgeFactory",
-    "RuntimeBackend",
     "Stage",
     "Transport",
     "TransportHost",

@@ -38,15 +38,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from reflex_core.plugin import ActRequest, ActResult, Handler, WedgeContext
 from reflex_core.plugin.registry import WedgeSpec, structure_config
-from reflex_core.plugin.wedges import (
-    ActRequest,
-    ActResult,
-    EnabledWedge,
-    Handler,
-    WedgeContext,
-    compose,
-)
+from reflex_core.plugin.wedges import EnabledWedge, compose
 from reflex_core.wire.types import Observation
 
 if TYPE_CHECKING:
