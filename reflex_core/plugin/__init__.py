@@ -28,11 +28,14 @@ from reflex_core.errors import (
     Unavailable,
     ValidationError,
 )
-from reflex_core.plugin.contracts import (  # noqa: I001 (after wedges: it imports them)
+from reflex_core.plugin.contracts import (
+    BatchWedgeFactory,
+    BridgeWedgeFactory,
     EmbodimentLike,
     PolicyLike,
     PolicyOutputLike,
     RequestLimits,
+    RequestWedgeFactory,
     TransportHost,
     TransportSession,
 )
@@ -61,10 +64,7 @@ from reflex_core.plugin.wedges import (
     ActRequest,
     ActResult,
     BatchHandler,
-    BatchWedgeFactory,
-    BridgeWedgeFactory,
     Handler,
-    RequestWedgeFactory,
     Stage,
     WedgeContext,
     answering_slot,
