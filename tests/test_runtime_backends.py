@@ -15,9 +15,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from reflex_core import registry
 from reflex_core.errors import ConfigError
-from reflex_core.hookspecs import hookimpl
+from reflex_core.plugin import registry
+from reflex_core.plugin.hookspecs import hookimpl
 from reflex_core.runtime import load_policy
 from reflex_core.runtime.providers import choose_backend
 from reflex_core.wire.types import Observation
@@ -165,12 +165,12 @@ def test_load_policy_fallback_only_when_allowed_and_reported(artifact: Path) -> 
 def test_plain_onnxruntime_names_do_not_read_the_plugins(
     artifact: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reflex_core.plugins
+    import reflex_core.plugin.manager
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("plugins read for an onnxruntime provider")
 
-    monkeypatch.setattr(reflex_core.plugins, "make_plugin_manager", boom)
+    monkeypatch.setattr(reflex_core.plugin.manager, "make_plugin_manager", boom)
     load_policy(artifact, providers=["cpu"])
     load_policy(artifact, providers=["CPUExecutionProvider"])
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reflex_core.hookspecs import hookimpl
-from reflex_core.registry import BuiltinCheckpoint, ModelLoader
+from reflex_core.plugin.hookspecs import hookimpl
+from reflex_core.plugin.registry import BuiltinCheckpoint, ModelLoader
 
 __version__ = "0.1.0"
 

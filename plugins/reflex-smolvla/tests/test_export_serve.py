@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from reflex_core.wedge_testing import server_process
+from reflex_core.plugin.testing import server_process
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from reflex_core.errors import CheckpointError, ReflexError
 from reflex_core.models.family import LoadOptions
-from reflex_core.plugins import make_plugin_manager
+from reflex_core.plugin.manager import make_plugin_manager
 
 DATA = Path(__file__).parent / "data"
 REAL_PARAMETERS = 450_046_176
