@@ -12,7 +12,7 @@ import argparse
 import json
 from typing import Any
 
-from reflex_core.hookspecs import hookimpl
+from reflex_core.plugin.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace, pm: Any) -> int:
 
 @hookimpl
 def reflex_register_commands(register: Any) -> None:
-    from reflex_core.registry import Command
+    from reflex_core.plugin.registry import Command
 
     register(
         Command(

@@ -218,10 +218,10 @@ def open_session(
 
 
 def backend_specs() -> list[Any]:
-    """The three :class:`~reflex_core.registry.RuntimeBackend` registrations."""
+    """The three :class:`~reflex_core.plugin.registry.RuntimeBackend` registrations."""
     from functools import partial
 
-    from reflex_core.registry import RuntimeBackend
+    from reflex_core.plugin.registry import RuntimeBackend
 
     descriptions = {
         "fp32": "OpenVINO runtime on the artifact's ONNX graphs, fp32",

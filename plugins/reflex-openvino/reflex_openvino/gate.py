@@ -137,7 +137,7 @@ def _run(policy: Any, observations: list[Any], noise: list[np.ndarray]) -> tuple
 
 
 def _backend_policy(artifact: Any, name: str, opener: Any, threads: int | None) -> Any:
-    from reflex_core.registry import RuntimeBackend
+    from reflex_core.plugin.registry import RuntimeBackend
     from reflex_core.runtime import load_policy
 
     spec = RuntimeBackend(name=name, probe=lambda: None, open_session=opener)

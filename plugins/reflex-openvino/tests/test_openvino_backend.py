@@ -22,7 +22,7 @@ from reflex_openvino import backend, precision
 from reflex_openvino.gate import compare, generated_observations, noises, run_gate, verdict
 
 from reflex_core.errors import ConfigError
-from reflex_core.plugins import make_plugin_manager
+from reflex_core.plugin.manager import make_plugin_manager
 from reflex_core.runtime import load_policy
 
 REPO = Path(__file__).resolve().parents[3]
