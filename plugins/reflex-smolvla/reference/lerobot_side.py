@@ -6,6 +6,22 @@ written by ``check.py``), builds lerobot's own ``SmolVLAPolicy`` from each check
 (lerobot's config parser, ``from_pretrained(strict=True)``), runs ``VLAFlowMatching`` on the
 case tensors and noise, and writes ``WORKDIR/lerobot_<name>.npz``.
 
+With a ``served`` entry in the request it also runs lerobot's whole inference path on raw
+observations (uint8 HWC frames, the task string, the state in robot units), as
+``lerobot-record`` does: the processor pipelines lerobot's factory loads from the checkpoint's
+``policy_preprocessor.json`` / ``policy_postprocessor.json`` (``make_pre_post_processors``:
+rename, batch, ``smolvla_new_line_processor``, tokenizer, device, normalizer; unnormalizer,
+device), and ``lerobot.utils.control_utils.predict_action`` (``prepare_observation_for_inference``
+-> preprocessor -> ``select_action`` -> postprocessor) called ``n_action_steps`` times, so the
+whole chunk comes out of ``select_action``'s queue; and ``predict_action_chunk(batch, noise)``
++ postprocessor. Two substitutions, neither in the math: the tokenizer step gets the
+checkpoint's own ``tokenizer.json`` as a ``PreTrainedTokenizerFast`` object (a processor
+override; the saved config names the Hub backbone), and ``VLAFlowMatching.sample_noise``
+returns the case's noise (``predict_action`` passes none). Results go to
+``WORKDIR/lerobot_served.npz``: robot-unit chunks of both paths and what the model saw
+(``prepare_images`` / ``prepare_state`` output, tokens and masks, also with
+``padding="max_length"``).
+
 Only import plumbing is replaced, never model math:
 
 - ``lerobot.policies`` / ``lerobot.policies.__init__`` import every policy and the dataset stack:
@@ -141,7 +157,110 @@ def main(workdir: Path) -> int:
         (workdir / f"lerobot_{name}.json").write_text(
             json.dumps({"parameters": params, "num_steps": config.num_steps})
         )
+    if request.get("served"):
+        served(workdir, request["served"], modeling)
     return 0
+
+
+def served(workdir: Path, spec: dict, modeling) -> None:  # noqa: ANN001
+    """lerobot's own inference path on raw observations (module doc)."""
+    from copy import copy
+
+    import lerobot.policies.smolvla.processor_smolvla  # noqa: F401 (registers its newline step)
+    import numpy as np
+    import torch
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.policies.factory import make_pre_post_processors
+    from lerobot.policies.utils import prepare_observation_for_inference
+    from lerobot.utils.control_utils import predict_action
+    from transformers import PreTrainedTokenizerFast
+
+    checkpoint = Path(spec["checkpoint"])
+    config = PreTrainedConfig.from_pretrained(checkpoint)
+    config.vlm_model_name = str(checkpoint / config.vlm_model_name)
+    config.device = "cpu"
+    policy = modeling.SmolVLAPolicy.from_pretrained(checkpoint, config=config, strict=True)
+    policy.eval()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(checkpoint / "tokenizer.json"), pad_token=spec["pad_token"]
+    )
+
+    def pipelines(**tokenizer_overrides: object):  # noqa: ANN202
+        return make_pre_post_processors(
+            config,
+            pretrained_path=str(checkpoint),
+            preprocessor_overrides={
+                "tokenizer_processor": {"tokenizer": tokenizer, **tokenizer_overrides},
+                "device_processor": {"device": "cpu"},
+            },
+        )
+
+    preprocessor, postprocessor = pipelines()
+    preprocessor_max, _ = pipelines(padding="max_length")
+    cpu = torch.device("cpu")
+    data = np.load(workdir / spec["inputs"])
+    noise_box: dict[str, torch.Tensor] = {}
+
+    def case_noise(shape, device):  # noqa: ANN001, ANN202
+        noise = noise_box["noise"]
+        assert tuple(shape) == tuple(noise.shape), (shape, noise.shape)
+        return noise.clone().to(device)
+
+    policy.model.sample_noise = case_noise
+    results: dict[str, np.ndarray] = {}
+    meta: dict[str, dict] = {}
+    for case in spec["cases"]:
+        name = case["name"]
+        observation = {
+            f"observation.images.{camera}": data[f"{name}/image/{camera}"]
+            for camera in case["cameras"]
+        }
+        observation["observation.state"] = data[f"{name}/state"]
+        task = case["prompt"]
+        noise = torch.from_numpy(data[f"{name}/noise"])
+        noise_box["noise"] = noise
+
+        # 1. lerobot's robot loop: predict_action once per control step, chunk from the queue.
+        policy.reset()
+        steps = [
+            predict_action(
+                observation, policy, cpu, preprocessor, postprocessor, use_amp=False, task=task
+            )
+            for _ in range(config.n_action_steps)
+        ]
+        results[f"{name}/select_action"] = torch.cat(steps, dim=0).numpy()
+
+        # 2. predict_action_chunk with the noise passed explicitly, then the postprocessor.
+        batch = preprocessor(prepare_observation_for_inference(copy(observation), cpu, task))
+        with torch.no_grad():
+            policy.reset()
+            chunk = policy.predict_action_chunk(dict(batch), noise=noise)
+            results[f"{name}/predict_action_chunk"] = postprocessor(chunk)[0].numpy()
+            images, image_masks = policy.prepare_images(batch)
+            state = policy.prepare_state(batch)
+        # 3. what the model saw.
+        for i, (image, mask) in enumerate(zip(images, image_masks, strict=True)):
+            results[f"{name}/images/{i}"] = image.numpy()
+            results[f"{name}/image_masks/{i}"] = mask.numpy()
+        results[f"{name}/state"] = state.numpy()
+        results[f"{name}/tokens"] = batch["observation.language.tokens"].numpy()
+        results[f"{name}/token_masks"] = batch["observation.language.attention_mask"].numpy()
+        padded = preprocessor_max(prepare_observation_for_inference(copy(observation), cpu, task))
+        results[f"{name}/tokens_max_length"] = padded["observation.language.tokens"].numpy()
+        results[f"{name}/token_masks_max_length"] = padded[
+            "observation.language.attention_mask"
+        ].numpy()
+        meta[name] = {"task": batch.get("task"), "num_images": len(images)}
+    np.savez(workdir / "lerobot_served.npz", **results)
+    (workdir / "lerobot_served.json").write_text(
+        json.dumps(
+            {
+                "cases": meta,
+                "preprocessor": [type(s).__name__ for s in preprocessor.steps],
+                "postprocessor": [type(s).__name__ for s in postprocessor.steps],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,16 @@ DESCRIPTION = (
 )
 
 
+#: ``reflex export --model-option KEY=VALUE`` keys this family reads (key -> help). torch-free.
+MODEL_OPTIONS = {
+    "vision_patch_positions": (
+        "SmolVLM vision patch position-id rule baked into the graph: 'transformers-4.57' "
+        "(default; what lerobot 0.4.x trains and runs with) or 'transformers-5' (checkpoints "
+        "trained on transformers >= 5, e.g. lerobot >= 0.5)"
+    ),
+}
+
+
 def _load(checkpoint_dir: Path, options: Any) -> Any:
     from reflex_smolvla.loader import load_smolvla_checkpoint
 
@@ -57,5 +67,6 @@ def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> No
                 for name, spec in BUILTIN_SPECS.items()
             },
             description=DESCRIPTION,
+            model_options=MODEL_OPTIONS,
         )
     )

@@ -123,7 +123,7 @@ class SmolVLAArch:
     max_period: float
     image_height: int
     image_width: int
-    #: see :data:`reflex_smolvla.modeling.PATCH_POSITION_RULES`
+    #: see :data:`PATCH_POSITION_RULES`
     patch_positions: str = "transformers-4.57"
 
     @property
@@ -253,18 +253,29 @@ def _check_refusals(config: Mapping[str, Any]) -> None:
         raise unsupported(f"image normalization {visual!r} is not supported (only IDENTITY)")
 
 
+#: How SmolVLM's vision embeddings bucket patch coordinates into the position table. The rule
+#: changed between transformers releases, the ids are baked into the exported graph, and a
+#: checkpoint must see the ids it was trained with:
+#:
+#: - ``"transformers-4.57"`` (lerobot 0.4.x requires transformers >=4.57.1,<5): ``i / n *
+#:   (1 - 1e-6)`` lands just below each boundary, so a full n x n grid whose side divides the
+#:   table reads ids ``[0, 0, 1, ..., n-2]`` per axis;
+#: - ``"transformers-5"``: ``min(i / n, 1 - 1e-6)``, ids ``[0, 1, ..., n-1]`` per axis.
+#:
+#: Chosen at export with ``--model-option vision_patch_positions=RULE``.
 PATCH_POSITION_RULES = ("transformers-4.57", "transformers-5")
+DEFAULT_PATCH_POSITIONS = "transformers-4.57"
 
 
 def build_arch(
     config: Mapping[str, Any],
     vlm_config: Mapping[str, Any],
-    patch_positions: str = "transformers-4.57",
+    patch_positions: str = DEFAULT_PATCH_POSITIONS,
 ) -> SmolVLAArch:
     """The module architecture of a SmolVLA config and its backbone config.
 
     :param patch_positions: the vision patch position-id rule of the transformers release the
-        checkpoint was trained with (lerobot 0.4.x: 4.57; see ``modeling.PATCH_POSITION_RULES``).
+        checkpoint was trained with (lerobot 0.4.x: 4.57; see :data:`PATCH_POSITION_RULES`).
     """
     if patch_positions not in PATCH_POSITION_RULES:
         raise unsupported(
@@ -369,9 +380,13 @@ def build_arch(
 
 
 def parse_policy_config(
-    config: Mapping[str, Any], checkpoint_dir: Path | None = None
+    config: Mapping[str, Any],
+    checkpoint_dir: Path | None = None,
+    patch_positions: str = DEFAULT_PATCH_POSITIONS,
 ) -> SmolVLAPolicyConfig:
     """Parse and check a SmolVLA ``config.json``.
+
+    :param patch_positions: the vision patch position-id rule (:data:`PATCH_POSITION_RULES`).
 
     :raises CheckpointError: ``checkpoint-config-invalid`` (malformed) or
         ``checkpoint-unsupported`` (an option we do not implement).
@@ -381,7 +396,7 @@ def parse_policy_config(
     _check_refusals(config)
     vlm_name = str(config.get("vlm_model_name") or SMOLVLM2_500M)
     vlm_config, vlm_source, vlm_dir = resolve_vlm_config(vlm_name, checkpoint_dir)
-    arch = build_arch(config, vlm_config)
+    arch = build_arch(config, vlm_config, patch_positions)
 
     from reflex_core.models.lerobot import camera_names
 

@@ -40,7 +40,12 @@ from reflex_core.models.lerobot import (
     read_normalization,
 )
 from reflex_core.runtime.io_spec import FlowIO, ImageIO, IOSpec, PromptIO
-from reflex_smolvla.config import SmolVLAPolicyConfig, parse_policy_config
+from reflex_smolvla.config import (
+    DEFAULT_PATCH_POSITIONS,
+    PATCH_POSITION_RULES,
+    SmolVLAPolicyConfig,
+    parse_policy_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,9 @@ FAMILY = "smolvla"
 TOKENIZER_HINT = (
     "SmolVLA uses the SmolVLM2 tokenizer of its backbone (Hub repo "
     "HuggingFaceTB/SmolVLM2-500M-Video-Instruct, file tokenizer.json; lerobot checkpoints ship "
-    "none): download it and pass --tokenizer PATH, or put it in the checkpoint directory"
+    "none): download it once (`hf download HuggingFaceTB/SmolVLM2-500M-Video-Instruct "
+    "tokenizer.json --local-dir DIR`) and pass --tokenizer DIR/tokenizer.json, or put it in the "
+    "checkpoint directory"
 )
 #: Pad tokens we look for in a tokenizer file (SmolVLM2 pads with <|im_end|>). Padding is masked,
 #: so the id never changes an action; it only has to be a valid id.
@@ -57,6 +64,30 @@ _PAD_TOKENS = ("<|im_end|>", "<pad>", "<|endoftext|>")
 
 def matches(config: Mapping[str, Any]) -> bool:
     return isinstance(config, Mapping) and config.get("type") == FAMILY
+
+
+def vision_patch_positions(options: LoadOptions) -> tuple[str, str]:
+    """The ``vision_patch_positions`` model option: ``(rule, "default" | "model-option")``.
+
+    :raises CheckpointError: ``model-option-invalid`` for a value outside
+        :data:`~reflex_smolvla.config.PATCH_POSITION_RULES`.
+    """
+    model_options = options.model_options or {}
+    if "vision_patch_positions" not in model_options:
+        return DEFAULT_PATCH_POSITIONS, "default"
+    value = model_options["vision_patch_positions"]
+    if not isinstance(value, str) or value not in PATCH_POSITION_RULES:
+        raise CheckpointError(
+            f"model option vision_patch_positions={value!r} is not one of "
+            f"{list(PATCH_POSITION_RULES)} (the transformers release whose SmolVLM vision patch "
+            f"position ids the checkpoint was trained with; lerobot 0.4.x: "
+            f"{DEFAULT_PATCH_POSITIONS})",
+            slug="model-option-invalid",
+            status=400,
+            field="model_option",
+            details={"option": "vision_patch_positions", "allowed": list(PATCH_POSITION_RULES)},
+        )
+    return value, "model-option"
 
 
 def smolvla_io_spec(policy_config: SmolVLAPolicyConfig) -> IOSpec:
@@ -153,7 +184,8 @@ def load_smolvla_checkpoint(directory: Path, options: LoadOptions) -> LoadedPoli
             f"{directory} has no {WEIGHTS_FILE}", slug="checkpoint-not-found", status=404
         )
     config = read_json(directory / "config.json")
-    policy_config = parse_policy_config(config, directory)
+    patch_positions, patch_positions_source = vision_patch_positions(options)
+    policy_config = parse_policy_config(config, directory, patch_positions)
     normalization, stats_source = read_smolvla_normalization(directory, policy_config)
 
     arch = policy_config.arch
@@ -208,6 +240,7 @@ def load_smolvla_checkpoint(directory: Path, options: LoadOptions) -> LoadedPoli
             "vlm": policy_config.vlm_source,
             "pad_language_to": policy_config.pad_language_to,
             "vision_patch_positions": arch.patch_positions,
+            "vision_patch_positions_source": patch_positions_source,
         },
         details={
             "num_layers": layers,

@@ -39,7 +39,7 @@ from transformers.models.smolvlm.modeling_smolvlm import (
     SmolVLMVisionTransformer,
 )
 
-from reflex_smolvla.config import PATCH_POSITION_RULES, SmolVLAArch
+from reflex_smolvla.config import DEFAULT_PATCH_POSITIONS, PATCH_POSITION_RULES, SmolVLAArch
 
 Tensor = torch.Tensor
 ROPE_WAVELENGTH = 10_000
@@ -395,16 +395,6 @@ class SmolVLAFlowModel(nn.Module):
             t = x_t.new_full((x_t.shape[0],), 1.0 + step * dt)
             x_t = x_t + dt * self.denoise_step(x_t, t, prefix_mask, past_k, past_v)
         return x_t
-
-
-#: (PATCH_POSITION_RULES) How SmolVLM's vision embeddings bucket patch coordinates into the position table. The rule
-#: changed between transformers releases, and a checkpoint must see the ids it was trained with:
-#:
-#: - ``"transformers-4.57"`` (lerobot 0.4.x requires transformers >=4.57.1,<5): ``i / n *
-#:   (1 - 1e-6)`` lands just below each boundary, so a full n x n grid whose side divides the
-#:   table reads ids ``[0, 0, 1, ..., n-2]`` per axis;
-#: - ``"transformers-5"``: ``min(i / n, 1 - 1e-6)``, ids ``[0, 1, ..., n-1]`` per axis.
-DEFAULT_PATCH_POSITIONS = "transformers-4.57"
 
 
 def _patch_position_ids(

@@ -78,3 +78,35 @@ def test_tiny_smolvla_exports_both_modes_and_serves(tmp_path: Path) -> None:
     assert chunks["decomposed"].shape == (10, 8)
     assert np.isfinite(chunks["decomposed"]).all()
     np.testing.assert_allclose(chunks["decomposed"], chunks["monolithic"], atol=1e-4)
+
+
+def test_export_with_the_vision_patch_positions_model_option(tmp_path: Path) -> None:
+    """``--model-option vision_patch_positions=transformers-5`` reaches the graph (the parity
+    gate compares it with the torch model built with that rule), the artifact records it and
+    ``reflex doctor`` reports it; a bad value fails before any export with its slug."""
+    env = _env(tmp_path)
+    out = tmp_path / "t5"
+    result = subprocess.run(
+        [REFLEX, "export", "tiny-smolvla", "-o", str(out), "--json", "-q",
+         "--model-option", "vision_patch_positions=transformers-5"],
+        capture_output=True, text=True, env=env, timeout=1500,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert json.loads(result.stdout)["parity"]["passed"] is True
+    provenance = json.loads((out / "reflex_config.json").read_text())["model"]["provenance"]
+    assert provenance["vision_patch_positions"] == "transformers-5"
+    assert provenance["vision_patch_positions_source"] == "model-option"
+    assert provenance["model_options"] == {"vision_patch_positions": "transformers-5"}
+    doctor = subprocess.run(
+        [REFLEX, "doctor", str(out)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert "vision_patch_positions" in doctor.stdout + doctor.stderr
+
+    bad = subprocess.run(
+        [REFLEX, "export", "tiny-smolvla", "-o", str(tmp_path / "bad"), "-q",
+         "--model-option", "vision_patch_positions=transformers-4"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert bad.returncode != 0
+    assert "model-option-invalid" in bad.stderr and "transformers-4.57" in bad.stderr
+    assert not (tmp_path / "bad").exists()

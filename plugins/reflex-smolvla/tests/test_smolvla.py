@@ -238,6 +238,72 @@ def test_patch_position_rules() -> None:
     assert _patch_position_ids(4, 4, "transformers-4.57").tolist()[:8] == [0, 0, 1, 2, 0, 0, 1, 2]
 
 
+def _vision_embeddings(model: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    vision = model.vlm_body.vision_model.embeddings
+    patches = vision.patch_embedding(pixels).flatten(2).transpose(1, 2)
+    return patches + vision.position_embedding(model.patch_position_ids)[None]
+
+
+def test_vision_patch_positions_model_option_reaches_the_graph(tiny_dir: Path) -> None:
+    """Both rules through the declared model option; "transformers-5" is checked against the
+    stock SmolVLM vision embeddings of the transformers 5 in this venv (the 4.57 rule is checked
+    against lerobot 0.4.4 on transformers 4.57 by reference/check.py)."""
+    from transformers import __version__ as transformers_version
+    from transformers.models.smolvlm.modeling_smolvlm import SmolVLMVisionEmbeddings
+
+    from reflex_core.models.resolve import load_policy_checkpoint
+
+    loader = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "smolvla"}).registry.model_loaders
+    assert set(loader["smolvla"].model_options) == {"vision_patch_positions"}
+
+    default = load_policy_checkpoint(tiny_dir)
+    assert default.provenance["vision_patch_positions"] == "transformers-4.57"
+    assert default.provenance["vision_patch_positions_source"] == "default"
+    policies = {"transformers-4.57": default}
+    for rule in ("transformers-4.57", "transformers-5"):
+        policy = load_policy_checkpoint(tiny_dir, model_options={"vision_patch_positions": rule})
+        assert policy.provenance["vision_patch_positions"] == rule
+        assert policy.provenance["vision_patch_positions_source"] == "model-option"
+        assert policy.provenance["model_options"] == {"vision_patch_positions": rule}
+        policies[rule] = policy
+
+    models = {rule: p.graphs.prefix.model for rule, p in policies.items()}
+    assert models["transformers-4.57"].patch_position_ids.tolist()[:4] == [0, 0, 1, 2]
+    assert models["transformers-5"].patch_position_ids.tolist() == list(range(16))
+
+    pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    stock = SmolVLMVisionEmbeddings(models["transformers-5"].vlm_body.vision_model.config)
+    stock.load_state_dict(models["transformers-5"].vlm_body.vision_model.embeddings.state_dict())
+    full_grid = torch.ones(2, 4, 4, dtype=torch.bool)
+    assert int(transformers_version.split(".")[0]) >= 5  # the rule this venv's stock code runs
+    with torch.no_grad():
+        expected = stock(pixels, full_grid)
+        ours5 = _vision_embeddings(models["transformers-5"], pixels)
+        ours457 = _vision_embeddings(models["transformers-4.57"], pixels)
+    torch.testing.assert_close(ours5, expected, rtol=0, atol=0)
+    assert (ours457 - expected).abs().max() > 1e-3  # the two rules really differ
+
+    inputs, noise = _inputs(batch=1)
+    with torch.no_grad():
+        chunks = {r: p.graphs.sample_actions(inputs, noise, 4) for r, p in policies.items()}
+    assert (chunks["transformers-4.57"] - chunks["transformers-5"]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("value", ["transformers-4.56", "", 5, None])
+def test_a_bad_vision_patch_positions_value_is_refused_with_a_slug(
+    tiny_dir: Path, value: object
+) -> None:
+    from reflex_core.models.resolve import load_policy_checkpoint
+
+    with pytest.raises(CheckpointError) as info:
+        load_policy_checkpoint(tiny_dir, model_options={"vision_patch_positions": value})
+    assert info.value.slug == "model-option-invalid"
+    assert "transformers-4.57" in info.value.message and "transformers-5" in info.value.message
+    with pytest.raises(CheckpointError) as unknown:
+        load_policy_checkpoint(tiny_dir, model_options={"patch_positions": "transformers-5"})
+    assert unknown.value.slug == "model-option-unknown"
+
+
 # -- refusals ---------------------------------------------------------------------------------------
 
 
@@ -302,3 +368,23 @@ def test_entry_point_is_installed_and_loaded_by_the_host() -> None:
     info = {i.name: i for i in pm.plugin_infos()}["smolvla"]
     assert info.distribution == "reflex-smolvla"
     assert "reflex_register_model_loaders" in info.hooks
+
+
+def test_a_checkpoint_without_a_tokenizer_says_which_one_and_how_to_pass_it(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    """Real lerobot repos ship no tokenizer: ``reflex export`` names SmolVLM2's and the flag."""
+    import shutil
+
+    from reflex_core.export.pipeline import ExportRequest, export_artifact
+
+    bare = tmp_path / "no-tokenizer"
+    shutil.copytree(tiny_dir, bare)
+    (bare / "tokenizer.json").unlink()
+    with pytest.raises(ReflexError) as info:
+        export_artifact(ExportRequest(str(bare), tmp_path / "out"))
+    assert info.value.slug == "tokenizer-missing"
+    message = info.value.message
+    assert "HuggingFaceTB/SmolVLM2-500M-Video-Instruct" in message
+    assert "tokenizer.json" in message and "--tokenizer" in message
+    assert not (tmp_path / "out").exists()
