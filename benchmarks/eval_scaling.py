@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from reflex_core.eval.episode import EpisodeConfig
     from reflex_core.eval.runner import EvalPlan, init_ray, run_eval
-    from reflex_core.eval.server import ServerPlan, reflex_argv
+    from reflex_core.eval.server import ServerPlan
+    from reflex_core.serve.child import reflex_argv
 
     with tempfile.TemporaryDirectory(prefix="reflex-eval-scaling-") as work:
         artifact = args.artifact

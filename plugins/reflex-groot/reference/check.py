@@ -186,11 +186,60 @@ def main(argv: list[str] | None = None) -> int:
         "padded_vs_unpadded": passes(result["padded_vs_unpadded"]),
         "negative_control_fails": not passes(result["negative_control"]),
     }
+    checks["real_size_layout"] = _real_size_layout(args.reference_python, workdir, env, line)
     line["checks"] = checks
     line["thresholds"] = {"max_abs": MAX_ABS, "cos": MIN_COS, "features": "max_abs rel 1e-4"}
     line["ok"] = all(checks.values())
     print(json.dumps(line))
     return 0 if line["ok"] else 1
+
+
+def _real_size_layout(reference_python: str, workdir: Path, env: dict, line: dict) -> bool:
+    """Our N1.5-3B module tree on the meta device against lerobot's ``GR00TN15``: the same keys,
+    shapes and parameter count (lerobot's state dict holds the tied embedding twice)."""
+    import torch
+    from reflex_groot.config import (
+        EAGLE_N15_ASSETS,
+        GROOT_N15_3B,
+        KNOWN_BASE_CONFIGS,
+        KNOWN_EAGLE_CONFIGS,
+        parse_arch,
+    )
+    from reflex_groot.modeling import GrootModel
+    from reflex_groot.weights import checkpoint_keys
+
+    base, eagle = KNOWN_BASE_CONFIGS[GROOT_N15_3B], KNOWN_EAGLE_CONFIGS[EAGLE_N15_ASSETS]
+    with torch.device("meta"):
+        model = GrootModel(parse_arch(base, eagle))
+    ours = checkpoint_keys(model)
+    count = sum(p.numel() for p in model.parameters())
+    keys_dir = workdir / "real-size-keys"
+    keys_dir.mkdir(exist_ok=True)
+    request = {"keys_only": True, "base_config": base, "eagle_config": eagle}
+    (keys_dir / "request.json").write_text(json.dumps(request))
+    run = subprocess.run(
+        [reference_python, str(HERE / "lerobot_side.py"), str(keys_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if run.returncode != 0:
+        line["real_size_layout"] = {"error": run.stderr[-2000:]}
+        return False
+    reference = json.loads((keys_dir / "reference.json").read_text())
+    theirs = {k: tuple(v) for k, v in reference["shapes"].items()}
+    tied = "_groot_model.backbone.eagle_model.language_model.model.embed_tokens.weight"
+    head = "_groot_model.backbone.eagle_model.language_model.lm_head.weight"
+    tied_ok = theirs.pop(tied, None) == ours.get(head)
+    line["real_size_layout"] = {
+        "keys": len(ours),
+        "parameters_ours": count,
+        "parameters_lerobot": reference["num_parameters"],
+        "missing": sorted(set(theirs) - set(ours))[:10],
+        "unexpected": sorted(set(ours) - set(theirs))[:10],
+    }
+    return tied_ok and ours == theirs and reference["num_parameters"] == count
 
 
 if __name__ == "__main__":

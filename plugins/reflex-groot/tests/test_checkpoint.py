@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,8 +26,6 @@ from reflex_core.errors import CheckpointError
 from reflex_core.models.family import LoadOptions
 
 REPO = Path(__file__).resolve().parents[3]
-REFERENCE_PYTHON = REPO / ".venv-reference" / "bin" / "python"
-LEROBOT_SIDE = Path(__file__).resolve().parents[1] / "reference" / "lerobot_side.py"
 #: lerobot 0.4.4's GR00TN15 at N1.5-3B dims, built on the meta device in .venv-reference
 #: (state dict of a module holding ``_groot_model``; the tied embedding counted once).
 LEROBOT_N15_PARAMETERS = 2_413_522_880
@@ -117,9 +114,10 @@ def test_a_checkpoint_that_does_not_match_is_refused_naming_the_key(
     assert key in str(info.value)
 
 
-def test_real_size_layout_matches_lerobots(tmp_path: Path) -> None:
-    """Our N1.5-3B module tree on the meta device: the key set and parameter count of lerobot's
-    ``GR00TN15`` (live against lerobot 0.4.4 when .venv-reference exists)."""
+def test_real_size_layout_has_lerobots_parameter_count() -> None:
+    """Our N1.5-3B module tree on the meta device has lerobot's ``GR00TN15`` parameter count (the
+    key-by-key comparison against lerobot itself is in reference/check.py, which CI runs in
+    .venv-reference after the tests)."""
     base = KNOWN_BASE_CONFIGS[GROOT_N15_3B]
     eagle = KNOWN_EAGLE_CONFIGS[EAGLE_N15_ASSETS]
     with torch.device("meta"):
@@ -134,29 +132,6 @@ def test_real_size_layout_matches_lerobots(tmp_path: Path) -> None:
         )
         == 12
     )
-    if not REFERENCE_PYTHON.exists():
-        pytest.skip(
-            "no .venv-reference (scripts/reference_env.sh): live lerobot comparison skipped"
-        )
-    request = {"keys_only": True, "base_config": base, "eagle_config": eagle}
-    (tmp_path / "request.json").write_text(json.dumps(request))
-    run = subprocess.run(
-        [str(REFERENCE_PYTHON), str(LEROBOT_SIDE), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
-        timeout=600,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    reference = json.loads((tmp_path / "reference.json").read_text())
-    theirs = {k: tuple(v) for k, v in reference["shapes"].items()}
-    tied = "_groot_model.backbone.eagle_model.language_model.model.embed_tokens.weight"
-    assert (
-        theirs.pop(tied) == ours["_groot_model.backbone.eagle_model.language_model.lm_head.weight"]
-    )
-    assert ours == theirs
-    assert reference["num_parameters"] == count
 
 
 def test_embodiment_selects_the_projector_slice(tiny_dir: Path) -> None:

@@ -1,6 +1,6 @@
 """``reflex demo``: the whole pipeline on one machine, in under a minute.
 
-1. export the built-in tiny pi0.5 with the franka embodiment (``reflex export``: torch -> ONNX,
+1. export a built-in tiny model (``--model``, tiny pi0.5 by default) with the franka embodiment (``reflex export``: torch -> ONNX,
    parity gate), unless ``--artifact`` names an existing export;
 2. start ``reflex serve`` on it as a real subprocess on 127.0.0.1, with the installed wedges
    switched on (ActionGuard clamping with an audit log, the deadline with tail fallback);
@@ -18,12 +18,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -32,10 +28,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
-import httpx
 import numpy as np
 
 from reflex_core.errors import ConfigError, ReflexError
+from reflex_core.serve.child import ServerProcess, child_env, free_port, reflex_argv
 
 MODEL = "tiny-pi05"
 EMBODIMENT = "franka"
@@ -55,22 +51,6 @@ class DemoOptions:
     model: str = MODEL
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _reflex_argv(*args: str) -> list[str]:
-    # the same interpreter and checkout as this process, whatever is first on PATH
-    return [sys.executable, "-m", "reflex_core.cli", *args]
-
-
-def _child_env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-            "HF_HUB_OFFLINE": "1"}  # fmt: skip
-
-
 def export_tiny_model(out: Path, log: TextIO, model: str = MODEL) -> float:
     """``reflex export MODEL --embodiment franka -o OUT``; its progress goes to ``log``."""
     if importlib.util.find_spec("torch") is None:
@@ -81,10 +61,10 @@ def export_tiny_model(out: Path, log: TextIO, model: str = MODEL) -> float:
         )
     started = time.monotonic()
     result = subprocess.run(
-        _reflex_argv("export", model, "--embodiment", EMBODIMENT, "-o", str(out)),
+        reflex_argv("export", model, "--embodiment", EMBODIMENT, "-o", str(out)),
         stdout=log,
         stderr=log,
-        env=_child_env(),
+        env=child_env(),
     )
     if result.returncode != 0:
         raise ReflexError(
@@ -131,58 +111,6 @@ def wedge_flags(registry: Any, work: Path, deadline_ms: float) -> list[str]:
     if "deadline" in registry.wedges:
         flags += ["--deadline-ms", f"{deadline_ms:g}", "--deadline-fallback", "tail"]
     return flags
-
-
-class ServerProcess:
-    """``reflex serve`` as a child process in its own session (Ctrl-C on the demo does not
-    reach it; the demo stops it)."""
-
-    def __init__(self, argv: list[str], base: str, log_path: Path) -> None:
-        self.base = base
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, env=_child_env(),
-            start_new_session=True,
-        )  # fmt: skip
-        self.exit_code: int | None = None
-
-    def log_tail(self, lines: int = 15) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def wait_ready(self, timeout_s: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ReflexError(
-                    f"reflex serve exited with {self.proc.returncode}:\n{self.log_tail()}",
-                    slug="demo-server-failed",
-                )
-            try:
-                response = httpx.get(self.base + "/health", timeout=2.0)
-                if response.status_code == 200:
-                    return response.json()
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise ReflexError(
-            f"reflex serve was not ready after {timeout_s:.0f} s:\n{self.log_tail()}",
-            slug="demo-server-failed",
-        )
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM (graceful), SIGKILL if it lingers; returns the exit code once it is gone."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self._log.close()
-        self.exit_code = self.proc.returncode
-        return self.exit_code
 
 
 class Progress:
@@ -262,7 +190,7 @@ def render_report(result: dict[str, Any]) -> str:
     lat, step = loop["latency_ms"], loop["step_ms"]
     verdicts = loop["guard_verdicts"]
     lines = [
-        "Reflex demo: tiny pi0.5 -> ONNX (parity gate) -> reflex serve -> MuJoCo Franka Panda",
+        f"Reflex demo: {result['model']} -> ONNX (parity gate) -> reflex serve -> MuJoCo Franka Panda",
         f"  export      {result['model']} {parity['mode']} {parity['precision']}, parity "
         f"{'PASSED' if parity['passed'] else 'FAILED'} on {parity['cases']} seeded cases: "
         f"end-to-end max abs {parity['end_to_end_max_abs']:.3g} "
@@ -316,12 +244,12 @@ def run_demo(options: DemoOptions, registry: Any, out: TextIO, err: TextIO) -> i
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         flags = wedge_flags(registry, work, options.deadline_ms)
-        argv = _reflex_argv(
+        argv = reflex_argv(
             "serve", str(artifact), "--embodiment", EMBODIMENT, "--port", str(port), *flags
         )
         err.write(f"reflex demo: starting reflex serve on {base} {' '.join(flags)}\n")
         err.flush()
-        server = ServerProcess(argv, base, work / "server.log")
+        server = ServerProcess(argv, base, work / "server.log", slug="demo-server-failed")
         try:
             health = server.wait_ready(options.server_timeout_s)
             err.write(f"reflex demo: driving the simulated arm for {options.steps} steps\n")
