@@ -26,6 +26,8 @@ def _assignment(text: str) -> tuple[str, Any]:
 
 
 def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
+    from reflex_core.export.stages import ISOLATION_MODES
+
     modes = sorted(registry.exporters) or [DEFAULT_MODE]
     parser.add_argument(
         "source",
@@ -154,6 +156,15 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
         action="store_true",
         help="replace a non-empty output directory (only if the gate passes)",
     )
+    parser.add_argument(
+        "--isolate",
+        choices=ISOLATION_MODES,
+        default="auto",
+        help="where the torch stages (export, the gate's torch references) run: 'process' runs "
+        "each in a fresh process, so the export's peak memory is its largest stage's instead of "
+        "their sum; 'inprocess' keeps them in this one (faster start-up); 'auto' (default) "
+        "isolates checkpoints with 1 GiB of weights or more",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
@@ -192,6 +203,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         preprocess=dict(args.preprocess),
         model_options=dict(args.model_option),
         sign_key=args.sign_key,
+        isolate=args.isolate,
     )
     progress = Progress(sys.stderr, enabled=not args.quiet)
     result = export_artifact(request, registry=registry, progress=progress)

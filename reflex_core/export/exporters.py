@@ -95,6 +95,10 @@ class ExportedGraph:
     :ivar external_data_file: the ``.data`` file beside ``file`` (large graphs), or None.
     :ivar seconds: wall time of torch.onnx.export plus saving.
     :ivar notes: how it was exported (e.g. the monolithic loop form).
+    :ivar reference_role: how :func:`rebuild_reference` rebuilds ``reference`` from a freshly
+        loaded policy (``prefix``, ``step`` or ``policy``), so the gate's torch half can run in
+        a process of its own (:mod:`reflex_core.export.stages`); None: only the exporter's own
+        process has the reference, and the export stays in one process.
     """
 
     name: str
@@ -106,6 +110,28 @@ class ExportedGraph:
     external_data_file: str | None = None
     seconds: float = 0.0
     notes: dict[str, Any] = attrs.field(factory=dict)
+    reference_role: str | None = None
+
+
+REFERENCE_ROLES = ("prefix", "step", "policy")
+
+
+def rebuild_reference(policy: Any, graph: ExportedGraph, num_steps: int) -> Any:
+    """The torch module ``graph`` was exported from, rebuilt from ``policy`` (a fresh load of
+    the same checkpoint) by the graph's ``reference_role``."""
+    graphs = policy.graphs
+    if graph.reference_role == "prefix":
+        return graphs.prefix
+    if graph.reference_role == "step":
+        return graphs.step
+    if graph.reference_role == "policy":
+        from reflex_core.export.wrappers import PolicyGraph
+
+        flow = policy.io.flow
+        return PolicyGraph(
+            graphs, monolithic_inputs(graphs), flow.times(num_steps), flow.dt(num_steps)
+        )
+    raise ValueError(f"graph {graph.name!r} has no rebuildable reference")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,6 +293,8 @@ def _describe(
     external: str | None,
     seconds: float,
     notes: dict[str, Any] | None = None,
+    *,
+    role: str | None = None,
 ) -> ExportedGraph:
     inputs, outputs, opset = read_graph_io(out_dir / f"{name}.onnx")
     return ExportedGraph(
@@ -279,6 +307,7 @@ def _describe(
         external_data_file=external,
         seconds=seconds,
         notes={"opset": opset, **(notes or {})},
+        reference_role=role,
     )
 
 
@@ -322,7 +351,15 @@ def export_decomposed(policy: Any, out_dir: Path, options: ExportOptions) -> lis
             options=options,
         )
     exported = [
-        _describe("vlm_prefix", out_dir, graphs.prefix, graphs.prefix_inputs, external, seconds)
+        _describe(
+            "vlm_prefix",
+            out_dir,
+            graphs.prefix,
+            graphs.prefix_inputs,
+            external,
+            seconds,
+            role="prefix",
+        )
     ]
 
     with torch.no_grad():
@@ -341,7 +378,15 @@ def export_decomposed(policy: Any, out_dir: Path, options: ExportOptions) -> lis
             options=options,
         )
     exported.append(
-        _describe("expert_denoise", out_dir, graphs.step, graphs.step_inputs, external, seconds)
+        _describe(
+            "expert_denoise",
+            out_dir,
+            graphs.step,
+            graphs.step_inputs,
+            external,
+            seconds,
+            role="step",
+        )
     )
     return exported
 
@@ -404,7 +449,9 @@ def export_monolithic(policy: Any, out_dir: Path, options: ExportOptions) -> lis
                 dynamic_shapes=batch_shapes(reference, args),
                 options=options,
             )
-        return [_describe("policy", out_dir, reference, names, external, seconds, notes)]
+        return [
+            _describe("policy", out_dir, reference, names, external, seconds, notes, role="policy")
+        ]
 
     parts_dir = out_dir / ".parts"
     parts_dir.mkdir(exist_ok=True)
@@ -435,7 +482,7 @@ def export_monolithic(policy: Any, out_dir: Path, options: ExportOptions) -> lis
         notes["parts_seconds"] = {g.name: round(g.seconds, 2) for g in parts}
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
-    return [_describe("policy", out_dir, reference, names, external, seconds, notes)]
+    return [_describe("policy", out_dir, reference, names, external, seconds, notes, role="policy")]
 
 
 #: name -> (export function, one-line description): what the built-in plugin registers.

@@ -50,6 +50,12 @@ from reflex_core.export.parity import (
     library_versions,
 )
 from reflex_core.export.progress import SILENT, Progress
+from reflex_core.export.stages import (
+    AUTO_ISOLATE_BYTES,
+    ISOLATION_MODES,
+    checkpoint_weight_bytes,
+    run_stage,
+)
 
 #: Library versions recorded in the manifest's ``exporter`` block.
 EXPORTER_LIBRARIES = ("torch", "onnx", "onnxscript", "onnx-ir", "onnxruntime", "transformers")
@@ -75,6 +81,9 @@ class ExportRequest:
     :ivar model_options: ``--model-option KEY=VALUE`` settings the family's loader declares.
     :ivar sign_key: an ed25519 private key (PEM): the artifact's digest is signed into
         ``signature.json`` (:mod:`reflex_core.artifact.integrity`).
+    :ivar isolate: where the torch stages run (:mod:`reflex_core.export.stages`): ``process``
+        (each in a fresh process: the export's peak memory is its largest stage's), ``inprocess``
+        (all in this one), ``auto`` (``process`` for checkpoints of 1 GiB of weights or more).
     """
 
     source: str
@@ -92,6 +101,7 @@ class ExportRequest:
     preprocess: Mapping[str, Any] = attrs.field(factory=dict)
     model_options: Mapping[str, Any] = attrs.field(factory=dict)
     sign_key: Path | None = None
+    isolate: str = "auto"
 
 
 @attrs.frozen(eq=False)
@@ -134,6 +144,8 @@ def _check_request(request: ExportRequest) -> None:
         )
     if request.num_steps is not None and request.num_steps < 1:
         raise ConfigError("--num-steps must be >= 1", field="num_steps")
+    if request.isolate not in ISOLATION_MODES:
+        raise ConfigError(f"--isolate must be one of {', '.join(ISOLATION_MODES)}", field="isolate")
     if request.parity is not None:
         p = request.parity
         if p.cases < 1:
@@ -349,52 +361,22 @@ def export_artifact(
     output = request.output.expanduser().absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
 
-    if policy is None:
-        from reflex_core.models.family import LoadOptions
-        from reflex_core.models.resolve import load_checkpoint
-
-        options = LoadOptions(
-            source=str(request.source),
-            tokenizer_file=request.tokenizer_file,
-            embodiment=request.embodiment,
-            preprocess=dict(request.preprocess),
-            model_options=dict(request.model_options),
-        )
-        with progress.step(f"loading {request.source}"):
-            policy = load_checkpoint(request.source, registry, options)
-    tokenizer = policy.tokenizer.file
-    if tokenizer is None or not Path(tokenizer).is_file():
-        raise ConfigError(
-            f"checkpoint {request.source!r} ships no tokenizer.json. {policy.tokenizer.hint}".strip(),
-            slug="tokenizer-missing",
-            field="tokenizer",
-            details={"family": policy.family, "hint": policy.tokenizer.hint},
-        )
-    check_embodiment(policy, request.embodiment)
-    num_steps = int(request.num_steps or policy.num_steps)
-    settings = request.parity or ParitySettings.for_precision(request.precision)
-    settings = attrs.evolve(
-        settings,
-        relative_outputs=tuple(
-            dict.fromkeys([*settings.relative_outputs, *policy.graphs.relative_outputs])
-        ),
-    )
-    options = ExportOptions(
-        num_steps=num_steps,
-        opset=request.opset,
-        precision=request.precision,
-        external_data=request.external_data,
-        monolithic_loop=request.monolithic_loop,
-        progress=progress,
-    )
-
+    isolated = _isolated(request, registry, policy)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the artifact is read by the server's user
     published = False
     try:
-        graphs = tuple(exporter(policy, tmp, options))
-        _check_graphs(graphs, tmp)
-        shutil.copyfile(tokenizer, tmp / TOKENIZER_FILE)
+        if isolated:
+            exported = run_stage("export", {"request": request, "tmp": str(tmp)}, tmp, progress)
+            policy, graphs = exported["policy"], exported["graphs"]
+            num_steps, settings = exported["num_steps"], exported["settings"]
+        else:
+            if policy is None:
+                policy = _load(request, registry, progress)
+            num_steps, settings, options = prepare(policy, request, progress)
+            graphs = tuple(exporter(policy, tmp, options))
+            _check_graphs(graphs, tmp)
+        shutil.copyfile(policy.tokenizer.file, tmp / TOKENIZER_FILE)
         _write_json(tmp / PARITY_FILE, {"schema_version": 1, "passed": False, "status": "pending"})
         _write_json(
             tmp / CONFIG_FILE,
@@ -413,11 +395,21 @@ def export_artifact(
         )
         if after_export is not None:
             after_export(tmp, graphs)
-        references = compute_references(
-            policy, tmp, graphs, settings, num_steps=num_steps, progress=progress
-        )
-        # The torch model goes before onnxruntime loads the graphs: the two never coexist.
-        policy, graphs = release_torch(policy, graphs)
+        if isolated:
+            job = {
+                "request": request,
+                "tmp": str(tmp),
+                "graphs": graphs,
+                "num_steps": num_steps,
+                "settings": settings,
+            }
+            references = run_stage("references", job, tmp, progress)
+        else:
+            references = compute_references(
+                policy, tmp, graphs, settings, num_steps=num_steps, progress=progress
+            )
+            # The torch model goes before onnxruntime loads the graphs: the two never coexist.
+            policy, graphs = release_torch(policy, graphs)
         report = compare_with_onnx(
             references, tmp, graphs, settings, precision=request.precision, progress=progress
         )
@@ -464,6 +456,82 @@ def export_artifact(
         graphs=graphs,
         timings=dict(progress.timings),
     )
+
+
+def _load(request: ExportRequest, registry: Any, progress: Progress) -> Any:
+    from reflex_core.models.family import LoadOptions
+    from reflex_core.models.resolve import load_checkpoint
+
+    options = LoadOptions(
+        source=str(request.source),
+        tokenizer_file=request.tokenizer_file,
+        embodiment=request.embodiment,
+        preprocess=dict(request.preprocess),
+        model_options=dict(request.model_options),
+    )
+    with progress.step(f"loading {request.source}"):
+        return load_checkpoint(request.source, registry, options)
+
+
+def prepare(
+    policy: Any, request: ExportRequest, progress: Progress
+) -> tuple[int, ParitySettings, ExportOptions]:
+    """Check a loaded policy against the request; the Euler steps, gate settings and exporter
+    options that follow from both.
+
+    :raises ConfigError: ``tokenizer-missing``, ``embodiment-mismatch``.
+    """
+    tokenizer = policy.tokenizer.file
+    if tokenizer is None or not Path(tokenizer).is_file():
+        raise ConfigError(
+            f"checkpoint {request.source!r} ships no tokenizer.json. {policy.tokenizer.hint}".strip(),
+            slug="tokenizer-missing",
+            field="tokenizer",
+            details={"family": policy.family, "hint": policy.tokenizer.hint},
+        )
+    check_embodiment(policy, request.embodiment)
+    num_steps = int(request.num_steps or policy.num_steps)
+    settings = request.parity or ParitySettings.for_precision(request.precision)
+    settings = attrs.evolve(
+        settings,
+        relative_outputs=tuple(
+            dict.fromkeys([*settings.relative_outputs, *policy.graphs.relative_outputs])
+        ),
+    )
+    options = ExportOptions(
+        num_steps=num_steps,
+        opset=request.opset,
+        precision=request.precision,
+        external_data=request.external_data,
+        monolithic_loop=request.monolithic_loop,
+        progress=progress,
+    )
+    return num_steps, settings, options
+
+
+def _isolated(request: ExportRequest, registry: Any, policy: Any) -> bool:
+    """Whether the torch stages run in processes of their own (``request.isolate``).
+
+    A stage process loads the checkpoint itself with the installed plugins (the same
+    environment), so an already loaded policy keeps everything in this process.
+    """
+    if request.isolate == "inprocess":
+        return False
+    if policy is not None:
+        if request.isolate == "process":
+            raise ConfigError(
+                "isolate='process' loads the checkpoint in a fresh process: it cannot take an "
+                "already loaded policy",
+                slug="export-isolation-unsupported",
+                field="isolate",
+            )
+        return False
+    if request.isolate == "process":
+        return True
+    from reflex_core.models.resolve import resolve_checkpoint_dir
+
+    directory = resolve_checkpoint_dir(request.source, registry)
+    return checkpoint_weight_bytes(directory) >= AUTO_ISOLATE_BYTES
 
 
 def release_torch(
