@@ -1,20 +1,27 @@
 """``reflex serve`` latency per ``POST /act`` for a model family, through a real server.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/serve_family.py [--workdir DIR]
-        [--tiny-artifact DIR] [--real-artifact DIR | --real-checkpoint DIR] [--skip-real]
-        [--tiny-requests 100] [--real-requests 12] [--server-threads 1]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/serve_family.py [--family smolvla|groot]
+        [--workdir DIR] [--tiny-artifact DIR] [--real-artifact DIR | --real-checkpoint DIR]
+        [--skip-real] [--skip-tiny] [--tiny-requests 100] [--real-requests 12] [--server-threads 1]
 
-Two SmolVLA artifacts, each behind its own ``reflex serve`` subprocess on 127.0.0.1 (no wedges),
-one client sending observations back to back over one keep-alive connection:
+Two artifacts of the family, each behind its own ``reflex serve`` subprocess on 127.0.0.1 (no
+wedges), one client sending observations back to back over one keep-alive connection:
 
-- ``tiny-smolvla``, exported with ``--embodiment franka`` and served with it (2 cameras,
-  frames 480x640 JPEG as a robot camera sends them, resized to 32x32 by the server);
-- the real-size random SmolVLA (``lerobot/smolvla_base`` dimensions, 450M parameters, fp32,
-  decomposed), served without an embodiment (its own 6-dim state), 3 cameras at 512x512 JPEG,
-  a 13-word prompt, 10 Euler steps. Takes ``--real-artifact`` (e.g. the decomposed export
-  ``benchmarks/export_memory.py --keep`` leaves), else exports ``--real-checkpoint`` (default
-  ``WORKDIR/smolvla-real``, written by ``python -m reflex_smolvla.write_checkpoint --real-size``
-  when missing) with the tiny tokenizer (nothing comes from the Hub here).
+- the built-in tiny checkpoint (``tiny-smolvla`` / ``tiny-groot``), exported with
+  ``--embodiment franka`` and served with it (2 cameras, frames 480x640 JPEG as a robot camera
+  sends them, resized by the server to the model's tiny image size);
+- the real-size random checkpoint, decomposed, fp32, served without an embodiment (its own
+  state), one JPEG per camera at the model's own image size, the same prompt, the checkpoint's
+  Euler steps. SmolVLA: ``lerobot/smolvla_base`` dimensions (450M parameters, 3 cameras at
+  512x512, 10 steps), written by ``python -m reflex_smolvla.write_checkpoint --real-size``.
+  GR00T: N1.5-3B dimensions (2.41 B parameters, 9.7 GB fp32, 2 cameras at 224x224, 4 steps),
+  written by ``plugins/reflex-groot/scripts/write_real_size.py``. Takes ``--real-artifact``
+  (e.g. the decomposed export ``benchmarks/export_memory.py --keep`` leaves), else exports
+  ``--real-checkpoint`` (default ``WORKDIR/<family>-real``, written when missing) with a
+  word-level stand-in tokenizer (nothing comes from the Hub here; token ids only pick embedding
+  rows, and GR00T's stand-in gives the chat and image markers their Eagle ids so the image
+  tokens land where the model expects them). The real-size steps need memory: run the script
+  under ``flock /tmp/reflex-bigmem.lock`` on a shared machine.
 
 Every request has its own state and ``noise_seed``, so each one is a fresh chunk (the prefix
 cache is off by default). Latency is the client's round trip; the server's own breakdown
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -36,12 +44,80 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 PROMPT = "pick up the red cube on the left and place it in the blue bowl on the right"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """What the benchmark needs to know of a family: its built-in tiny checkpoint, how to write a
+    real-size random one, and a stand-in tokenizer for it."""
+
+    tiny: str
+    write_real: Callable[[Path], list[str]]
+    tokenizer: Callable[[Path], Any]
+
+
+def smolvla_tokenizer(checkpoint: Path) -> Any:
+    from reflex_core.models.tiny_tokenizer import build_tiny_tokenizer
+
+    return build_tiny_tokenizer()
+
+
+def groot_tokenizer(checkpoint: Path) -> Any:
+    """tiny-groot's word-level tokenizer with the chat markers, the pad and the image token moved
+    to their ids in the Eagle 2.5 tokenizer: Qwen3's ``<|endoftext|>`` 151643 is the pad the
+    loader declares for a real checkpoint, and ``<IMG_CONTEXT>`` must be the Eagle config's
+    ``image_token_index`` (the model puts the image features where it finds that id). The other
+    words keep their small ids."""
+    from reflex_groot.prompt import IMAGE_TOKEN, build_tiny_tokenizer
+    from tokenizers import Tokenizer
+
+    eagle = json.loads((checkpoint / "eagle" / "config.json").read_text())
+    eagle_ids = {
+        "<|endoftext|>": 151643,
+        "<|im_start|>": 151644,
+        "<|im_end|>": 151645,
+        "<img>": 151665,
+        "</img>": 151666,
+        IMAGE_TOKEN: int(eagle["image_token_index"]),
+    }
+    data = json.loads(build_tiny_tokenizer().to_str())
+    for token, new_id in eagle_ids.items():
+        data["model"]["vocab"][token] = new_id
+    for added in data["added_tokens"]:
+        added["id"] = eagle_ids[added["content"]]
+    return Tokenizer.from_str(json.dumps(data))
+
+
+FAMILIES = {
+    "smolvla": Family(
+        tiny="tiny-smolvla",
+        write_real=lambda d: [
+            sys.executable,
+            "-m",
+            "reflex_smolvla.write_checkpoint",
+            "--real-size",
+            str(d),
+        ],
+        tokenizer=smolvla_tokenizer,
+    ),
+    "groot": Family(
+        tiny="tiny-groot",
+        write_real=lambda d: [
+            sys.executable,
+            str(REPO / "plugins/reflex-groot/scripts/write_real_size.py"),
+            str(d),
+        ],
+        tokenizer=groot_tokenizer,
+    ),
+}
 
 
 def _env(threads: int) -> dict[str, str]:
@@ -156,6 +232,7 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="smolvla")
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -165,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-artifact", type=Path)
     parser.add_argument("--real-checkpoint", type=Path)
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--skip-tiny", action="store_true")
     parser.add_argument("--tiny-requests", type=int, default=100)
     parser.add_argument("--real-requests", type=int, default=12)
     parser.add_argument("--server-threads", type=int, default=1)
@@ -172,46 +250,47 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir.expanduser().absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     threads = args.server_threads
+    family = FAMILIES[args.family]
 
     results: dict[str, Any] = {}
-    tiny = args.tiny_artifact or workdir / "serve-tiny-smolvla"
-    if args.tiny_artifact is None:
-        export(["tiny-smolvla", "--embodiment", "franka"], tiny, threads)
-    results["tiny-smolvla"] = measure(
-        "tiny-smolvla",
-        tiny,
-        embodiment="franka",
-        cameras={"front": (480, 640), "wrist": (480, 640)},
-        state_dim=8,
-        requests=args.tiny_requests,
-        warmup=5,
-        threads=threads,
-        workdir=workdir,
-    )
+    if not args.skip_tiny:
+        tiny = args.tiny_artifact or workdir / f"serve-{family.tiny}"
+        if args.tiny_artifact is None:
+            export([family.tiny, "--embodiment", "franka"], tiny, threads)
+        tiny_cameras = json.loads((tiny / "reflex_config.json").read_text())["preprocessing"]
+        results[family.tiny] = measure(
+            family.tiny,
+            tiny,
+            embodiment="franka",
+            cameras={cam: (480, 640) for cam in tiny_cameras["image"]["cameras"]},
+            state_dim=8,
+            requests=args.tiny_requests,
+            warmup=5,
+            threads=threads,
+            workdir=workdir,
+        )
     if not args.skip_real:
         real = args.real_artifact
         if real is None:
-            checkpoint = args.real_checkpoint or workdir / "smolvla-real"
+            checkpoint = args.real_checkpoint or workdir / f"{args.family}-real"
             if not (checkpoint / "model.safetensors").is_file():
-                subprocess.run(
-                    [sys.executable, "-m", "reflex_smolvla.write_checkpoint", "--real-size",
-                     str(checkpoint)],
-                    check=True, env=_env(threads),
-                )  # fmt: skip
-            tokenizer = workdir / "tiny-tokenizer.json"
+                subprocess.run(family.write_real(checkpoint), check=True, env=_env(threads))
+            tokenizer = workdir / f"{args.family}-stand-in-tokenizer.json"
             if not tokenizer.is_file():
-                from reflex_core.models.tiny_tokenizer import build_tiny_tokenizer
-
-                build_tiny_tokenizer().save(str(tokenizer))
-            real = workdir / "serve-smolvla-real"
-            export([str(checkpoint), "--tokenizer", str(tokenizer)], real, threads)
+                family.tokenizer(checkpoint).save(str(tokenizer))
+            real = workdir / f"serve-{args.family}-real"
+            export(
+                [str(checkpoint), "--tokenizer", str(tokenizer), "--mode", "decomposed"],
+                real,
+                threads,
+            )
         manifest = json.loads((real / "reflex_config.json").read_text())
-        cameras = manifest["preprocessing"]["image"]["cameras"]
-        results["smolvla-real-size"] = measure(
-            "smolvla-real-size",
+        image = manifest["preprocessing"]["image"]
+        results[f"{args.family}-real-size"] = measure(
+            f"{args.family}-real-size",
             real,
             embodiment=None,
-            cameras={cam: (512, 512) for cam in cameras},
+            cameras={cam: (image["height"], image["width"]) for cam in image["cameras"]},
             state_dim=int(manifest["state_dim"]),
             requests=args.real_requests,
             warmup=2,
@@ -227,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "benchmark": "serve_family",
-                "family": "smolvla",
+                "family": args.family,
                 "results": results,
                 "server_threads": threads,
                 "loadavg": [round(x, 2) for x in os.getloadavg()],

@@ -193,19 +193,35 @@ def _nodelay(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class RawHTTPClient:
+class _RawSocket:
+    """One TCP_NODELAY socket to the server and the bytes received but not yet consumed."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        _nodelay(self.sock)
+        self.buf = bytearray()
+
+    def _recv(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise SystemExit("the server closed the connection")
+        self.buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RawHTTPClient(_RawSocket):
     """The least an HTTP client can do: one keep-alive socket, a prebuilt request, and the
     response framed by its ``Content-Length`` (what the server sends for /act)."""
 
     def __init__(self, port: int, path: str, body: bytes) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        _nodelay(self.sock)
+        super().__init__(port)
         head = (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.request = head.encode() + body
-        self.buf = bytearray()
 
     def post(self) -> tuple[int, bytes]:
         self.sock.sendall(self.request)
@@ -224,15 +240,6 @@ class RawHTTPClient:
         body = bytes(self.buf[end_of_head + 4 : end])
         del self.buf[:end]
         return status, body
-
-    def _recv(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise SystemExit("the server closed the connection")
-        self.buf += chunk
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class StdlibHTTPClient:
@@ -292,20 +299,18 @@ class WSClient:
         self.conn.close()
 
 
-class RawWSClient:
+class RawWSClient(_RawSocket):
     """The least a WebSocket client can do: one socket, the handshake by hand, a prebuilt masked
     text frame out, and the server's unmasked frame read by its length header."""
 
     def __init__(self, port: int, path: str, body: bytes) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        _nodelay(self.sock)
+        super().__init__(port)
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             "Sec-WebSocket-Version: 13\r\n\r\n".encode()
         )
-        self.buf = bytearray()
         while (end := self.buf.find(b"\r\n\r\n")) < 0:
             self._recv()
         if not self.buf.startswith(b"HTTP/1.1 101"):
@@ -342,15 +347,6 @@ class RawWSClient:
         payload = bytes(self.buf[start : start + n])
         del self.buf[: start + n]
         return 200, payload
-
-    def _recv(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise SystemExit("the server closed the connection")
-        self.buf += chunk
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 HTTP_CLIENTS: dict[str, type[Any]] = {

@@ -623,16 +623,6 @@ def test_color_space_conversions() -> None:
     assert to_rgb(rgb, "rgb8") is rgb
 
 
-def _runtime_fixtures() -> Any:
-    import importlib.util
-
-    path = Path(__file__).parent / "fixtures" / "runtime_graphs.py"
-    spec = importlib.util.spec_from_file_location("runtime_graphs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _runtime_embodiment(color_space: str, camera: str = "base") -> EmbodimentConfig:
     return EmbodimentConfig.from_dict(
         {
@@ -664,11 +654,13 @@ def _runtime_embodiment(color_space: str, camera: str = "base") -> EmbodimentCon
 
 
 @pytest.mark.parametrize("space", ["bgr8", "mono8"])
-def test_the_runtime_applies_the_declared_color_space(tmp_path: Path, space: str) -> None:
+def test_the_runtime_applies_the_declared_color_space(
+    tmp_path: Path, space: str, runtime_graphs: Any
+) -> None:
     from reflex_core.runtime import load_policy
     from reflex_core.wire.types import Observation
 
-    rg = _runtime_fixtures()
+    rg = runtime_graphs
     art = rg.write_artifact(tmp_path / "art", normalization={"state": None, "action": None})
     dims = rg.Dims()
     noise = (
@@ -698,10 +690,12 @@ def test_the_runtime_applies_the_declared_color_space(tmp_path: Path, space: str
     assert not np.array_equal(act(declared, frame), act(plain, frame))  # the pixels matter
 
 
-def test_a_color_space_for_a_camera_the_policy_lacks_is_refused(tmp_path: Path) -> None:
+def test_a_color_space_for_a_camera_the_policy_lacks_is_refused(
+    tmp_path: Path, runtime_graphs: Any
+) -> None:
     from reflex_core.runtime import load_policy
 
-    art = _runtime_fixtures().write_artifact(tmp_path / "art")
+    art = runtime_graphs.write_artifact(tmp_path / "art")
     load_policy(art, embodiment=_runtime_embodiment("rgb8", camera="front"))  # rgb8: nothing to do
     with pytest.raises(ConfigError) as info:
         load_policy(art, embodiment=_runtime_embodiment("bgr8", camera="front"))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from reflex_core.errors import ConfigError, PluginError
-from reflex_core.eval.env import resolve_env
+from reflex_core.eval.env import EnvFailure, resolve_env
 from reflex_core.eval.episode import EpisodeConfig
 from reflex_core.eval.runner import parse_sweep, point_episode_config, point_serve_flags
 from reflex_core.eval.simtime import SimClock, SimFuture
@@ -108,6 +108,81 @@ def test_envs_are_registered_through_their_hook() -> None:
         )
 
 
+class _BreakingEnv:
+    """A toy env (franka's 8 joints, 15 Hz) whose simulation breaks at tick ``breaks_at``."""
+
+    frequency_hz = 15.0
+    prompt = "toy"
+    camera_names = ("front",)
+
+    def __init__(self, breaks_at: int) -> None:
+        self.breaks_at = breaks_at
+        self.ticks = 0
+        self.calls_after_failure = 0
+
+    def reset(self, seed: int) -> None:
+        self.ticks = 0
+
+    def observe(self, cameras: Any = ()) -> dict[str, Any]:
+        return {"state": np.zeros(8, np.float32), "prompt": self.prompt}
+
+    def _tick(self) -> None:
+        if self.ticks >= self.breaks_at:
+            self.calls_after_failure += self.ticks > self.breaks_at
+            self.ticks += 1
+            raise EnvFailure("the simulation diverged")
+        self.ticks += 1
+
+    def act(self, action: np.ndarray) -> None:
+        self._tick()
+
+    def hold(self) -> None:
+        self._tick()
+
+    success = False
+    reward = 0.0
+
+    def render_frame(self, size: int) -> np.ndarray:
+        return np.zeros((size, size, 3), np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_env_failure_ends_the_episode_as_a_failure_not_an_error(servers: Any) -> None:
+    """The adapter's EnvFailure stops the loop at that tick: the record says ``failure`` and
+    ``stop_reason: env_failure`` with ``error`` None, the summary counts it under ``failures``,
+    and the broken simulation is not stepped again."""
+    from reflex_core.eval.episode import EpisodeRunner
+
+    made: list[_BreakingEnv] = []
+
+    @hookimpl
+    def reflex_register_envs(register: Any) -> None:
+        def make(task: str, **kw: Any) -> _BreakingEnv:
+            made.append(_BreakingEnv(breaks_at=12))
+            return made[-1]
+
+        register(EnvSpec(name="toy", make=make, embodiment="franka", tasks=("a",),
+                         default_task="a"))  # fmt: skip
+
+    pm = make_plugin_manager(
+        load_entrypoints=False,
+        extra_plugins={"toy": SimpleNamespace(reflex_register_envs=reflex_register_envs)},
+    )
+    runner = EpisodeRunner(EpisodeConfig(env="toy/a", max_steps=40), pm.registry)
+    with servers.ThreadedServer() as server:
+        record = runner.run(server.base, index=0, seed=0)
+    runner.close()
+    assert record["error"] is None, record
+    assert record["failure"] == "the simulation diverged"
+    assert record["stop_reason"] == "env_failure" and not record["success"]
+    assert record["steps"] == 13  # ticks 0..12, the 13th broke
+    assert made[0].calls_after_failure == 0
+    summary = summarize([record])
+    assert (summary["failures"], summary["errors"]) == (1, 0)
+
+
 def _record(success: bool, point: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "type": "episode", "env": "e", "task": "t", "point": point or {}, "success": success,
@@ -190,6 +265,62 @@ def test_ray_workers_share_one_server_on_loopback() -> None:
     assert {r["worker"] for r in records} == {"worker-0", "worker-1"}
     assert len({r["server"] for r in records}) == 1
     assert all(r["error"] is None and r["steps"] == 60 for r in records)
+
+
+def _processes_listening_on(ports: set[int]) -> list[str]:
+    """Command lines of live processes started with ``--port P`` for a P in ``ports``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # gone meanwhile
+        if any(a == "--port" and b.isdigit() and int(b) in ports
+               for a, b in zip(argv, argv[1:], strict=False)):  # fmt: skip
+            found.append(" ".join(argv))
+    return found
+
+
+@pytest.mark.slow
+def test_server_per_worker_starts_one_server_per_actor_and_stops_them() -> None:
+    """``--server-per-worker``: each of 2 Ray actors serves the expert itself; every episode's
+    record names the server that answered it (one per worker, two different ones), and when the
+    evaluation is over both servers are gone (nothing answers, no process left)."""
+    import httpx
+    import ray
+
+    from reflex_core.eval.runner import EvalPlan, run_eval
+    from reflex_core.eval.server import ServerPlan
+
+    plan = EvalPlan(
+        episode=EpisodeConfig(env="metaworld/reach-v3", max_steps=30, stop_on_success=False),
+        server=ServerPlan(expert_env="metaworld/reach-v3"),
+        episodes=2,  # the first episode of each actor: both servers answer one
+        seed=3,
+        workers=2,
+        server_per_worker=True,
+    )
+    records: list[dict[str, Any]] = []
+    try:
+        run_eval(plan, records.append)
+    finally:
+        ray.shutdown()
+    assert sorted(r["seed"] for r in records) == [3, 4]
+    assert all(r["error"] is None and r["chunks"] >= 1 for r in records), records
+    servers_of = {}
+    for record in records:
+        servers_of.setdefault(record["worker"], set()).add(record["server"])
+    assert set(servers_of) == {"worker-0", "worker-1"}
+    assert all(len(urls) == 1 for urls in servers_of.values()), servers_of
+    urls = set.union(*servers_of.values())
+    assert len(urls) == 2 and all(u.startswith("http://127.0.0.1:") for u in urls)
+    for url in urls:
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url + "/health", timeout=2.0)
+    ports = {int(u.rsplit(":", 1)[1]) for u in urls}
+    assert _processes_listening_on(ports) == []
 
 
 @pytest.mark.slow

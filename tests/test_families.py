@@ -3,23 +3,20 @@ with no change to the core (issue: model families as real plugins)."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
-from reflex_core.plugin.testing import server_process
+from reflex_core.models import family_testing as kit
 
 pytestmark = pytest.mark.slow
 
-REFLEX = str(Path(sys.executable).with_name("reflex"))
+REFLEX = kit.reflex_command()
 FIXTURE = Path(__file__).parent / "fixtures" / "reflex-toyfamily"
 
 
@@ -45,14 +42,6 @@ def _reflex(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     return subprocess.run([REFLEX, *argv], capture_output=True, text=True, env=env, timeout=600)
 
 
-def _png(height: int, width: int, value: int) -> str:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((height, width, 3), value, np.uint8)).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
 def test_a_third_party_family_exports_and_serves_without_core_changes(
     toy_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -61,41 +50,22 @@ def test_a_third_party_family_exports_and_serves_without_core_changes(
     plugins = {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
     assert plugins["toyfamily"]["registers"] == ["model_loaders:toyvla"]
 
-    outputs = {}
-    for mode in ("decomposed", "monolithic"):
-        out = tmp_path / mode
-        result = _reflex(
-            "export", "tiny-toy", "-o", str(out), "--mode", mode, "--embodiment", "franka",
-            "--json", "-q", env=toy_env,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout)["parity"]["passed"] is True
-        outputs[mode] = out
-    manifest = json.loads((outputs["decomposed"] / "reflex_config.json").read_text())
+    outputs = kit.export_both_modes("tiny-toy", tmp_path, env=toy_env, timeout=600)
+    manifest = kit.read_manifest(outputs["decomposed"])
     assert manifest["model"]["family"] == "toyvla"
     assert manifest["preprocessing"]["flow"] == {"t_start": 0.0, "t_end": 1.0}
     assert manifest["preprocessing"]["image"]["pad_position"] == "bottom_right"
-    graphs = manifest["graphs"]
-    assert [i["name"] for i in graphs["vlm_prefix"]["inputs"]][-1] == "state"
-    assert [i["name"] for i in graphs["expert_denoise"]["inputs"]] == ["x_t", "t", "context"]
+    assert kit.graph_inputs(manifest, "vlm_prefix")[-1] == "state"
+    assert kit.graph_inputs(manifest, "expert_denoise") == ["x_t", "t", "context"]
 
     body = {
         "state": [0.0, 0.0, 0.0, -1.5708, 0.0, 1.8675, 0.0, 0.02],
-        "images": {"front": _png(6, 10, 200)},
+        "images": {"front": kit.png_base64(np.full((6, 10, 3), 200))},
         "prompt": "pick up the cube",
         "noise_seed": 7,
     }
-    chunks = {}
-    for mode, out in outputs.items():
-        argv = [REFLEX, "serve", str(out), "--embodiment", "franka"]
-        with server_process(argv, log_path=tmp_path / f"{mode}.log", env=toy_env) as base:
-            health = httpx.get(base + "/health", timeout=10).json()
-            assert health["status"] == "ready"
-            reply = httpx.post(base + "/act", json=body, timeout=30)
-            assert reply.status_code == 200, reply.text
-            chunks[mode] = np.asarray(reply.json()["actions"])
-    assert chunks["decomposed"].shape == (4, 8)
-    np.testing.assert_allclose(chunks["decomposed"], chunks["monolithic"], atol=1e-5)
+    chunks = kit.act_on_each(outputs, body, env=toy_env, log_dir=tmp_path)
+    kit.assert_same_chunk(chunks, shape=(4, 8), atol=1e-5)
 
 
 def test_without_the_plugin_the_family_is_unknown(toy_env: dict[str, str], tmp_path: Path) -> None:

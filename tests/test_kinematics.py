@@ -156,3 +156,54 @@ def test_a_chain_that_does_not_fit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         KinematicChain.from_urdf(broken, "a", "b", ["j"])
     assert exc.value.slug == "kinematics-invalid"
+
+
+def _urdf_joint_transform(origin_xyz, origin_rpy, axis, kind, value) -> np.ndarray:
+    """One joint as URDF defines it, written out: origin (xyz, then fixed-axis rpy) times the
+    joint's motion (a rotation about the axis by Rodrigues' formula, or a slide along it)."""
+    out = _tr(*origin_xyz)
+    out[:3, :3] = rpy_matrix(np.array(origin_rpy))
+    motion = np.eye(4)
+    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
+    if kind == "prismatic":
+        motion[:3, 3] = axis * value
+    elif kind == "revolute":
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        motion[:3, :3] = np.eye(3) + math.sin(value) * k + (1 - math.cos(value)) * (k @ k)
+    return out @ motion
+
+
+def test_prismatic_mimic_and_fixed_joints_compose_as_urdf_defines(tmp_path: Path) -> None:
+    joints = [  # name, type, xyz, rpy, axis, mimic (joint, multiplier, offset)
+        ("a", "revolute", (0.1, 0.2, 0.3), (0.3, -0.2, 0.7), (0.3, 0.5, 0.8), None),
+        ("f", "fixed", (0.0, 0.1, 0.05), (1.0, 0.1, -0.4), (1, 0, 0), None),
+        ("p", "prismatic", (0.2, 0.0, 0.0), (0.0, 0.5, 0.0), (0, 1, 1), None),
+        ("m", "revolute", (0.0, 0.0, 0.1), (0.2, 0.0, 0.0), (1, 0, 0), ("a", -0.5, 0.1)),
+        ("g", "fixed", (0.05, 0.05, 0.05), (0.0, 0.0, 1.2), (1, 0, 0), None),
+    ]
+    links = ["base", "l1", "l2", "l3", "l4", "ee"]
+    body = []
+    for (name, kind, xyz, rpy, axis, mimic), parent, child in zip(
+        joints, links[:-1], links[1:], strict=True
+    ):
+        mimic_el = ""
+        if mimic is not None:
+            mimic_el = f'<mimic joint="{mimic[0]}" multiplier="{mimic[1]}" offset="{mimic[2]}"/>'
+        body.append(
+            f'<joint name="{name}" type="{kind}"><parent link="{parent}"/>'
+            f'<child link="{child}"/><origin xyz="{" ".join(map(str, xyz))}" '
+            f'rpy="{" ".join(map(str, rpy))}"/><axis xyz="{" ".join(map(str, axis))}"/>'
+            f"{mimic_el}</joint>"
+        )
+    urdf = tmp_path / "chain.urdf"
+    urdf.write_text(f"<robot name='t'>{''.join(body)}</robot>")
+    chain = KinematicChain.from_urdf(urdf, "base", "ee", ["a", "p"])
+    q = np.random.default_rng(3).uniform(-2.5, 2.5, (20, 2))
+    rotation, position = chain.transforms(q)
+    for i, (qa, qp) in enumerate(q):
+        values = {"a": qa, "p": qp, "m": -0.5 * qa + 0.1}
+        pose = np.eye(4)
+        for name, kind, xyz, rpy, axis, _ in joints:
+            pose = pose @ _urdf_joint_transform(xyz, rpy, axis, kind, values.get(name, 0.0))
+        np.testing.assert_allclose(rotation[i], pose[:3, :3], atol=1e-12)
+        np.testing.assert_allclose(position[i], pose[:3, 3], atol=1e-12)

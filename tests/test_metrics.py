@@ -35,3 +35,31 @@ def test_without_a_server_registry_each_gets_a_private_one() -> None:
     first.counter("t_private_total", "x").inc()
     second.counter("t_private_total", "x")
     assert "t_private_total 1.0" in generate_latest(first.registry).decode()
+
+
+def test_a_collector_set_creates_each_declared_collector_once() -> None:
+    import attrs
+    from prometheus_client import Counter, Gauge, Histogram
+
+    from reflex_core.plugin.kit.collectors import CollectorSet, counter, gauge, histogram
+
+    @attrs.frozen
+    class Declared(CollectorSet):
+        decisions: Counter = counter("t_set_decisions", "decisions", ["verdict"], zeros=["pass"])
+        depth: Gauge = gauge("t_set_depth", "depth")
+        sizes: Histogram = histogram("t_set_size", "size", ["policy"], buckets=(1, 4))
+        note: str = "not a collector"
+
+    registry = CollectorRegistry()
+    made = Declared.create(registry)
+    made.decisions.labels("reject").inc()
+    made.depth.set(2)
+    made.sizes.labels("default").observe(3)
+    text = generate_latest(registry).decode()
+    assert 't_set_decisions_total{verdict="pass"} 0.0' in text
+    assert 't_set_decisions_total{verdict="reject"} 1.0' in text
+    assert "t_set_depth 2.0" in text
+    assert 't_set_size_bucket{le="4.0",policy="default"} 1.0' in text
+    assert made.note == "not a collector"
+    # without a server registry each set is private: creating it twice does not collide
+    assert Declared.create(None).decisions is not Declared.create(None).decisions

@@ -87,6 +87,14 @@ def _sample(policy, inputs) -> torch.Tensor:
         return model_of(policy).sample_actions(**inputs, num_steps=policy.num_steps)
 
 
+def _features(policy, inputs) -> torch.Tensor:
+    """The pooled prefix ``features`` of ``inputs`` (the state is not in the pi prefix)."""
+    with torch.no_grad():
+        return model_of(policy).prefix_kv(
+            inputs["images"], inputs["image_masks"], inputs["tokens"], inputs["token_masks"]
+        )[3]
+
+
 def _copy_checkpoint(src: Path, dst: Path, tensors: dict[str, torch.Tensor]) -> Path:
     dst.mkdir(parents=True)
     for path in src.iterdir():
@@ -434,13 +442,7 @@ def test_batch_rows_equal_single_results(policies, family) -> None:
     batched = _sample(policy, both)
     torch.testing.assert_close(batched[0:1], _sample(policy, first), rtol=0, atol=1e-5)
     torch.testing.assert_close(batched[1:2], _sample(policy, second), rtol=0, atol=1e-5)
-    with torch.no_grad():
-        features = model_of(policy).prefix_kv(
-            both["images"], both["image_masks"], both["tokens"], both["token_masks"]
-        )[3]
-        single = model_of(policy).prefix_kv(
-            first["images"], first["image_masks"], first["tokens"], first["token_masks"]
-        )[3]
+    features, single = _features(policy, both), _features(policy, first)
     torch.testing.assert_close(features[0:1], single, rtol=0, atol=1e-5)
 
 
@@ -474,14 +476,9 @@ def test_padding_and_missing_cameras_do_not_change_results(policies, family) -> 
     )
     assert (masked_actions - reference).abs().max() > 1e-4
 
-    with torch.no_grad():
-        features = model_of(policy).prefix_kv(
-            longer["images"], longer["image_masks"], longer["tokens"], longer["token_masks"]
-        )[3]
-        base = model_of(policy).prefix_kv(
-            inputs["images"], inputs["image_masks"], inputs["tokens"], inputs["token_masks"]
-        )[3]
-    torch.testing.assert_close(features, base, rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        _features(policy, longer), _features(policy, inputs), rtol=0, atol=1e-5
+    )
 
 
 def test_fully_padded_rows_stay_finite(policies) -> None:

@@ -22,6 +22,7 @@ from reflex_core.runtime.preprocess import (
     preprocess_images,
     resize_with_pad,
     resized_shape,
+    stretch_resize,
     unnormalize,
     unnormalize_actions,
 )
@@ -52,6 +53,44 @@ def test_bilinear_resize_matches_torch_interpolate(src, dst) -> None:
     )[0].permute(1, 2, 0)
     assert ours.shape == (*dst, 3)
     np.testing.assert_allclose(ours, ref.numpy(), atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [((480, 640), (224, 224)), ((256, 256), (224, 224)), ((30, 40), (224, 224)),
+     ((720, 1280), (224, 224)), ((17, 9), (5, 11)), ((224, 300), (224, 224)),
+     ((224, 224), (224, 224))],
+)  # fmt: skip
+def test_stretch_matches_torch_uint8_antialiased_bicubic_bit_for_bit(src, dst) -> None:
+    """What torchvision's resize does to the uint8 tensor Eagle's image processor (GR00T) makes."""
+    torch = pytest.importorskip("torch")
+    img = np.random.default_rng(2).integers(0, 256, (*src, 3), dtype=np.uint8)
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(img).permute(2, 0, 1)[None],
+        size=dst,
+        mode="bicubic",
+        antialias=True,
+        align_corners=False,
+    )[0].permute(1, 2, 0)
+    ours = stretch_resize(img, *dst)
+    assert ours.dtype == np.uint8 and ours.shape == (*dst, 3)
+    np.testing.assert_array_equal(ours, ref.numpy())
+
+
+def test_stretch_contract_fills_the_frame_without_padding() -> None:
+    img = np.random.default_rng(3).integers(0, 256, (48, 96, 3), dtype=np.uint8)
+    spec = _images(["front"], 32, 32, resize="stretch", pad_value=0.7)
+    images, masks = preprocess_images([{"front": img}], spec)
+    expected = stretch_resize(img, 32, 32).astype(np.float32) / np.float32(255.0) * 2 - 1
+    np.testing.assert_allclose(images[0, 0], expected.transpose(2, 0, 1), atol=1e-6)
+    assert masks.tolist() == [[True]]
+    # the same frame with padding differs: a band of pad value above and below the image
+    padded, _ = preprocess_images([{"front": img}], _images(["front"], 32, 32, pad_value=0.7))
+    assert np.allclose(padded[0, 0, :, 0], 0.7 * 2 - 1) and not np.allclose(padded, images)
+    assert IOSpec.from_json(IOSpec(image=spec, prompt=PromptIO()).to_json()).image == spec
+    with pytest.raises(ArtifactError) as exc:
+        _images(["front"], 32, 32, resize="crop")
+    assert exc.value.slug == "artifact-schema"
 
 
 def test_resize_with_pad_matches_a_torch_reference_and_centres_the_image() -> None:
@@ -291,6 +330,24 @@ def test_pi05_and_pi0_prompts() -> None:
     assert exc.value.slug == "artifact-schema"
     with pytest.raises(ArtifactError):
         PromptIO(template="{task} {state}")  # state without bins
+
+
+def test_default_task_fills_a_missing_or_empty_prompt_and_is_recorded() -> None:
+    groot = PromptIO(template="['{task}']", default_task="Perform the task.")
+    assert build_prompt(None, None, groot) == "['Perform the task.']"
+    assert build_prompt("", None, groot) == "['Perform the task.']"
+    assert build_prompt("pick up", None, groot) == "['pick up']"
+    # it passes through cleaning and the suffix like an instruction would
+    cleaned = PromptIO(template="{task}", clean_task=True, task_suffix="\n", default_task=" a_b ")
+    assert build_prompt(None, None, cleaned) == "a b\n"
+    # recorded in the artifact's contract; a contract written before the field reads as ""
+    spec = IOSpec(image=ImageIO(cameras=("front",), height=8, width=8), prompt=groot)
+    data = spec.to_json()
+    assert data["prompt"]["default_task"] == "Perform the task."
+    assert IOSpec.from_json(data).prompt == groot
+    del data["prompt"]["default_task"]
+    assert IOSpec.from_json(data).prompt.default_task == ""
+    assert build_prompt(None, None, IOSpec.from_json(data).prompt) == "['']"
 
 
 def test_tokenizer_adds_bos_pads_right_and_truncates(runtime_graphs, tmp_path) -> None:

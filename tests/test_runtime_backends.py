@@ -7,7 +7,6 @@ backend surface (no io_binding), so the choice logic is tested without any backe
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +22,9 @@ from reflex_core.runtime.providers import choose_backend
 from reflex_core.wire.types import Observation
 
 
-def _runtime_graphs() -> Any:
-    path = Path(__file__).parent / "fixtures" / "runtime_graphs.py"
-    spec = importlib.util.spec_from_file_location("runtime_graphs_backends", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _runtime_graphs().write_artifact(tmp_path_factory.mktemp("backend") / "art")
+def artifact(tmp_path_factory: pytest.TempPathFactory, runtime_graphs: Any) -> Path:
+    return runtime_graphs.write_artifact(tmp_path_factory.mktemp("backend") / "art")
 
 
 class _Session:

@@ -5,7 +5,6 @@ exit 0), a failed start-up (exit 1), and ``reflex serve`` on a real exported tin
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -193,20 +192,11 @@ def test_a_failed_start_up_exits_1(tmp_path: Path) -> None:
 # ------------------------------------------------------- reflex serve on a real artifact
 
 
-def _runtime_graphs() -> Any:
-    path = TESTS / "fixtures" / "runtime_graphs.py"
-    spec = importlib.util.spec_from_file_location("reflex_tests_runtime_graphs", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def onnx_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def onnx_artifact(tmp_path_factory: pytest.TempPathFactory, runtime_graphs: Any) -> Path:
     """A real decomposed artifact (hand-built ONNX graphs, hashes, parity verdict) that the real
     runtime loads: ``reflex serve`` end to end without torch."""
-    return Path(_runtime_graphs().write_artifact(tmp_path_factory.mktemp("onnx") / "dec"))
+    return Path(runtime_graphs.write_artifact(tmp_path_factory.mktemp("onnx") / "dec"))
 
 
 def test_reflex_serve_on_an_onnx_artifact_matches_the_runtime(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reflex_core.models.lerobot_writer import builtin_writer
 from reflex_core.models.tiny_checkpoints import BUILTIN_SPECS
 from reflex_core.plugin.hookspecs import hookimpl
 from reflex_core.plugin.registry import BuiltinCheckpoint, ModelLoader
@@ -27,15 +28,6 @@ def _load(checkpoint_dir: Path, options: Any) -> Any:
     return load_pi_checkpoint(checkpoint_dir, options)
 
 
-def _writer(name: str) -> Callable[[Path], None]:
-    def write(directory: Path) -> None:
-        from reflex_core.models.tiny_checkpoints import write_builtin_checkpoint
-
-        write_builtin_checkpoint(name, directory)
-
-    return write
-
-
 @hookimpl
 def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
     from reflex_core.models.loading import matches
@@ -47,7 +39,10 @@ def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> No
                 matches=matches(family),
                 load=_load,
                 builtin_checkpoints={
-                    name: BuiltinCheckpoint(write=_writer(name), cache_key=spec.digest())
+                    name: BuiltinCheckpoint(
+                        write=builtin_writer("reflex_core.models.tiny_checkpoints", name),
+                        cache_key=spec.digest(),
+                    )
                     for name, spec in BUILTIN_SPECS.items()
                     if spec.family == family
                 },

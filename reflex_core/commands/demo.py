@@ -44,7 +44,8 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
         default="tiny-pi05",
         metavar="NAME",
         help="the built-in checkpoint to export and serve (default tiny-pi05; any installed "
-        "family's, e.g. tiny-pi0, tiny-smolvla; its state and action must fit the franka)",
+        "family's, e.g. tiny-pi0, tiny-smolvla, tiny-groot; its state and action must fit the "
+        "franka)",
     )
     parser.add_argument(
         "--artifact",

@@ -266,6 +266,12 @@ def run_eval_command(args: argparse.Namespace, pm: Any) -> int:
         )
     spec, task = resolve_env(registry, args.env)
     env_text = f"{spec.name}/{task}"
+    if args.expert and spec.expert is None:  # say so before starting a server that would
+        raise ConfigError(
+            f"env {spec.name!r} ships no scripted expert: --artifact DIR or --server URL",
+            slug="env-no-expert",
+            field="env",
+        )
     if args.artifact is not None and not (args.artifact / "reflex_config.json").is_file():
         raise ConfigError(
             f"{args.artifact} is not an exported artifact (no reflex_config.json)",

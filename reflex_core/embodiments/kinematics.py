@@ -70,15 +70,6 @@ def rpy_matrix(rpy: np.ndarray) -> np.ndarray:
     )
 
 
-def _axis_rotations(axis: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Rodrigues: (N,) angles about a unit axis -> (N, 3, 3)."""
-    x, y, z = axis
-    k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]], dtype=np.float64)
-    s = np.sin(angles)[:, None, None]
-    c = np.cos(angles)[:, None, None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
-
-
 @attrs.frozen(eq=False)
 class ChainJoint:
     """One joint on the base -> end-effector path.
@@ -97,6 +88,80 @@ class ChainJoint:
 
 
 @attrs.frozen(eq=False)
+class _CompiledChain:
+    """A chain as homogeneous 4x4 transforms, one per moving joint (the fixed joints before it
+    folded in), each an affine function of its joint value ``v``:
+    ``constant + sin(v) * sine + (1 - cos(v)) * versine + v * linear``. For a revolute joint
+    that is its origin times Rodrigues' rotation ``I + sin v K + (1 - cos v) K^2``; for a
+    prismatic one its origin times a translation of ``v`` along the axis. ``end`` is the fixed
+    transform after the last moving joint. So :meth:`KinematicChain.transforms` costs a few
+    numpy calls for all joints at once plus one matrix product per joint, whatever ``N``."""
+
+    index: np.ndarray  # (J,) the action dimension driving each moving joint
+    multiplier: np.ndarray  # (J,)
+    offset: np.ndarray  # (J,)
+    constant: np.ndarray  # (J, 4, 4)
+    sine: np.ndarray  # (J, 4, 4)
+    versine: np.ndarray  # (J, 4, 4)
+    linear: np.ndarray  # (J, 4, 4)
+    end: np.ndarray  # (4, 4)
+
+
+def _homogeneous(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    out = np.zeros((4, 4))
+    out[:3, :3] = rotation
+    out[:3, 3] = translation
+    out[3, 3] = 1.0
+    return out
+
+
+def _compile(joints: Sequence[ChainJoint]) -> _CompiledChain:
+    index: list[int] = []
+    multiplier: list[float] = []
+    offset: list[float] = []
+    constant: list[np.ndarray] = []
+    sine: list[np.ndarray] = []
+    versine: list[np.ndarray] = []
+    linear: list[np.ndarray] = []
+    pending = np.eye(4)  # fixed transforms not yet folded into a moving joint
+    for joint in joints:
+        pending = pending @ _homogeneous(joint.rotation, joint.translation)
+        if joint.index is None:
+            continue
+        rotation = pending[:3, :3]
+        x, y, z = joint.axis
+        k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]], dtype=np.float64)
+        terms = [np.zeros((4, 4)) for _ in range(3)]
+        if joint.type == "prismatic":
+            terms[2][:3, 3] = rotation @ joint.axis
+        else:
+            terms[0][:3, :3] = rotation @ k
+            terms[1][:3, :3] = rotation @ k @ k
+        constant.append(pending)
+        sine.append(terms[0])
+        versine.append(terms[1])
+        linear.append(terms[2])
+        index.append(joint.index)
+        multiplier.append(joint.multiplier)
+        offset.append(joint.offset)
+        pending = np.eye(4)
+
+    def stack(items: list[np.ndarray]) -> np.ndarray:
+        return np.array(items, dtype=np.float64).reshape(-1, 4, 4)  # (0, 4, 4) when none
+
+    return _CompiledChain(
+        index=np.array(index, dtype=np.intp),
+        multiplier=np.array(multiplier, dtype=np.float64),
+        offset=np.array(offset, dtype=np.float64),
+        constant=stack(constant),
+        sine=stack(sine),
+        versine=stack(versine),
+        linear=stack(linear),
+        end=pending,
+    )
+
+
+@attrs.frozen(eq=False)
 class KinematicChain:
     """The joints from ``base_link`` to ``ee_link`` and which action dimension drives each."""
 
@@ -105,6 +170,12 @@ class KinematicChain:
     joints: tuple[ChainJoint, ...]
     dim: int
     source: str
+    # The chain precomputed for transforms(): ActionGuard runs forward kinematics on the
+    # server's event loop for every chunk it checks, where each numpy call counts.
+    _compiled: _CompiledChain = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", _compile(self.joints))
 
     @property
     def driven_dims(self) -> list[int]:
@@ -215,20 +286,18 @@ class KinematicChain:
             q = q[None, :]
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise ValueError(f"expected joint positions (N, {self.dim}), got shape {q.shape}")
-        n = q.shape[0]
-        rotation = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
-        position = np.zeros((n, 3))
-        for joint in self.joints:
-            position = position + rotation @ joint.translation
-            rotation = rotation @ joint.rotation
-            if joint.index is None:
-                continue
-            value = joint.multiplier * q[:, joint.index] + joint.offset
-            if joint.type == "prismatic":
-                position = position + (rotation @ joint.axis) * value[:, None]
-            else:
-                rotation = rotation @ _axis_rotations(joint.axis, value)
-        return rotation, position
+        chain = self._compiled
+        value = q[:, chain.index] * chain.multiplier + chain.offset  # (N, J)
+        per_joint = (
+            chain.constant
+            + np.sin(value)[:, :, None, None] * chain.sine
+            + (1.0 - np.cos(value))[:, :, None, None] * chain.versine
+            + value[:, :, None, None] * chain.linear
+        )  # (N, J, 4, 4)
+        pose = np.broadcast_to(chain.end, (q.shape[0], 4, 4))
+        for j in range(per_joint.shape[1] - 1, -1, -1):
+            pose = per_joint[:, j] @ pose
+        return pose[:, :3, :3], pose[:, :3, 3]
 
     def positions(self, q: np.ndarray) -> np.ndarray:
         """End-effector positions (N, 3) in metres, in the base link's frame."""

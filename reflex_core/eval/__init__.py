@@ -12,7 +12,9 @@ on hardware however fast or slow the simulator steps.
 * :mod:`reflex_core.eval.runner`: many episodes, in this process or in Ray actors; sweeps;
 * :mod:`reflex_core.eval.stats`: confidence intervals and summaries;
 * :mod:`reflex_core.eval.report`: the summary / sweep tables and the PNG;
-* :mod:`reflex_core.eval.expert`: a scripted expert behind the wire protocol (harness check).
+* :mod:`reflex_core.eval.expert`: a scripted expert behind the wire protocol (harness check);
+* :mod:`reflex_core.eval.tiny`: a random-weight tiny model re-labelled for an env's embodiment
+  (the chance baseline env plugins' tests export and serve).
 
 Ray, the simulators and the video/plot writers are optional (``reflex-core[eval]``); nothing here
 imports them at module import.

@@ -4,7 +4,9 @@ An env adapter (what an :class:`~reflex_core.plugin.registry.EnvSpec`'s ``make``
 simulated robot of one task. It speaks its embodiment's language: ``observe()`` returns the
 joint/proprioceptive ``state`` (length ``embodiment.state_dim``), camera renders named like the
 embodiment's cameras, and the task prompt; ``act(action)`` applies one action in the
-embodiment's units and advances the simulation by one control tick.
+embodiment's units and advances the simulation by one control tick. When the simulation cannot
+go on because of what the robot was commanded, ``act``/``hold`` raise :class:`EnvFailure`: the
+episode ends there as a failure of the policy, not as an error of the harness.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from reflex_core.errors import ConfigError
+
+
+class EnvFailure(Exception):
+    """The simulated episode cannot go on because of the robot's commands, e.g. the physics
+    diverged under a jump in joint targets that the simulated actuators follow with no speed
+    limit. The episode ends unsuccessful with ``failure`` in its record (``error`` stays for
+    failures of the harness: the server, the connection, a bug)."""
 
 
 class EnvAdapter(Protocol):
@@ -38,10 +47,14 @@ class EnvAdapter(Protocol):
         rendering only ``cameras``."""
 
     def act(self, action: np.ndarray) -> None:
-        """Apply one action and advance one control tick."""
+        """Apply one action and advance one control tick.
+
+        :raises EnvFailure: the simulation cannot go on (see :class:`EnvFailure`)."""
 
     def hold(self) -> None:
-        """Advance one control tick without a new command (the robot holds; physics goes on)."""
+        """Advance one control tick without a new command (the robot holds; physics goes on).
+
+        :raises EnvFailure: as ``act``."""
 
     @property
     def success(self) -> bool:

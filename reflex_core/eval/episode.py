@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from reflex_core.eval.env import env_embodiment, resolve_env, split_env_name
+from reflex_core.eval.env import EnvFailure, env_embodiment, resolve_env, split_env_name
 from reflex_core.eval.simtime import SimClock, SimTimeChunkSource
 
 
@@ -72,6 +72,11 @@ class _EpisodeRobot:
         self.video_every = 1
         self.video_size = 192
         self.safe_stop_reason: str | None = None
+        self.failure: str | None = None  # EnvFailure: the episode ended as the policy's failure
+
+    def _fail(self, exc: EnvFailure) -> None:
+        self.failure = str(exc) or type(exc).__name__
+        self.loop.stop()
 
     # the robot interface -------------------------------------------------------------------
 
@@ -79,8 +84,13 @@ class _EpisodeRobot:
         return self.env.observe(self.cameras)
 
     def act(self, action: np.ndarray) -> None:
-        self.env.act(np.asarray(action, dtype=np.float32))
         self.acted = True
+        if self.failure is not None:
+            return
+        try:
+            self.env.act(np.asarray(action, dtype=np.float32))
+        except EnvFailure as exc:
+            self._fail(exc)
 
     def safe_stop(self, reason: str, message: str) -> None:
         self.safe_stop_reason = reason
@@ -97,9 +107,14 @@ class _EpisodeRobot:
 
     def on_step(self, tick: int, report: Any) -> None:
         executed = tick - 1  # the tick that just ran
-        if not self.acted:
-            self.env.hold()
+        if not self.acted and self.failure is None:
+            try:
+                self.env.hold()
+            except EnvFailure as exc:
+                self._fail(exc)
         self.acted = False
+        if self.failure is not None:
+            return  # the simulation is gone: no reward, success or frame from it
         self.total_reward += float(self.env.reward)
         if self.success_tick is None and self.env.success:
             self.success_tick = executed
@@ -192,6 +207,7 @@ class EpisodeRunner:
             robot.video_size = config.video_size
         clock = SimClock()
         started = time.monotonic()
+        cpu_started = time.process_time()
         error: str | None = None
         stream = ActionStream(
             server_url,
@@ -226,9 +242,13 @@ class EpisodeRunner:
         except Exception as exc:  # the record carries it; the evaluation goes on
             error = f"{type(exc).__name__}: {exc}"
         wall = time.monotonic() - started
+        # this process's CPU over the episode (simulation, renders, encoding, the SDK's threads):
+        # what an episode costs the machine apart from the server, however loaded the box is
+        cpu = time.process_time() - cpu_started
         video_path = robot.video.write() if robot.video is not None else None
         report = loop.report if loop is not None else None
         verdicts = dict(report.guard_verdicts) if report is not None else {}
+        stop_reason = report.stop_reason if report is not None else None
         return {
             "type": "episode",
             "env": name,
@@ -242,6 +262,7 @@ class EpisodeRunner:
             "sim_time_s": (report.steps if report is not None else 0) / env.frequency_hz,
             "return": robot.total_reward,
             "wall_s": wall,
+            "cpu_s": cpu,
             "latency_ms": _stats(report.latency_ms if report else []),
             "latency_ticks": _stats(report.latency_ticks if report else []),
             "requests": report.requests_sent if report else 0,
@@ -256,7 +277,8 @@ class EpisodeRunner:
                 "passed": int(verdicts.get("pass", 0)),
             },
             "fallbacks": report.fallbacks if report else 0,
-            "stop_reason": report.stop_reason if report else None,
+            "stop_reason": "env_failure" if robot.failure is not None else stop_reason,
+            "failure": robot.failure,
             "error": error,
             "server": server_url,
             "worker": worker,

@@ -19,7 +19,7 @@ def table(summaries: Sequence[Mapping[str, Any]]) -> str:
     header = (
         f"{'point':<28} {'episodes':>8} {'success':>8} {'95% CI':>15} {'return':>8} "
         f"{'t_succ s':>8} {'lat p50':>8} {'lat p99':>8} {'stale':>6} {'starved':>7} "
-        f"{'clamped':>7} {'rejected':>8} {'fallbk':>6} {'errors':>6}"
+        f"{'clamped':>7} {'rejected':>8} {'fallbk':>6} {'failed':>6} {'errors':>6}"
     )
     lines = [header, "-" * len(header)]
     for s in summaries:
@@ -32,7 +32,8 @@ def table(summaries: Sequence[Mapping[str, Any]]) -> str:
             f"{_fmt(s['return']['mean'], '.1f'):>8} {_fmt(s['time_to_success_s']['mean'], '.2f'):>8} "
             f"{_fmt(s['latency_ms_p50']):>8} {_fmt(s['latency_ms_p99']):>8} "
             f"{s['stale_dropped']:>6} {s['starved_ticks']:>7} {s['guard_clamped']:>7} "
-            f"{s['guard_rejected']:>8} {s['fallbacks']:>6} {s['errors']:>6}"
+            f"{s['guard_rejected']:>8} {s['fallbacks']:>6} {s.get('failures', 0):>6} "
+            f"{s['errors']:>6}"
         )
     first = summaries[0] if summaries else {}
     title = f"reflex eval: {first.get('env')}/{first.get('task')}" if summaries else "reflex eval"

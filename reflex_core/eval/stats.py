@@ -94,6 +94,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "guard_clamped": sum(r["guard"]["clamped"] for r in episodes),
         "guard_rejected": sum(r["guard"]["rejected"] for r in episodes),
         "fallbacks": sum(r["fallbacks"] for r in episodes),
+        "failures": sum(1 for r in episodes if r.get("failure")),
         "errors": sum(1 for r in episodes if r.get("error")),
         "wall_s": sum(r["wall_s"] for r in episodes),
     }

@@ -1,7 +1,14 @@
 """Model families: the seam (:mod:`~reflex_core.models.family`, resolved through the plugin
-registry by :mod:`~reflex_core.models.resolve`), the helpers every lerobot-format checkpoint
-shares (:mod:`~reflex_core.models.lerobot`), and the built-in pi0 / pi0.5 family (PyTorch modules
-whose parameters follow the public lerobot checkpoints).
+registry by :mod:`~reflex_core.models.resolve`), what every family shares, and the built-in
+pi0 / pi0.5 family (PyTorch modules whose parameters follow the public lerobot checkpoints).
+
+Shared by every family (pi0 here, SmolVLA and GR00T in their plugins, a third party's):
+:mod:`~reflex_core.models.lerobot` (reading a lerobot checkpoint directory, loader boilerplate),
+:mod:`~reflex_core.models.weights` (strict safetensors loading), :mod:`~reflex_core.models.flow`
+(torch blocks: time embedding, Euler loop, attention, the K/V-cache graph wrappers),
+:mod:`~reflex_core.models.lerobot_writer` and :mod:`~reflex_core.models.tiny_tokenizer`
+(writing built-in checkpoints), :mod:`~reflex_core.models.family_testing` (the export-and-serve
+test every family runs).
 
 Export-time only (torch): the serving path never imports this package's torch modules. The
 names below load lazily, so ``import reflex_core.models`` (and the torch-free

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,29 @@ def read_json(path: Path) -> Any:
         raise CheckpointError(
             f"cannot read {path}: {exc}", slug="checkpoint-config-invalid", status=400
         ) from exc
+
+
+def claims_type(policy_type: str) -> Callable[[Any], bool]:
+    """A loader's ``matches``: the checkpoint's ``config.json`` says ``"type": policy_type``."""
+
+    def matches(config: Any) -> bool:
+        return isinstance(config, Mapping) and config.get("type") == policy_type
+
+    return matches
+
+
+def read_checkpoint(directory: Path) -> tuple[Path, Any]:
+    """A checkpoint directory's weights file (which must exist) and parsed ``config.json``.
+
+    :raises CheckpointError: ``checkpoint-not-found`` without ``model.safetensors``,
+        ``checkpoint-config-invalid`` for an unreadable config.
+    """
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(
+            f"{directory} has no {WEIGHTS_FILE}", slug="checkpoint-not-found", status=404
+        )
+    return weights, read_json(directory / CONFIG_FILE)
 
 
 def processor_step(directory: Path, file_name: str, registry_name: str) -> dict[str, Any] | None:
@@ -145,6 +168,24 @@ def find_tokenizer(directory: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def resolve_tokenizer(explicit: Path | None, *directories: Path | None) -> Path | None:
+    """The ``tokenizer.json`` to use: ``explicit`` (``--tokenizer``), else the first one
+    :func:`find_tokenizer` finds in ``directories`` (the checkpoint, then e.g. its backbone's
+    folder), else None (export then fails with ``tokenizer-missing`` and the family's hint).
+
+    :raises CheckpointError: ``checkpoint-not-found`` when ``explicit`` does not exist.
+    """
+    tokenizer = explicit
+    for directory in directories:
+        if tokenizer is None and directory is not None:
+            tokenizer = find_tokenizer(directory)
+    if tokenizer is not None and not Path(tokenizer).is_file():
+        raise CheckpointError(
+            f"tokenizer file {tokenizer} does not exist", slug="checkpoint-not-found", status=404
+        )
+    return Path(tokenizer) if tokenizer is not None else None
 
 
 def weight_keys(path: Path) -> list[str]:

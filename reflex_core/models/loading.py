@@ -26,15 +26,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reflex_core.errors import CheckpointError
 from reflex_core.models.config import FAMILIES, PiPolicyConfig, parse_policy_config
 from reflex_core.models.family import FlowGraphs, LoadedPolicy, LoadOptions, TokenizerSource
 from reflex_core.models.lerobot import (
     LEROBOT_PREFIX,
-    WEIGHTS_FILE,
-    find_tokenizer,
-    read_json,
+    claims_type,
+    read_checkpoint,
     read_normalization,
+    resolve_tokenizer,
     weight_keys,
 )
 from reflex_core.runtime.io_spec import FlowIO, ImageIO, IOSpec, PromptIO
@@ -50,11 +49,8 @@ PI05_TEMPLATE = "Task: {task}, State: {state};\nAction: "
 STATE_BINS = 256
 
 
-def matches(family: str) -> Any:
-    def claim(config: Mapping[str, Any]) -> bool:
-        return isinstance(config, Mapping) and config.get("type") == family
-
-    return claim
+#: ``matches("pi0")`` / ``matches("pi05")``: the loader's claim on a ``config.json``.
+matches = claims_type
 
 
 def detect_pipeline(config: Mapping[str, Any], keys: list[str]) -> str:
@@ -102,22 +98,12 @@ def load_pi_checkpoint(directory: Path, options: LoadOptions) -> LoadedPolicy:
     import torch
 
     from reflex_core.models.checkpoint import load_model_weights
+    from reflex_core.models.flow import KVPrefixGraph, NamedInputsSampler, kv_names
     from reflex_core.models.modeling import build_model
-    from reflex_core.models.pi_graphs import (
-        PREFIX_INPUTS,
-        PiExpertGraph,
-        PiPrefixGraph,
-        PiSampler,
-        kv_names,
-    )
+    from reflex_core.models.pi_graphs import PREFIX_INPUTS, SAMPLE_INPUTS, PiExpertGraph
 
     directory = Path(directory)
-    weights_path = directory / WEIGHTS_FILE
-    if not weights_path.is_file():
-        raise CheckpointError(
-            f"{directory} has no {WEIGHTS_FILE}", slug="checkpoint-not-found", status=404
-        )
-    config = read_json(directory / "config.json")
+    weights_path, config = read_checkpoint(directory)
     policy_config = parse_policy_config(config)
     normalization = read_normalization(
         directory,
@@ -133,22 +119,18 @@ def load_pi_checkpoint(directory: Path, options: LoadOptions) -> LoadedPolicy:
         report = load_model_weights(model, weights_path)
     model.eval()
 
-    tokenizer = options.tokenizer_file or find_tokenizer(directory)
-    if tokenizer is not None and not Path(tokenizer).is_file():
-        raise CheckpointError(
-            f"tokenizer file {tokenizer} does not exist", slug="checkpoint-not-found", status=404
-        )
+    tokenizer = resolve_tokenizer(options.tokenizer_file, directory)
     layers = arch.vlm.depth
     kv = kv_names(layers)
     uses_state = policy_config.family != "pi05"  # pi0.5 reads the state from the prompt
     step_inputs = ["x_t", "t", *(["state"] if uses_state else []), "prefix_mask", *kv]
     graphs = FlowGraphs(
-        prefix=PiPrefixGraph(model, layers).eval(),
+        prefix=KVPrefixGraph(model, layers).eval(),
         prefix_inputs=PREFIX_INPUTS,
         prefix_outputs=[*kv, "prefix_mask", "features"],
         step=PiExpertGraph(model, layers, policy_config.max_state_dim, uses_state).eval(),
         step_inputs=step_inputs,
-        sample_actions=PiSampler(model),
+        sample_actions=NamedInputsSampler(model.sample_actions, SAMPLE_INPUTS),
         relative_outputs=("past_k_*", "past_v_*"),
     )
     return LoadedPolicy(
@@ -156,7 +138,7 @@ def load_pi_checkpoint(directory: Path, options: LoadOptions) -> LoadedPolicy:
         graphs=graphs,
         io=pi_io_spec(policy_config, pipeline),
         tokenizer=TokenizerSource(
-            file=Path(tokenizer) if tokenizer is not None else None,
+            file=tokenizer,
             max_length=policy_config.tokenizer_max_length,
             pad_id=0,
             add_special_tokens=True,

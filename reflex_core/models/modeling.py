@@ -30,15 +30,27 @@ from transformers import GemmaConfig, SiglipVisionConfig
 from transformers.models.gemma.modeling_gemma import (
     GemmaForCausalLM,
     GemmaModel,
-    GemmaRotaryEmbedding,
-    GemmaTextScaledWordEmbedding,
     apply_rotary_pos_emb,
-    repeat_kv,
 )
 from transformers.models.paligemma.modeling_paligemma import PaliGemmaMultiModalProjector
-from transformers.models.siglip.modeling_siglip import SiglipVisionEmbeddings, SiglipVisionModel
+from transformers.models.siglip.modeling_siglip import SiglipVisionModel
 
 from reflex_core.models.config import GemmaSpec, PiArchitecture, VisionSpec
+from reflex_core.models.flow import (
+    SiglipTower,
+    build_model_on,
+    eager,
+    eager_attention,
+    euler_integrate,
+    image_token_mask,
+    masked_mean,
+    reset_stock_buffers,
+    rotary_cos_sin,
+    sinusoidal_frequencies,
+    sinusoidal_time_embedding,
+    split_heads,
+)
+from reflex_core.runtime.io_spec import FlowIO
 
 # openpi's additive mask value. We use it with `where`, so a fully masked row (a padded query)
 # softmaxes to a uniform, finite distribution instead of NaN.
@@ -91,29 +103,21 @@ def _gemma_config(spec: GemmaSpec, arch: PiArchitecture) -> GemmaConfig:
 
 
 def _siglip_config(spec: VisionSpec, arch: PiArchitecture) -> SiglipVisionConfig:
-    config = SiglipVisionConfig(
-        hidden_size=spec.width,
-        intermediate_size=spec.mlp_dim,
-        num_hidden_layers=spec.depth,
-        num_attention_heads=spec.num_heads,
-        num_channels=3,
-        image_size=spec.image_size,
-        patch_size=spec.patch_size,
-        hidden_act="gelu_pytorch_tanh",
-        layer_norm_eps=arch.layer_norm_eps,
-        vision_use_head=False,
-    )
     # Eager attention: the plain softmax path exports cleanly and matches openpi numerically.
-    config._attn_implementation = "eager"
-    return config
-
-
-class VisionTower(nn.Module):
-    """Holds the SigLIP model under ``vision_model`` (the checkpoint's key layout)."""
-
-    def __init__(self, spec: VisionSpec, arch: PiArchitecture) -> None:
-        super().__init__()
-        self.vision_model = SiglipVisionModel(_siglip_config(spec, arch))
+    return eager(
+        SiglipVisionConfig(
+            hidden_size=spec.width,
+            intermediate_size=spec.mlp_dim,
+            num_hidden_layers=spec.depth,
+            num_attention_heads=spec.num_heads,
+            num_channels=3,
+            image_size=spec.image_size,
+            patch_size=spec.patch_size,
+            hidden_act="gelu_pytorch_tanh",
+            layer_norm_eps=arch.layer_norm_eps,
+            vision_use_head=False,
+        )
+    )
 
 
 class PaliGemmaBody(nn.Module):
@@ -121,7 +125,7 @@ class PaliGemmaBody(nn.Module):
 
     def __init__(self, arch: PiArchitecture) -> None:
         super().__init__()
-        self.vision_tower = VisionTower(arch.vision, arch)
+        self.vision_tower = SiglipTower(_siglip_config(arch.vision, arch))
         # The stock projector reads only these two sizes from its config.
         projector_config = SimpleNamespace(
             vision_config=SimpleNamespace(
@@ -173,26 +177,7 @@ def _gated(residual: Tensor, update: Tensor, gate: Tensor | None) -> Tensor:
 
 def _attend(q: Tensor, k: Tensor, v: Tensor, visible: Tensor, scaling: float) -> Tensor:
     """Eager attention. q (B,H,Lq,D); k, v (B,KV,Lk,D); visible (B,1,Lq,Lk) bool -> (B,Lq,H*D)."""
-    n_rep = q.shape[1] // k.shape[1]
-    k = repeat_kv(k, n_rep)
-    v = repeat_kv(v, n_rep)
-    scores = torch.matmul(q, k.transpose(2, 3)) * scaling
-    scores = torch.where(visible, scores, MASK_VALUE)
-    probs = torch.softmax(scores, dim=-1)
-    out = torch.matmul(probs, v)
-    return out.transpose(1, 2).flatten(2)
-
-
-def _heads(x: Tensor, head_dim: int) -> Tensor:
-    """(B, L, H*D) -> (B, H, L, D)."""
-    return x.unflatten(-1, (-1, head_dim)).transpose(1, 2)
-
-
-def _rotary(rotary: GemmaRotaryEmbedding, position_ids: Tensor) -> tuple[Tensor, Tensor]:
-    """cos/sin of the stock Gemma rotary frequencies (its forward, minus the no_grad wrapper)."""
-    freqs = position_ids[..., None].to(torch.float32) * rotary.inv_freq.to(torch.float32)
-    emb = torch.cat((freqs, freqs), dim=-1)
-    return emb.cos() * rotary.attention_scaling, emb.sin() * rotary.attention_scaling
+    return eager_attention(q, k, v, visible, scaling, MASK_VALUE)
 
 
 class PiFlowModel(nn.Module):
@@ -229,24 +214,11 @@ class PiFlowModel(nn.Module):
         A model built on the meta device (to load a multi-GB checkpoint without a second copy)
         has these on meta too; the loader calls this after assigning the weights.
         """
-        # An explicit CPU context wins over an enclosing `torch.device("meta")`.
-        with torch.device("cpu"):
-            half = self.arch.expert.width // 2
-            # openpi: period = min * (max/min)^linspace(0,1), in float64; kept in fp32.
-            fraction = torch.linspace(0.0, 1.0, half, dtype=torch.float64)
-            ratio = self.arch.max_period / self.arch.min_period
-            period = self.arch.min_period * ratio**fraction
-            self.time_frequencies = (2 * math.pi / period).to(torch.float32)
-            for module in self.modules():
-                if isinstance(module, GemmaRotaryEmbedding):
-                    inv_freq, scaling = module.compute_default_rope_parameters(module.config)
-                    module.inv_freq = inv_freq
-                    module.original_inv_freq = inv_freq.clone()
-                    module.attention_scaling = scaling
-                elif isinstance(module, GemmaTextScaledWordEmbedding):
-                    module.embed_scale = torch.tensor(module.scalar_embed_scale)
-                elif isinstance(module, SiglipVisionEmbeddings):
-                    module.position_ids = torch.arange(module.num_positions).expand((1, -1))
+        # openpi: period = min * (max/min)^linspace(0,1), in float64; kept in fp32.
+        self.time_frequencies = sinusoidal_frequencies(
+            self.arch.expert.width, self.arch.min_period, self.arch.max_period
+        )
+        reset_stock_buffers(self)
 
     # -- shortcuts --------------------------------------------------------------------------------
 
@@ -282,11 +254,7 @@ class PiFlowModel(nn.Module):
         image_tokens = self.embed_images(images.flatten(0, 1))
         per_image = image_tokens.shape[1]
         image_tokens = image_tokens.reshape(batch, cameras * per_image, image_tokens.shape[-1])
-        image_pad = (
-            image_masks.to(torch.bool)[:, :, None]
-            .expand(batch, cameras, per_image)
-            .reshape(batch, cameras * per_image)
-        )
+        image_pad = image_token_mask(image_masks, per_image)
         weight = self.language_model.embed_tokens.weight
         # Gemma scales token embeddings by sqrt(width) (openpi does it explicitly).
         text = F.embedding(tokens, weight) * math.sqrt(weight.shape[-1])
@@ -313,38 +281,29 @@ class PiFlowModel(nn.Module):
         visible = (pad[:, None, :] & pad[:, :, None])[:, None, :, :]
         positions = torch.cumsum(pad.to(torch.int64), dim=1) - 1
         lm = self.language_model
-        cos, sin = _rotary(lm.rotary_emb, positions)
+        cos, sin = rotary_cos_sin(lm.rotary_emb, positions)
         past_k: list[Tensor] = []
         past_v: list[Tensor] = []
         for layer in lm.layers:
             attn = layer.self_attn
             normed = layer.input_layernorm(hidden)
-            q = _heads(attn.q_proj(normed), attn.head_dim)
-            k = _heads(attn.k_proj(normed), attn.head_dim)
-            v = _heads(attn.v_proj(normed), attn.head_dim)
+            q = split_heads(attn.q_proj(normed), attn.head_dim)
+            k = split_heads(attn.k_proj(normed), attn.head_dim)
+            v = split_heads(attn.v_proj(normed), attn.head_dim)
             q, k = apply_rotary_pos_emb(q, k, cos, sin)
             past_k.append(k)
             past_v.append(v)
             out = _attend(q, k, v, visible, attn.scaling)
             hidden = hidden + attn.o_proj(out)
             hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
-        final = lm.norm(hidden)
-        weights = pad.to(final.dtype)[..., None]
-        count = weights.sum(dim=1).clamp(min=1.0)
-        features = (final * weights).sum(dim=1) / count
-        return past_k, past_v, pad, features
+        return past_k, past_v, pad, masked_mean(lm.norm(hidden), pad)
 
     # -- expert -----------------------------------------------------------------------------------
 
     def time_embedding(self, t: Tensor) -> Tensor:
-        """Sinusoidal embedding of the flow time (B,) -> (B, expert width): [sin, cos].
-
-        lerobot multiplies in float64 on CPU; we multiply in fp32 so the graph stays fp32 (ORT
-        CPU lacks some double kernels). The angle reaches ~1571 rad at t=1, so the two differ by
-        up to ~1e-4 rad in the highest frequency, far below bf16 training noise.
-        """
-        angles = t.to(torch.float32)[:, None] * self.time_frequencies[None, :]
-        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        """Sinusoidal embedding of the flow time (B,) -> (B, expert width): [sin, cos] (fp32; see
+        :func:`~reflex_core.models.flow.sinusoidal_time_embedding`)."""
+        return sinusoidal_time_embedding(t, self.time_frequencies)
 
     def embed_suffix(
         self, x_t: Tensor, t: Tensor, state: Tensor
@@ -397,15 +356,15 @@ class PiFlowModel(nn.Module):
         )[:, None, :, :]
         offsets = prefix_mask.to(torch.int64).sum(dim=1, keepdim=True)
         positions = offsets + torch.arange(length, dtype=torch.int64, device=suffix.device)[None]
-        cos, sin = _rotary(self.language_model.rotary_emb, positions)
+        cos, sin = rotary_cos_sin(self.language_model.rotary_emb, positions)
 
         hidden = suffix
         for i, layer in enumerate(self.expert_model.layers):
             attn = layer.self_attn
             normed, gate = _norm(layer.input_layernorm, hidden, cond)
-            q = _heads(attn.q_proj(normed), attn.head_dim)
-            k = _heads(attn.k_proj(normed), attn.head_dim)
-            v = _heads(attn.v_proj(normed), attn.head_dim)
+            q = split_heads(attn.q_proj(normed), attn.head_dim)
+            k = split_heads(attn.k_proj(normed), attn.head_dim)
+            v = split_heads(attn.v_proj(normed), attn.head_dim)
             q, k = apply_rotary_pos_emb(q, k, cos, sin)
             keys = torch.cat([past_k[i], k], dim=2)
             values = torch.cat([past_v[i], v], dim=2)
@@ -435,13 +394,12 @@ class PiFlowModel(nn.Module):
             first ``action_dim``).
         """
         past_k, past_v, prefix_mask, _ = self.prefix_kv(images, image_masks, tokens, token_masks)
-        dt = -1.0 / num_steps
-        x_t = noise
-        for step in range(num_steps):
-            t = x_t.new_full((x_t.shape[0],), 1.0 + step * dt)
-            velocity = self.denoise_step(x_t, t, state, prefix_mask, past_k, past_v)
-            x_t = x_t + dt * velocity
-        return x_t
+        return euler_integrate(
+            lambda x_t, t: self.denoise_step(x_t, t, state, prefix_mask, past_k, past_v),
+            noise,
+            num_steps,
+            FlowIO(t_start=1.0, t_end=0.0),
+        )
 
 
 def build_model(arch: PiArchitecture, device: str | torch.device | None = None) -> PiFlowModel:
@@ -451,12 +409,4 @@ def build_model(arch: PiArchitecture, device: str | torch.device | None = None) 
         :func:`reflex_core.models.checkpoint.load_model_weights`); default CPU with the stock
         random init.
     """
-    if device is not None and torch.device(device).type == "meta":
-        with torch.device("meta"):
-            model = PiFlowModel(arch)
-        model.reset_nonpersistent_buffers()
-    else:
-        model = PiFlowModel(arch)
-        if device is not None:
-            model = model.to(device)
-    return model.eval()
+    return build_model_on(PiFlowModel, arch, device=device)

@@ -12,28 +12,26 @@ names at startup); writing a checkpoint does.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from reflex_core.errors import CheckpointError
+from reflex_core.models.lerobot_writer import (
+    FRANKA_CAMERAS,
+    franka_stats,
+    lerobot_policy_fields,
+    lookup_spec,
+    normalizer_step,
+    save_stats,
+    save_weights,
+    spec_digest,
+    write_json,
+)
 
 # Bump when the writer's output changes for the same spec (weights init, files written).
 WRITER_VERSION = 1
-FRANKA_CAMERAS = ("front", "wrist")
-
-# Franka-like statistics (7 joints in rad + one finger opening in m) for the normalizer files.
-_STATE_MEAN = [0.0, 0.0, 0.0, -1.5708, 0.0, 1.8675, 0.0, 0.02]
-_STATE_STD = [1.44865, 0.8814, 1.44865, 0.7505, 1.44865, 0.9425, 1.44865, 0.01]
-_LOW = [-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973, 0.0]
-_HIGH = [2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973, 0.04]
 
 
 @attrs.frozen
@@ -59,8 +57,7 @@ class BuiltinSpec:
 
     def digest(self) -> str:
         """A short hash of the spec and writer version: the cache directory's suffix."""
-        text = json.dumps([WRITER_VERSION, attrs.asdict(self)], sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
+        return spec_digest(WRITER_VERSION, self)
 
 
 _TINY_VISION = {"width": 32, "depth": 2, "mlp_dim": 64, "num_heads": 2, "patch_size": 8}
@@ -146,14 +143,7 @@ BUILTIN_CHECKPOINTS: dict[str, str] = {n: s.description for n, s in BUILTIN_SPEC
 
 
 def _spec(name: str) -> BuiltinSpec:
-    spec = BUILTIN_SPECS.get(name)
-    if spec is None:
-        raise CheckpointError(
-            f"unknown built-in checkpoint {name!r}; built-ins: {sorted(BUILTIN_SPECS)}",
-            slug="checkpoint-not-found",
-            status=404,
-        )
-    return spec
+    return lookup_spec(BUILTIN_SPECS, name)
 
 
 def builtin_config(name: str) -> dict[str, Any]:
@@ -162,25 +152,15 @@ def builtin_config(name: str) -> dict[str, Any]:
 
     spec = _spec(name)
     size = spec.image_size
-    input_features: dict[str, Any] = {
-        f"observation.images.{camera}": {"type": "VISUAL", "shape": [3, size, size]}
-        for camera in spec.cameras
-    }
-    input_features["observation.state"] = {"type": "STATE", "shape": [spec.state_dim]}
     mode = "QUANTILES" if spec.family == "pi05" else "MEAN_STD"
     config: dict[str, Any] = {
-        "type": spec.family,
-        "n_obs_steps": 1,
-        "input_features": input_features,
-        "output_features": {"action": {"type": "ACTION", "shape": [spec.action_dim]}},
-        "device": "cpu",
-        "use_amp": False,
-        "push_to_hub": False,
-        "repo_id": None,
-        "private": None,
-        "tags": None,
-        "license": None,
-        "pretrained_path": None,
+        **lerobot_policy_fields(
+            spec.family,
+            cameras=spec.cameras,
+            image_size=size,
+            state_dim=spec.state_dim,
+            action_dim=spec.action_dim,
+        ),
         "paligemma_variant": "reflex_custom",
         "action_expert_variant": "reflex_custom",
         "dtype": "float32",
@@ -214,30 +194,10 @@ def builtin_config(name: str) -> dict[str, Any]:
     return config
 
 
-def _stats(dim: int) -> dict[str, list[float]]:
-    def cycle(values: list[float]) -> list[float]:
-        return [values[i % len(values)] for i in range(dim)]
-
-    mean, std, low, high = cycle(_STATE_MEAN), cycle(_STATE_STD), cycle(_LOW), cycle(_HIGH)
-    span = [h - lo for lo, h in zip(low, high, strict=True)]
-    return {
-        "mean": mean,
-        "std": std,
-        "min": low,
-        "max": high,
-        "q01": [lo + 0.02 * s for lo, s in zip(low, span, strict=True)],
-        "q10": [lo + 0.1 * s for lo, s in zip(low, span, strict=True)],
-        "q50": [lo + 0.5 * s for lo, s in zip(low, span, strict=True)],
-        "q90": [lo + 0.9 * s for lo, s in zip(low, span, strict=True)],
-        "q99": [lo + 0.98 * s for lo, s in zip(low, span, strict=True)],
-    }
-
-
 def _processor_files(spec: BuiltinSpec, config: Mapping[str, Any]) -> dict[str, Any]:
     """The processor JSONs and stats-file names, as lerobot v0.4.x writes them (notes §3)."""
     features = {**config["input_features"], **config["output_features"]}
     norm_map = dict(config["normalization_mapping"])
-    normalizer_config = {"eps": 1e-8, "features": features, "norm_map": norm_map}
     tokenizer_step = {
         "registry_name": "tokenizer_processor",
         "config": {
@@ -273,24 +233,14 @@ def _processor_files(spec: BuiltinSpec, config: Mapping[str, Any]) -> dict[str, 
             None,  # the normalizer, at index 5
         ]
     pre_state = f"policy_preprocessor_step_{index}_normalizer_processor.safetensors"
-    steps[index] = {
-        "registry_name": "normalizer_processor",
-        "config": normalizer_config,
-        "state_file": pre_state,
-    }
+    steps[index] = normalizer_step("normalizer_processor", features, norm_map, pre_state)
     post_state = "policy_postprocessor_step_0_unnormalizer_processor.safetensors"
     post = {
         "name": "policy_postprocessor",
         "steps": [
-            {
-                "registry_name": "unnormalizer_processor",
-                "config": {
-                    "eps": 1e-8,
-                    "features": config["output_features"],
-                    "norm_map": norm_map,
-                },
-                "state_file": post_state,
-            },
+            normalizer_step(
+                "unnormalizer_processor", config["output_features"], norm_map, post_state
+            ),
             {"registry_name": "device_processor", "config": {"device": "cpu"}},
         ],
     }
@@ -355,10 +305,6 @@ def write_builtin_checkpoint(name: str, directory: str | Path) -> Path:
     :return: the directory.
     :raises CheckpointError: slug ``checkpoint-not-found`` for an unknown name.
     """
-    import numpy as np
-    from safetensors.numpy import save_file as save_numpy
-    from safetensors.torch import save_file
-
     from reflex_core.models.config import parse_policy_config
     from reflex_core.models.modeling import build_model
     from reflex_core.models.tiny_tokenizer import build_tiny_tokenizer
@@ -371,59 +317,16 @@ def write_builtin_checkpoint(name: str, directory: str | Path) -> Path:
 
     model = build_model(policy_config.architecture)
     _init_weights(model, spec.seed)
-    tensors = {
-        "model." + key: value.detach().clone().contiguous()
-        for key, value in model.state_dict().items()
-    }
-    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    save_weights(model.state_dict(), directory / "model.safetensors")
 
     files = _processor_files(spec, config)
-    stats: dict[str, Any] = {}
-    for feature, dim in (("observation.state", spec.state_dim), ("action", spec.action_dim)):
-        for stat, values in _stats(dim).items():
-            stats[f"{feature}.{stat}"] = np.asarray(values, dtype=np.float32)
-    save_numpy(stats, str(directory / files["pre_state"]))
-    save_numpy(stats, str(directory / files["post_state"]))
-    _write_json(directory / "policy_preprocessor.json", files["pre"])
-    _write_json(directory / "policy_postprocessor.json", files["post"])
+    stats = {
+        "observation.state": franka_stats(spec.state_dim),
+        "action": franka_stats(spec.action_dim),
+    }
+    save_stats(directory, (files["pre_state"], files["post_state"]), stats)
+    write_json(directory / "policy_preprocessor.json", files["pre"])
+    write_json(directory / "policy_postprocessor.json", files["post"])
     build_tiny_tokenizer().save(str(directory / "tokenizer.json"))
-    _write_json(directory / "config.json", config)
+    write_json(directory / "config.json", config)
     return directory
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-
-
-def builtin_cache_root() -> Path:
-    """``$REFLEX_CACHE_DIR/checkpoints`` or ``$XDG_CACHE_HOME/reflex/checkpoints`` (~/.cache)."""
-    root = os.environ.get("REFLEX_CACHE_DIR")
-    if root:
-        return Path(root) / "checkpoints"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "reflex" / "checkpoints"
-
-
-def ensure_builtin_checkpoint(name: str, cache_root: str | Path | None = None) -> Path:
-    """The cached directory of built-in ``name``, written once (atomically) if absent."""
-    spec = _spec(name)
-    root = Path(cache_root) if cache_root is not None else builtin_cache_root()
-    target = root / f"{spec.name}-{spec.digest()}"
-    if (target / "config.json").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=root))
-    try:
-        write_builtin_checkpoint(name, staging)
-        staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared like ~/.cache/hf
-        try:
-            staging.rename(target)
-        except OSError:
-            # Another process won the race (or a partial dir sits there): use/replace it.
-            if not (target / "config.json").is_file():
-                shutil.rmtree(target, ignore_errors=True)
-                staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target

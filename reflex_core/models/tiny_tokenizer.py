@@ -5,9 +5,14 @@ checkpoints need a real ``tokenizer.json`` with the same conventions (pad 0, eos
 prepended by the post-processor) but a vocabulary small enough for a 64-wide embedding: the
 digits ``0``..``255`` of the pi0.5 state bins, the punctuation of the prompt formats, and a list
 of words robot instructions use. Unknown words map to ``<unk>``. torch-free.
+
+Another family's tiny tokenizer (other special tokens, no BOS...) is built from the same parts:
+:func:`word_vocabulary` and :func:`word_level_tokenizer` (e.g. ``reflex_groot.prompt``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 
@@ -34,10 +39,10 @@ robot arm gripper hand camera wrist base
 """.split()
 
 
-def tiny_vocabulary() -> list[str]:
-    """The token strings in id order (ids are list positions)."""
-    vocab: list[str] = list(SPECIAL_TOKENS) + list(PUNCTUATION)
-    vocab += [str(i) for i in range(256)]
+def word_vocabulary(leading: Sequence[str], digits: int) -> list[str]:
+    """``leading`` tokens, the numbers ``0``..``digits - 1``, then :data:`WORDS` not yet in the
+    list: the token strings in id order (ids are list positions)."""
+    vocab: list[str] = list(leading) + [str(i) for i in range(digits)]
     seen = set(vocab)
     for word in WORDS:
         if word not in seen:
@@ -46,19 +51,37 @@ def tiny_vocabulary() -> list[str]:
     return vocab
 
 
-def build_tiny_tokenizer() -> Tokenizer:
-    """A word-level tokenizer over :func:`tiny_vocabulary` (lower-cased input, BOS prepended)."""
-    vocab = {token: i for i, token in enumerate(tiny_vocabulary())}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+def word_level_tokenizer(
+    vocab: Sequence[str], *, unk_token: str, special_tokens: Sequence[str]
+) -> Tokenizer:
+    """A word-level tokenizer over ``vocab`` (ids are list positions): NFKC and lower-cased
+    input; words, single punctuation marks and newlines are tokens, other whitespace separates
+    them; ``special_tokens`` are matched before splitting. No post-processor (add one for a
+    BOS)."""
+    tokenizer = Tokenizer(
+        models.WordLevel({token: i for i, token in enumerate(vocab)}, unk_token=unk_token)
+    )
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    # Words, single punctuation marks and newlines are tokens; other whitespace separates them.
     tokenizer.pre_tokenizer = pre_tokenizers.Split(
         Regex(r"\w+|[^\w\s]|\n"), behavior="removed", invert=True
+    )
+    tokenizer.add_special_tokens(list(special_tokens))
+    return tokenizer
+
+
+def tiny_vocabulary() -> list[str]:
+    """The token strings in id order (ids are list positions)."""
+    return word_vocabulary([*SPECIAL_TOKENS, *PUNCTUATION], digits=256)
+
+
+def build_tiny_tokenizer() -> Tokenizer:
+    """A word-level tokenizer over :func:`tiny_vocabulary` (lower-cased input, BOS prepended)."""
+    tokenizer = word_level_tokenizer(
+        tiny_vocabulary(), unk_token="<unk>", special_tokens=SPECIAL_TOKENS
     )
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<bos> $A",
         pair="<bos> $A $B",
         special_tokens=[("<bos>", BOS_ID)],
     )
-    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
     return tokenizer

@@ -60,8 +60,8 @@ from reflex_core.errors import ConfigError, PluginError
 class Option:
     """One command-line option and config-file key, as the parser and the resolver see it.
 
-    Derived from a :func:`setting` field by :func:`options_of`; ``reflex connect`` still
-    declares its options as these directly.
+    Derived from a :func:`setting` field by :func:`options_of` (every owner declares its
+    settings that way: the core's serve options, ``reflex connect``, each wedge and transport).
 
     :ivar flag: the long flag, e.g. ``--guard-trip-after``.
     :ivar help: one line for ``--help``.

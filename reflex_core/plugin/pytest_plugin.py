@@ -7,7 +7,10 @@ hand, e.g. from a source tree that is not installed):
 * ``wedge_chain``: :func:`~reflex_core.plugin.testing.build_chain`, whose wedges are shut down
   (their ``ctx.on_shutdown`` callbacks run) when the test ends, as a stopping server does;
 * ``reflex_state_dir``: ``$REFLEX_STATE_DIR`` (where a wedge keeps its state, e.g.
-  ActionGuard's default audit log) set to a fresh directory, never the user's.
+  ActionGuard's default audit log) set to a fresh directory, never the user's;
+* ``reflex_export``: :func:`~reflex_core.plugin.testing.exported_artifact`, a real
+  ``reflex export`` of a built-in checkpoint, once per process (the test is skipped where
+  ``reflex-core[export]`` is not installed).
 
 The doubles themselves (:class:`~reflex_core.plugin.testing.FakeBatchPolicy`,
 :func:`~reflex_core.plugin.testing.enable`, ...) are imported from
@@ -23,7 +26,13 @@ from typing import Any
 
 import pytest
 
-from reflex_core.plugin.testing import Chain, build_chain, shut_down
+from reflex_core.plugin.testing import (
+    Chain,
+    build_chain,
+    export_available,
+    exported_artifact,
+    shut_down,
+)
 
 
 @pytest.fixture
@@ -51,3 +60,13 @@ def reflex_state_dir(
     state = tmp_path_factory.mktemp("reflex-state")
     monkeypatch.setenv("REFLEX_STATE_DIR", str(state))
     return state
+
+
+@pytest.fixture(scope="session")
+def reflex_export() -> Callable[..., Path]:
+    """``reflex_export(model="tiny-pi05", *, embodiment="franka", mode=None) -> Path``: the
+    artifact directory ``reflex export`` wrote (exported once per process, then reused). Skips
+    the test where ``reflex export`` cannot run (no ``reflex-core[export]``)."""
+    if not export_available():
+        pytest.skip("needs reflex-core[export] (torch) to export")
+    return exported_artifact

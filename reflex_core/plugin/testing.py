@@ -8,6 +8,7 @@ can take time (a fixed part plus a part per row, like a batched ORT call) or fai
 
 * :func:`make_request`, :class:`FakeBatchPolicy`, :class:`FakePolicySet` (several policies
   keyed by ``request.policy``), :class:`FakePolicyInfo`: unit tests around ``compose``;
+* :func:`installed_plugin`: a plugin's first test (its entry point is installed and loads);
 * :func:`plugin_wedge`: the :class:`~reflex_core.plugin.registry.WedgeSpec` a plugin registers;
   :func:`enable` switches it on with setting values, :func:`wedge_context` is the context a
   server would hand it, and :func:`build_chain` composes the chain around a double (the
@@ -46,6 +47,7 @@ from reflex_core.wire.types import Observation
 if TYPE_CHECKING:
     import httpx
 
+    from reflex_core.plugin.manager import ReflexPluginManager
     from reflex_core.serve import ReflexServer
 
 _request_ids = itertools.count()
@@ -255,6 +257,8 @@ class FakeRuntimePolicy:
     camera_names: tuple[str, ...] = ()
     calls: list[int] = attrs.field(factory=list)
     infer_error: BaseException | None = None
+    #: what ``info`` reports as the model family (a remote fallback names it, for one)
+    family: str = "fake"
 
     @property
     def state_dim(self) -> int:
@@ -278,7 +282,7 @@ class FakeRuntimePolicy:
 
     @property
     def info(self) -> dict[str, Any]:
-        return double_info(self, family="fake", mode="fake", model_version=self.model_version)
+        return double_info(self, family=self.family, mode="fake", model_version=self.model_version)
 
     def validate(self, observation: Observation) -> None:
         from reflex_core.errors import ValidationError
@@ -312,6 +316,38 @@ class FakeRuntimePolicy:
         self.calls.clear()
 
 
+def installed_plugin(
+    name: str, distribution: str, module: str | None = None
+) -> ReflexPluginManager:
+    """The first test of a plugin (is it installed?): checks that one ``reflex.plugins`` entry
+    point is named ``name``, belongs to ``distribution`` and (when given) names ``module``,
+    then returns the host's plugin manager with only that entry point loaded, as ``reflex``
+    loads it (no load failure, attributed to ``distribution``).
+
+    :raises AssertionError: saying which of these does not hold.
+    """
+    from importlib import metadata
+
+    from reflex_core.plugin.manager import ENTRY_POINT_GROUP, make_plugin_manager
+
+    found = [e for e in metadata.entry_points(group=ENTRY_POINT_GROUP) if e.name == name]
+    if len(found) != 1:
+        raise AssertionError(f"expected one {ENTRY_POINT_GROUP} entry point {name!r}: {found}")
+    (entry_point,) = found
+    owner = entry_point.dist.name if entry_point.dist is not None else None
+    if owner != distribution:
+        raise AssertionError(f"entry point {name!r} comes from {owner!r}, not {distribution!r}")
+    if module is not None and entry_point.value != module:
+        raise AssertionError(f"entry point {name!r} names {entry_point.value!r}, not {module!r}")
+    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": name})
+    if pm.load_failures:
+        raise AssertionError(f"plugin {name!r} failed to load: {pm.load_failures}")
+    info = {i.name: i for i in pm.plugin_infos()}.get(name)
+    if info is None or info.distribution != distribution:
+        raise AssertionError(f"the host did not load {name!r} from {distribution!r}: {info}")
+    return pm
+
+
 def plugin_wedge(plugin: Any) -> WedgeSpec:
     """The one wedge ``plugin`` (a module or any object with the hook) registers through its
     ``reflex_register_wedges``."""
@@ -335,19 +371,31 @@ def wedge_context(
     policies: Mapping[str, Any] | None = None,
     embodiment: Any = None,
     metrics: Any = None,
+    policy_loader: Callable[[Any, str], Any] | None = None,
     **fields: Any,
 ) -> WedgeContext:
     """The :class:`WedgeContext` a server would hand the wedges: ``policies`` (slot -> e.g. a
     :class:`FakePolicyInfo`), the robot or None, and a Prometheus registry of its own unless
     ``metrics`` is given (never the process-global one); ``fields`` set the rest
-    (``load_policy=``, ``executor=``)."""
+    (``executor=``).
+
+    :param policy_loader: ``(source, slot) -> policy``, as :func:`wedge_server` takes it: the
+        context's ``load_policy`` then adds what it returns to ``policies``, as the server's
+        does (the router's second slot).
+    """
     if metrics is None:
         from prometheus_client import CollectorRegistry
 
         metrics = CollectorRegistry()
-    return WedgeContext(
-        policies=dict(policies or {}), embodiment=embodiment, metrics=metrics, **fields
-    )
+    slots = dict(policies or {})
+    if policy_loader is not None:
+
+        def load_policy(slot: str, source: Path | str) -> Any:
+            slots[slot] = policy_loader(source, slot)
+            return slots[slot]
+
+        fields["load_policy"] = load_policy
+    return WedgeContext(policies=slots, embodiment=embodiment, metrics=metrics, **fields)
 
 
 @attrs.frozen

@@ -21,7 +21,9 @@ from reflex_core.errors import ArtifactError
 #: Where a resized image sits in its padded frame: centred (openpi's recipe), or in the
 #: bottom-right corner with the padding on the left and top (another lerobot recipe).
 PAD_POSITIONS = ("center", "bottom_right")
-RESIZE_MODES = ("resize_with_pad",)
+#: ``resize_with_pad`` keeps the aspect ratio and pads; ``stretch`` resizes straight to the
+#: model's size (see :class:`ImageIO`).
+RESIZE_MODES = ("resize_with_pad", "stretch")
 PADDING_SIDES = ("right",)
 #: The fields a prompt template may use.
 TEMPLATE_FIELDS = ("task", "state")
@@ -67,9 +69,14 @@ def _template(instance: Any, attribute: Any, value: Any) -> None:
 class ImageIO:
     """How camera frames become the ``images`` / ``image_masks`` graph inputs.
 
-    A frame (uint8 HWC RGB) is scaled to [0, 1], resized keeping its aspect ratio (bilinear,
-    ``align_corners=False``, no antialias) into ``height`` x ``width`` with ``pad_value`` (in
-    [0, 1] units, before the value mapping) around it, then mapped linearly onto ``range``.
+    ``resize="resize_with_pad"``: a frame (uint8 HWC RGB) is scaled to [0, 1], resized keeping
+    its aspect ratio (bilinear, ``align_corners=False``, no antialias) into ``height`` x
+    ``width`` with ``pad_value`` (in [0, 1] units, before the value mapping) around it, then
+    mapped linearly onto ``range``. ``resize="stretch"`` (e.g. Eagle 2.5 VL's processor): the
+    uint8 frame is resized to exactly ``height`` x ``width`` (aspect ratio not kept, no padding)
+    with torch's uint8 antialiased bicubic, as torchvision's resize of a uint8 tensor does on the
+    CPU, then scaled to [0, 1] and mapped onto ``range``; ``pad_value`` and ``pad_position`` are
+    unused.
 
     :ivar cameras: the graph's camera order; observations name their cameras.
     :ivar pad_value: the fill of the padding, in [0, 1] units (some lerobot 0.4.4 recipes pad with
@@ -102,9 +109,10 @@ class PromptIO:
 
     The prompt is ``template.format(task=..., state=...)``:
 
-    - ``task``: the observation's instruction (empty when it has none); with ``clean_task``
-      stripped and with ``_`` and newlines turned into spaces (openpi); then ``task_suffix`` is
-      appended unless the task already ends with it (e.g. a newline).
+    - ``task``: the observation's instruction, or ``default_task`` when it has none (no prompt
+      or an empty one; e.g. "Perform the task."); with
+      ``clean_task`` stripped and with ``_`` and newlines turned into spaces (openpi); then
+      ``task_suffix`` is appended unless the task already ends with it (e.g. a newline).
     - ``state``: the normalized state as ``state_bins`` bins over [-1, 1], space separated
       (``digitize(x, linspace(-1, 1, bins + 1)[:-1]) - 1``); with ``state_pad_to`` the state is
       first zero-padded to that length (as lerobot 0.4.x did, later versions do not).
@@ -115,6 +123,9 @@ class PromptIO:
     task_suffix: str = ""
     state_bins: int | None = attrs.field(default=None, validator=_optional_positive)
     state_pad_to: int | None = attrs.field(default=None, validator=_optional_positive)
+    #: An additive field (no schema bump): an artifact written before it reads as ``""``,
+    #: the task the runtime used then.
+    default_task: str = ""
 
     @property
     def uses_state(self) -> bool:

@@ -14,7 +14,8 @@ Everything family-specific is data: the artifact's preprocessing contract
 - State: normalized with the checkpoint's statistics (QUANTILES, MEAN_STD, MIN_MAX, QUANTILE10,
   IDENTITY; float32 arithmetic in lerobot's operation order), then zero-padded to max_state_dim.
 - Prompt: the contract's template over the (cleaned) task and, if it asks, the normalized state
-  as bins over [-1, 1]. An observation without a prompt uses the empty task ``""``.
+  as bins over [-1, 1]. An observation without a prompt (or with an empty one) uses the
+  contract's ``default_task`` (``""`` unless the family declares one).
 - Actions: the first ``action_dim`` dims of the model output, unnormalized with the same mode.
 """
 
@@ -34,8 +35,6 @@ from reflex_core.runtime.io_spec import ImageIO, IOSpec, PromptIO
 NORM_EPS = 1e-8
 #: The single-camera shorthand of the wire format: maps to the artifact's first camera.
 SHORTHAND_CAMERA = "image"
-#: The task used when an observation carries no prompt.
-DEFAULT_TASK = ""
 
 # Statistic names each mode needs, as (low/center, high/scale).
 _MODE_STATS: dict[str, tuple[str, str] | None] = {
@@ -182,6 +181,81 @@ def _as_unit_float(image: np.ndarray) -> np.ndarray:
     )
 
 
+# -- stretch: antialiased bicubic straight to (height, width), in uint8 ----------------------------
+#
+# Some VLM image processors (Eagle 2.5 VL's) stretch a frame to the tile size with
+# torchvision's bicubic resize on a uint8 tensor, which on the CPU is torch's uint8 antialiased
+# kernel (Pillow-SIMD's algorithm): per axis, Pillow's antialiased bicubic weights (a = -0.5,
+# support 2 x the downscale factor) rounded to int16 at the largest precision that fits, a
+# fixed-point sum rounded and clipped back to uint8, the horizontal pass first. Reproduced here
+# bit for bit (tests/test_preprocess.py compares with torch).
+
+
+def _bicubic_aa_filter(x: np.ndarray) -> np.ndarray:
+    a = -0.5
+    x = np.abs(x)
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    far = (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
+
+
+@functools.lru_cache(maxsize=64)
+def _bicubic_aa_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Source indices (out, K), int16-valued weights (out, K) and their precision in bits."""
+    scale = in_size / out_size
+    support = 2.0 * scale if scale >= 1.0 else 2.0
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
+    centers = scale * (np.arange(out_size, dtype=np.float64) + 0.5)
+    low = np.maximum((centers - support + 0.5).astype(np.int64), 0)  # C casts truncate
+    size = np.minimum((centers + support + 0.5).astype(np.int64), in_size) - low
+    taps = np.arange(int(size.max()))
+    weights = _bicubic_aa_filter((taps[None, :] + low[:, None] - centers[:, None] + 0.5) * invscale)
+    weights = np.where(taps[None, :] < size[:, None], weights, 0.0)
+    total = weights.sum(axis=1, keepdims=True)
+    weights = np.divide(weights, total, out=weights, where=total != 0.0)
+    # the most bits that keep 2x the largest weight inside int16
+    w_max = float(weights.max())
+    precision = 0
+    while precision < 22 and int(0.5 + w_max * (1 << (precision + 1))) < (1 << 15):
+        precision += 1
+    scaled = weights * float(1 << precision)
+    fixed = np.trunc(np.where(scaled < 0.0, scaled - 0.5, scaled + 0.5)).astype(np.int64)
+    index = np.minimum(low[:, None] + taps[None, :], in_size - 1)  # padded taps weigh 0
+    for arr in (index, fixed):
+        arr.flags.writeable = False
+    return index, fixed, precision
+
+
+def _bicubic_aa_rows(image: np.ndarray, out_size: int) -> np.ndarray:
+    """One fixed-point pass over the rows (axis 0) of a uint8 (N, M, C) image. Gathering whole
+    rows, one tap at a time, is about twice as fast as gathering columns; int32 holds the sums
+    (at most 255 x 2**15 x taps)."""
+    index, fixed, precision = _bicubic_aa_axis(image.shape[0], out_size)
+    weights = fixed.astype(np.int32)
+    acc = np.full((out_size, *image.shape[1:]), 1 << (precision - 1), dtype=np.int32)
+    for k in range(index.shape[1]):
+        acc += image[index[:, k]] * weights[:, k, None, None]
+    acc >>= precision  # an arithmetic shift, as in the C kernel
+    return np.clip(acc, 0, 255).astype(np.uint8)
+
+
+def stretch_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize to exactly (height, width), aspect ratio not kept: torch's uint8 antialiased
+    bicubic (``interpolate(mode="bicubic", antialias=True)`` on a uint8 tensor).
+
+    :param image: uint8 (H, W, C); a float image in [0, 1] is rounded to uint8 first.
+    :returns: uint8 (height, width, C).
+    """
+    if image.dtype != np.uint8:
+        image = np.clip(np.rint(_as_unit_float(image) * 255.0), 0, 255).astype(np.uint8)
+    if image.shape[1] != width:  # horizontal first: its uint8 result feeds the vertical pass
+        columns = np.ascontiguousarray(image.transpose(1, 0, 2))
+        image = _bicubic_aa_rows(columns, width).transpose(1, 0, 2)
+    if image.shape[0] != height:
+        image = _bicubic_aa_rows(image, height)
+    return np.ascontiguousarray(image)
+
+
 def check_image(name: str, image: Any) -> None:
     """Raise ValidationError ``image-invalid`` unless ``image`` is a non-empty (H, W, 3) array."""
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
@@ -283,7 +357,11 @@ def preprocess_images(
         for c, image in enumerate(row):
             if image is None:
                 continue
-            _resize_into(image, images[b, c], spec.pad_position)
+            if spec.resize == "stretch":
+                stretched = stretch_resize(image, spec.height, spec.width).transpose(2, 0, 1)
+                np.divide(stretched, np.float32(255.0), out=images[b, c], dtype=np.float32)
+            else:
+                _resize_into(image, images[b, c], spec.pad_position)
             masks[b, c] = True
     if (low, high) != (0.0, 1.0):
         np.multiply(images, np.float32(high - low), out=images)
@@ -443,7 +521,7 @@ def unnormalize_actions(
 
 def clean_task(text: str | None) -> str:
     """openpi's task cleaning: strip, ``_`` -> space, newline -> space."""
-    return (text or DEFAULT_TASK).strip().replace("_", " ").replace("\n", " ")
+    return (text or "").strip().replace("_", " ").replace("\n", " ")
 
 
 def discretize_state(normalized_state: np.ndarray, bins: int = 256) -> np.ndarray:
@@ -462,7 +540,8 @@ def _bin_edges(bins: int) -> np.ndarray:
 
 
 def _task_text(task: str | None, spec: PromptIO) -> str:
-    text = clean_task(task) if spec.clean_task else (task or DEFAULT_TASK)
+    task = task or spec.default_task  # no prompt, or an empty one
+    text = clean_task(task) if spec.clean_task else task
     if spec.task_suffix and not text.endswith(spec.task_suffix):
         text += spec.task_suffix
     return text

@@ -37,7 +37,7 @@ def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
 class _LoopJob:
     """A call whose result goes to an asyncio future on ``loop``."""
 
-    __slots__ = ("args", "context", "fn", "future", "loop")
+    __slots__ = ("args", "context", "fn", "future", "loop", "on_done")
 
     def __init__(
         self,
@@ -46,23 +46,31 @@ class _LoopJob:
         context: contextvars.Context,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         self.loop, self.future, self.context, self.fn, self.args = loop, future, context, fn, args
+        self.on_done = on_done
 
     def run(self) -> None:
-        # A waiter cancelled before the call started no longer wants it (as with
-        # run_in_executor); reading done() from this thread is a benign race.
-        if self.future.done():
-            return
         try:
-            result = self.context.run(self.fn, *self.args)
-        except BaseException as exc:
-            self._post(_set_exception, exc)
-        else:
-            self._post(_set_result, result)
+            # A waiter cancelled before the call started no longer wants it (as with
+            # run_in_executor); reading done() from this thread is a benign race.
+            if self.future.done():
+                return
+            try:
+                result = self.context.run(self.fn, *self.args)
+            except BaseException as exc:
+                self._post(_set_exception, exc)
+            else:
+                self._post(_set_result, result)
+        finally:
+            if self.on_done is not None:
+                self._post(_call, self.on_done)
 
     def cancel(self) -> None:
         self._post(_cancel, None)
+        if self.on_done is not None:
+            self._post(_call, self.on_done)
 
     def _post(self, callback: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:
         try:
@@ -73,6 +81,10 @@ class _LoopJob:
 
 def _cancel(future: asyncio.Future[Any], _value: Any) -> None:
     future.cancel()
+
+
+def _call(_future: asyncio.Future[Any], callback: Callable[[], None]) -> None:
+    callback()
 
 
 class _PoolJob:
@@ -120,13 +132,20 @@ class InferenceExecutor(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._shut_down = False
 
-    def run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    def run(
+        self, fn: Callable[..., T], *args: Any, on_done: Callable[[], None] | None = None
+    ) -> asyncio.Future[T]:
         """Call ``fn(*args)`` on a pool thread, in a copy of the caller's context (so log lines
         keep the request id); await the returned future for its result. Cancelling the future
-        before a thread picks the call up means it never runs."""
+        before a thread picks the call up means it never runs.
+
+        :param on_done: called on the event loop once the thread is done with the call (it
+            returned, raised, or was skipped as cancelled), even when the future was cancelled
+            while the call ran: what a thread really has on its hands, not what is awaited.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._put(_LoopJob(loop, future, contextvars.copy_context(), fn, args))
+        self._put(_LoopJob(loop, future, contextvars.copy_context(), fn, args, on_done))
         return future
 
     def submit(  # type: ignore[override]

@@ -77,6 +77,7 @@ class OpsEndpoints:
             "inference": {
                 "outstanding": self.load.outstanding,
                 "service_ms": {k: round(v * 1e3, 3) for k, v in self.load.service_s.items()},
+                "service_cpu_ms": {k: round(v * 1e3, 3) for k, v in self.load.cpu_s.items()},
                 "shed_overloaded": self.load.shed,
                 "dropped_stale": self.load.stale,
             },

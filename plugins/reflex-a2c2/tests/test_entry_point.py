@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,11 @@ from reflex_a2c2.head import load_head
 
 from reflex_core.plugin import Stage
 from reflex_core.plugin.kit.jsonl import JsonlWriter
-from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.testing import installed_plugin
 
 
 def test_entry_point_registers_the_wedge_and_the_command() -> None:
-    (ep,) = [e for e in metadata.entry_points(group="reflex.plugins") if e.name == "a2c2"]
-    assert ep.dist is not None and ep.dist.name == "reflex-a2c2"
-    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "a2c2"})
-    assert pm.load_failures == []
+    pm = installed_plugin("a2c2", "reflex-a2c2", "reflex_a2c2")
     assert pm.registry.wedges["a2c2"].stage == Stage.CORRECTION
     assert pm.registry.owner("commands", "a2c2") == "a2c2"
     flags = {o.flag for o in pm.registry.wedges["a2c2"].options}

@@ -13,26 +13,14 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from reflex_a2c2 import MLPHead, input_width, reflex_register_wedges
+import reflex_a2c2
+from reflex_a2c2 import MLPHead, input_width
 
 from reflex_core.errors import ConfigError
-from reflex_core.plugin.testing import (
-    asgi_client,
-    export_available,
-    exported_artifact,
-    runtime_server,
-    serve_lifespan,
-)
+from reflex_core.plugin.testing import asgi_client, runtime_server, serve_lifespan
 from reflex_core.serve import ReflexServer
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not export_available(), reason="needs reflex-core[export] to export"),
-]
-
-
-class _Plugin:
-    reflex_register_wedges = staticmethod(reflex_register_wedges)
+pytestmark = pytest.mark.slow
 
 
 def _head(path: Path, feature_dim: int, action_dim: int) -> Path:
@@ -51,7 +39,7 @@ def _head(path: Path, feature_dim: int, action_dim: int) -> Path:
 
 
 def _server(artifact: Path, **cli: Any) -> ReflexServer:
-    return runtime_server({"a2c2": _Plugin()}, artifact, cli=cli)
+    return runtime_server({"a2c2": reflex_a2c2}, artifact, cli=cli)
 
 
 async def _act(server: ReflexServer, body: dict[str, Any]) -> httpx.Response:
@@ -60,8 +48,10 @@ async def _act(server: ReflexServer, body: dict[str, Any]) -> httpx.Response:
             return await client.post("/act", json=body)
 
 
-def test_head_corrects_real_chunks_with_runtime_features(tmp_path: Path) -> None:
-    artifact = exported_artifact("tiny-pi05", embodiment="franka")
+def test_head_corrects_real_chunks_with_runtime_features(
+    tmp_path: Path, reflex_export: Any
+) -> None:
+    artifact = reflex_export("tiny-pi05", embodiment="franka")
     config = json.loads((artifact / "reflex_config.json").read_text())
     head = _head(tmp_path / "head.npz", config["feature_dim"], config["action_dim"])
     body = {
@@ -84,13 +74,13 @@ def test_head_corrects_real_chunks_with_runtime_features(tmp_path: Path) -> None
     assert info.value.slug == "a2c2-head-mismatch"
 
 
-def test_reflex_serve_with_router_batching_and_a2c2(tmp_path: Path) -> None:
+def test_reflex_serve_with_router_batching_and_a2c2(tmp_path: Path, reflex_export: Any) -> None:
     """The command a user runs: ``reflex serve`` under Hypercorn with the three wedges on."""
     import sys
 
     from reflex_core.plugin.testing import server_process
 
-    artifact = exported_artifact("tiny-pi05", embodiment="franka")
+    artifact = reflex_export("tiny-pi05", embodiment="franka")
     config = json.loads((artifact / "reflex_config.json").read_text())
     head = _head(tmp_path / "head.npz", config["feature_dim"], config["action_dim"])
     argv = [

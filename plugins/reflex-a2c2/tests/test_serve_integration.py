@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import reflex_a2c2
+import reflex_batching
+import reflex_router
 from reflex_a2c2 import MLPHead, input_width
-from reflex_a2c2 import reflex_register_wedges as register_a2c2
-from reflex_batching import reflex_register_wedges as register_batching
-from reflex_router import reflex_register_wedges as register_router
 
 from reflex_core.errors import ConfigError
 from reflex_core.plugin.testing import (
@@ -27,10 +27,6 @@ from reflex_core.plugin.testing import (
 from reflex_core.serve import ReflexServer
 
 F, D = 8, 3
-
-
-def _plugin(register: Any) -> Any:
-    return type("P", (), {"reflex_register_wedges": staticmethod(register)})()
 
 
 def _head(path: Path, feature_dim: int = F) -> Path:
@@ -50,8 +46,8 @@ def _head(path: Path, feature_dim: int = F) -> Path:
 
 
 def _server(**cli: Any) -> tuple[ReflexServer, dict[str, FakeRuntimePolicy]]:
-    plugins = {"a2c2": _plugin(register_a2c2), "batching": _plugin(register_batching),
-               "router": _plugin(register_router)}  # fmt: skip
+    plugins = {"a2c2": reflex_a2c2, "batching": reflex_batching,
+               "router": reflex_router}  # fmt: skip
     loaded = {"default": FakeRuntimePolicy(math=FakeBatchPolicy(seed=0))}
 
     def loader(source: Any, slot: str) -> FakeRuntimePolicy:

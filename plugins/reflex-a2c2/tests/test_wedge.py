@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
+import reflex_a2c2
 from prometheus_client import CollectorRegistry
-from reflex_a2c2 import MLPHead, build_inputs, input_width, load_head, reflex_register_wedges
+from reflex_a2c2 import MLPHead, build_inputs, input_width, load_head
 from reflex_a2c2.onnx_export import export_onnx
 
 from reflex_core.errors import ConfigError
 from reflex_core.plugin.manager import make_plugin_manager
-from reflex_core.plugin.testing import FakeBatchPolicy, build_chain, make_request
-from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, compose, enabled_wedges
+from reflex_core.plugin.testing import FakeBatchPolicy, enable, make_request
+from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, enabled_wedges
 
 F, D, T = 8, 3, 5  # FakeBatchPolicy's feature_dim, action_dim, chunk_size
-
-
-class _Plugin:
-    reflex_register_wedges = staticmethod(reflex_register_wedges)
 
 
 def random_head(seed: int = 0, scale: float = 0.05, max_norm: float | None = 1.0) -> MLPHead:
@@ -60,18 +58,27 @@ def position_head() -> MLPHead:
     )
 
 
-def _chain(
-    head_path: Path,
-    policy: Any = None,
-    registry: CollectorRegistry | None = None,
-    policies: dict[str, Any] | None = None,
-    **options: Any,
-) -> tuple[Any, WedgeContext]:
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"a2c2": _Plugin()})
-    ctx = WedgeContext(policies=policies or {}, metrics=registry or CollectorRegistry())
-    wedges = enabled_wedges(pm.registry.wedges, {"a2c2": {"a2c2_head": str(head_path), **options}})
-    chain = build_chain(policy or FakeBatchPolicy(), *wedges, ctx=ctx)
-    return chain.handler, chain.ctx
+@pytest.fixture
+def chain(wedge_chain: Any) -> Callable[..., tuple[Any, WedgeContext]]:
+    """``chain(head_path, policy=None, registry=None, policies=None, **options)``: the A2C2
+    wedge with these settings around ``policy`` -> (handler, ctx)."""
+
+    def build(
+        head_path: Path,
+        policy: Any = None,
+        registry: CollectorRegistry | None = None,
+        policies: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> tuple[Any, WedgeContext]:
+        built = wedge_chain(
+            policy or FakeBatchPolicy(),
+            enable(reflex_a2c2, {"a2c2_head": str(head_path), **options}),
+            policies=policies,
+            metrics=registry,
+        )
+        return built.handler, built.ctx
+
+    return build
 
 
 def _request(i: int = 0, age_ms: float = 0.0, **kw: Any) -> ActRequest:
@@ -89,9 +96,9 @@ def _base(request: ActRequest) -> tuple[np.ndarray, np.ndarray]:
     return result.actions, result.features
 
 
-def test_below_threshold_passes_the_chunk_through(tmp_path: Path) -> None:
+def test_below_threshold_passes_the_chunk_through(chain: Any, tmp_path: Path) -> None:
     head_path = random_head().save(tmp_path / "head.npz")
-    handler, _ = _chain(head_path, a2c2_latency_threshold_ms=50.0)
+    handler, _ = chain(head_path, a2c2_latency_threshold_ms=50.0)
     request = _request(age_ms=0.0)
     result = asyncio.run(handler(request))
     np.testing.assert_array_equal(result.actions, _base(request)[0])
@@ -99,11 +106,11 @@ def test_below_threshold_passes_the_chunk_through(tmp_path: Path) -> None:
     assert result.metadata["correction"]["reason"] == "below-threshold"
 
 
-def test_above_threshold_adds_the_heads_residual(tmp_path: Path) -> None:
+def test_above_threshold_adds_the_heads_residual(chain: Any, tmp_path: Path) -> None:
     head = random_head()
     head_path = head.save(tmp_path / "head.npz")
     registry = CollectorRegistry()
-    handler, ctx = _chain(head_path, registry=registry, a2c2_latency_threshold_ms=50.0)
+    handler, ctx = chain(head_path, registry=registry, a2c2_latency_threshold_ms=50.0)
     request = _request(age_ms=120.0)
     result = asyncio.run(handler(request))
     note = result.metadata["correction"]
@@ -121,9 +128,9 @@ def test_above_threshold_adds_the_heads_residual(tmp_path: Path) -> None:
     assert ctx.health["a2c2"]()["max_norm"] == 1.0  # the head's suggested bound
 
 
-def test_capture_delay_counts_towards_the_latency(tmp_path: Path) -> None:
+def test_capture_delay_counts_towards_the_latency(chain: Any, tmp_path: Path) -> None:
     head_path = random_head().save(tmp_path / "head.npz")
-    handler, _ = _chain(head_path, a2c2_latency_threshold_ms=50.0)
+    handler, _ = chain(head_path, a2c2_latency_threshold_ms=50.0)
     fresh_capture = _request(capture_time_ns=time.time_ns() - 80_000_000)
     result = asyncio.run(handler(fresh_capture))
     assert result.metadata["correction"]["applied"] is True
@@ -134,11 +141,11 @@ def test_capture_delay_counts_towards_the_latency(tmp_path: Path) -> None:
     assert result.metadata["correction"]["reason"] == "below-threshold"
 
 
-def test_norm_bound_per_action_keeps_only_the_big_steps(tmp_path: Path) -> None:
+def test_norm_bound_per_action_keeps_only_the_big_steps(chain: Any, tmp_path: Path) -> None:
     head_path = position_head().save(tmp_path / "pos.npz")
     registry = CollectorRegistry()
     # norms are 0, .25, .5, .75, 1: a bound of 0.6 keeps the last two steps uncorrected
-    handler, _ = _chain(head_path, registry=registry, a2c2_max_norm=0.6)
+    handler, _ = chain(head_path, registry=registry, a2c2_max_norm=0.6)
     request = _request(age_ms=10.0)
     result = asyncio.run(handler(request))
     base, _ = _base(request)
@@ -150,9 +157,9 @@ def test_norm_bound_per_action_keeps_only_the_big_steps(tmp_path: Path) -> None:
     assert registry.get_sample_value("reflex_a2c2_steps_total", {"result": "kept"}) == 2
 
 
-def test_norm_bound_per_chunk_keeps_the_whole_chunk(tmp_path: Path) -> None:
+def test_norm_bound_per_chunk_keeps_the_whole_chunk(chain: Any, tmp_path: Path) -> None:
     head_path = position_head().save(tmp_path / "pos.npz")
-    handler, _ = _chain(head_path, a2c2_max_norm=0.6, a2c2_norm_scope="chunk")
+    handler, _ = chain(head_path, a2c2_max_norm=0.6, a2c2_norm_scope="chunk")
     request = _request(age_ms=10.0)
     result = asyncio.run(handler(request))
     np.testing.assert_array_equal(result.actions, _base(request)[0])
@@ -161,42 +168,38 @@ def test_norm_bound_per_chunk_keeps_the_whole_chunk(tmp_path: Path) -> None:
         "applied": False,
         "reason": "norm-bound",
     }
-    handler, _ = _chain(head_path, a2c2_max_norm=1.5, a2c2_norm_scope="chunk")
+    handler, _ = chain(head_path, a2c2_max_norm=1.5, a2c2_norm_scope="chunk")
     assert asyncio.run(handler(_request(age_ms=10.0))).metadata["correction"]["applied"] is True
 
 
-def test_chunks_without_features_pass_uncorrected(tmp_path: Path) -> None:
+def test_chunks_without_features_pass_uncorrected(chain: Any, tmp_path: Path) -> None:
     head_path = random_head().save(tmp_path / "head.npz")
     fake = FakeBatchPolicy()
 
     async def no_features(requests: Any) -> list[ActResult]:
         return [ActResult(actions=r.actions, metadata=r.metadata) for r in await fake(requests)]
 
-    handler, _ = _chain(head_path, policy=no_features)
+    handler, _ = chain(head_path, policy=no_features)
     result = asyncio.run(handler(_request(age_ms=100.0)))
     assert result.metadata["correction"]["reason"] == "no-features"
 
 
-def test_batch_rows_are_corrected_independently(tmp_path: Path) -> None:
+def test_batch_rows_are_corrected_independently(
+    tmp_path: Path, wedge_chain: Any, chain: Any
+) -> None:
     """Inside the batching stage: the head runs once per batch, each row gets its own fix."""
-    from reflex_batching import reflex_register_wedges as register_batching
-
-    class _Batching:
-        reflex_register_wedges = staticmethod(register_batching)
+    import reflex_batching
 
     head_path = random_head().save(tmp_path / "head.npz")
     fake = FakeBatchPolicy()
-    pm = make_plugin_manager(
-        load_entrypoints=False, extra_plugins={"a2c2": _Plugin(), "batching": _Batching()}
+    batched = wedge_chain(
+        fake,
+        enable(reflex_a2c2, {"a2c2_head": str(head_path)}),
+        enable(reflex_batching, {"max_batch": 4}),
     )
-    ctx = WedgeContext(policies={}, metrics=CollectorRegistry())
-    wedges = enabled_wedges(
-        pm.registry.wedges,
-        {"a2c2": {"a2c2_head": str(head_path)}, "batching": {"max_batch": 4}},
-    )
-    handler, names = compose(wedges, fake, ctx)
-    assert names == ["batching", "a2c2"]
-    solo, _ = _chain(head_path)
+    handler = batched.handler
+    assert batched.names == ["batching", "a2c2"]
+    solo, _ = chain(head_path)
     requests = [_request(i, age_ms=60.0) for i in range(4)]
 
     async def main() -> tuple[list[ActResult], list[ActResult]]:
@@ -213,7 +216,7 @@ def test_batch_rows_are_corrected_independently(tmp_path: Path) -> None:
     assert not np.allclose(together[0].actions, together[1].actions)
 
 
-def test_onnx_head_matches_the_numpy_head(tmp_path: Path) -> None:
+def test_onnx_head_matches_the_numpy_head(chain: Any, tmp_path: Path) -> None:
     head = random_head(seed=3)
     onnx_path = export_onnx(head, tmp_path / "head.onnx")
     onnx_head = load_head(onnx_path)
@@ -221,7 +224,7 @@ def test_onnx_head_matches_the_numpy_head(tmp_path: Path) -> None:
     assert onnx_head.suggested_max_norm == pytest.approx(1.0)
     x = np.random.default_rng(0).standard_normal((37, input_width(F, D))).astype(np.float32)
     np.testing.assert_allclose(onnx_head.predict(x), head.predict(x), atol=1e-5)
-    handler, _ = _chain(onnx_path)
+    handler, _ = chain(onnx_path)
     result = asyncio.run(handler(_request(age_ms=30.0)))
     assert result.metadata["correction"]["applied"] is True
 
@@ -234,30 +237,31 @@ def test_npz_round_trip(tmp_path: Path) -> None:
     assert loaded.suggested_max_norm == pytest.approx(1.0)
 
 
-def test_config_errors(tmp_path: Path) -> None:
+def test_config_errors(tmp_path: Path, wedge_chain: Any, chain: Any) -> None:
     with pytest.raises(ConfigError) as info:
-        _chain(tmp_path / "missing.npz")
+        chain(tmp_path / "missing.npz")
     assert info.value.slug == "a2c2-head-missing"
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip")
     with pytest.raises(ConfigError) as info:
-        _chain(junk)
+        chain(junk)
     assert info.value.slug == "a2c2-head-invalid"
     head_path = random_head().save(tmp_path / "head.npz")
     with pytest.raises(ConfigError) as info:
-        _chain(head_path, policies={"default": SimpleNamespace(feature_dim=16, action_dim=3)})
+        chain(head_path, policies={"default": SimpleNamespace(feature_dim=16, action_dim=3)})
     assert info.value.slug == "a2c2-head-mismatch"
     unbounded = position_head().save(tmp_path / "unbounded.npz")
     with pytest.raises(ConfigError) as info:
-        _chain(unbounded)
+        chain(unbounded)
     assert info.value.slug == "a2c2-max-norm-required"
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"a2c2": _Plugin()})
+    # a bound alone switches the wedge on, and is refused without a head
+    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"a2c2": reflex_a2c2})
     (wedge,) = enabled_wedges(pm.registry.wedges, {"a2c2": {"a2c2_max_norm": 0.5}})
     with pytest.raises(ConfigError) as info:
-        wedge.spec.factory(wedge.config, FakeBatchPolicy(), WedgeContext(policies={}))
+        wedge_chain(FakeBatchPolicy(), wedge)
     assert info.value.slug == "a2c2-needs-head"
     with pytest.raises(ConfigError) as info:
-        _chain(head_path, a2c2_norm_scope="episode")
+        chain(head_path, a2c2_norm_scope="episode")
     assert info.value.slug == "invalid-config-value"
 
 

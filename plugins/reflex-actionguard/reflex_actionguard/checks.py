@@ -221,6 +221,25 @@ class _EeStep:
         points = chain.positions(np.stack([start, start + motion]))
         return float(np.linalg.norm(points[1] - points[0]))
 
+    def first_too_fast(
+        self, starts: list[np.ndarray | None], motions: list[np.ndarray]
+    ) -> int | None:
+        """The first of these steps (``start`` -> ``start + motion``) that moves the end effector
+        faster than :meth:`scale` allows, or None; one forward-kinematics call for them all."""
+        if self.max_step is None or not motions:
+            return None
+        moves = np.asarray(motions)
+        if self.limits.chain is None:
+            moved = np.linalg.norm(moves[:, :EE_POSITION_DIMS], axis=1)
+        elif any(start is None for start in starts):
+            return None  # a joint rate kind without a joint state: nothing to compute from
+        else:
+            origins = np.asarray(starts)
+            points = self.limits.chain.positions(np.concatenate([origins, origins + moves]))
+            moved = np.linalg.norm(points[len(moves) :] - points[: len(moves)], axis=1)
+        over = np.flatnonzero(moved > self.max_step * (1 + _RTOL))
+        return int(over[0]) if over.size else None
+
     def scale(self, start: np.ndarray | None, motion: np.ndarray, scale: float) -> float:
         """The largest factor <= ``scale`` that keeps this step's end effector in its limit."""
         if self.max_step is None:
@@ -273,19 +292,38 @@ def clamp_chunk(
             previous, start = values[0].copy(), 1
     else:
         previous, start = reference, 0  # joint positions, integrated (joint rate kinds)
-    for t in range(start, values.shape[0]):
-        motion = (values[t] - previous) if absolute else values[t] / (hz if velocity else 1.0)
-        motion = np.where(moving, motion, 0.0)
-        magnitude = np.abs(motion[limited])
-        over = magnitude > max_step[limited]
-        scale = float(np.min(max_step[limited][over] / magnitude[over])) if over.any() else 1.0
-        scale = ee.scale(previous, motion, scale)
-        if absolute:
-            values[t] = np.where(moving, previous + scale * motion, values[t])
-            previous = values[t]
-        else:
-            values[t] = np.where(moving, scale * values[t], values[t])
-            if previous is not None:
-                previous = previous + scale * motion
+
+    def run(first: int, previous: np.ndarray | None, per_step_ee: bool) -> None:
+        for t in range(first, values.shape[0]):
+            motion = (values[t] - previous) if absolute else values[t] / (hz if velocity else 1.0)
+            motion = np.where(moving, motion, 0.0)
+            magnitude = np.abs(motion[limited])
+            over = magnitude > max_step[limited]
+            scale = float(np.min(max_step[limited][over] / magnitude[over])) if over.any() else 1.0
+            if per_step_ee:
+                scale = ee.scale(previous, motion, scale)
+            starts.append(previous)
+            motions.append(scale * motion)
+            if absolute:
+                values[t] = np.where(moving, previous + scale * motion, values[t])
+                previous = values[t]
+            else:
+                values[t] = np.where(moving, scale * values[t], values[t])
+                if previous is not None:
+                    previous = previous + scale * motion
+
+    # Forward kinematics is the costly part and this runs on the server's event loop: first
+    # every step is scaled for the joint limits alone and one batched call checks the end
+    # effector over all of them. Where it stays within its limit (the usual case) that IS the
+    # step-by-step result (each step's own check would have passed); from the first step where
+    # it does not, the steps are redone one by one, each scaled for the end effector too.
+    clipped = values.copy()
+    starts: list[np.ndarray | None] = []
+    motions: list[np.ndarray] = []
+    run(start, previous, per_step_ee=False)
+    bad = ee.first_too_fast(starts, motions)
+    if bad is not None:
+        values[start + bad :] = clipped[start + bad :]
+        run(start + bad, starts[bad], per_step_ee=True)
     # float32 rounding may push a value a few ulps past a bound; keep positions exact.
     return np.clip(values, limits.lower, limits.upper).astype(np.float32)

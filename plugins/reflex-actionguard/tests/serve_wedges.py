@@ -1,37 +1,43 @@
-"""Serve the core's policy double (tests/serve_double.py) under the real Hypercorn runner with
-installed wedges switched on through their config-file sections.
+"""Serve a policy double (:class:`~reflex_core.plugin.testing.FakeRuntimePolicy`, sized for
+franka: 8 state values, 8 actions, chunks of 10) under the real Hypercorn runner with installed
+wedges switched on through their config-file sections.
 
     python serve_wedges.py --port 8123 --embodiment franka --plugins actionguard,deadline \
         --sections '{"actionguard": {"guard": "clamp"}, "deadline": {"deadline-ms": 100}}'
 
 Used by the subprocess tests of reflex-actionguard (audit crash test) and reflex-deadline (real
-Hypercorn, remote fallback). ``--nan-every N`` makes every Nth inference return NaN actions.
+Hypercorn, remote fallback: the double reports itself as family ``pi05``, version
+``double01``). ``--nan-every N`` makes every Nth inference return NaN actions.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import sys
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
+import attrs
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[3]
+from reflex_core.plugin.testing import FakeBatchPolicy, FakePolicyOutput, FakeRuntimePolicy
+from reflex_core.wire.types import Observation
 
 
-def load_serve_double() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "serve_double", REPO / "tests" / "serve_double.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["serve_double"] = module
-    spec.loader.exec_module(module)
-    return module
+@attrs.define(eq=False)
+class NanEvery(FakeRuntimePolicy):
+    """Every ``every``-th inference (0: never) puts NaN in the second action of the chunk."""
+
+    every: int = 0
+
+    def infer(
+        self, observations: Sequence[Observation], noise: np.ndarray | None = None
+    ) -> FakePolicyOutput:
+        output = super().infer(observations, noise)
+        if self.every and len(self.calls) % self.every == 0:
+            output.actions[:, 1, 0] = np.nan
+        return output
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,15 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 
-    double = load_serve_double()
-
-    class Policy(double.DoublePolicy):  # type: ignore[misc,name-defined]
-        def infer(self, observations: Any, noise: Any = None) -> Any:
-            output = super().infer(observations, noise)
-            if args.nan_every and len(self.calls) % args.nan_every == 0:
-                output.actions[:, 1, 0] = np.nan
-            return output
-
     pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": args.plugins})
     if pm.load_failures:
         raise SystemExit(f"plugins failed to load: {pm.load_failures}")
@@ -67,7 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     sections.setdefault("serve", {})["port"] = args.port
     options = resolve_serve_options({}, sections, pm.registry)
     embodiment = EmbodimentConfig.load_preset(args.embodiment) if args.embodiment else None
-    policy = Policy(infer_delay_s=args.infer_delay_s)
+    policy = NanEvery(
+        model_version="double01",
+        family="pi05",
+        math=FakeBatchPolicy(state_dim=8, action_dim=8, chunk_size=10, max_action_dim=32),
+        fixed_s=args.infer_delay_s,
+        every=args.nan_every,
+    )
     server = ReflexServer(
         {"default": policy},
         embodiment=embodiment,

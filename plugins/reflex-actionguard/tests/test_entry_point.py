@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from pathlib import Path
 
 import attrs
@@ -13,19 +12,11 @@ from reflex_core.cli import main
 from reflex_core.plugin import Stage
 from reflex_core.plugin.kit.jsonl import JsonlWriter
 from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.testing import installed_plugin
 
 
-def test_entry_point_is_installed() -> None:
-    eps = {ep.name: ep for ep in metadata.entry_points(group="reflex.plugins")}
-    assert "actionguard" in eps
-    assert eps["actionguard"].value == "reflex_actionguard"
-    assert eps["actionguard"].dist is not None
-    assert eps["actionguard"].dist.name == "reflex-actionguard"
-
-
-def test_plugin_manager_registers_the_wedge_and_command() -> None:
-    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "actionguard"})
-    assert pm.load_failures == []
+def test_installed_and_registers_the_wedge_and_command() -> None:
+    pm = installed_plugin("actionguard", "reflex-actionguard", "reflex_actionguard")
     spec = pm.registry.wedges["actionguard"]
     assert spec.stage == Stage.GUARD
     assert pm.registry.owner("wedges", "actionguard") == "actionguard"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-from reflex_core.plugin.kit.collectors import Collectors
+from reflex_core.plugin.kit.collectors import CollectorSet, counter, gauge, histogram
 
 BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
 QUEUE_WAIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -13,49 +13,39 @@ CALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 
 
 @attrs.frozen
-class BatchingMetrics:
-    batch_size: Histogram
-    flushes: Counter
-    queue_depth: Gauge
-    rejected: Counter
-    queue_wait: Histogram
-    batch_seconds: Histogram
+class BatchingMetrics(CollectorSet):
+    """``BatchingMetrics.create(ctx.metrics)``; each lane takes its policy's children
+    (:meth:`for_policy`)."""
 
-    @classmethod
-    def create(cls, registry: CollectorRegistry | None) -> BatchingMetrics:
-        """Collectors on ``registry`` (a private one when the server gives none)."""
-        c = Collectors(registry)
-        return cls(
-            batch_size=c.histogram(
-                "reflex_batching_batch_size",
-                "Requests stacked into one policy call",
-                ["policy"],
-                buckets=BATCH_SIZE_BUCKETS,
-            ),
-            flushes=c.counter(
-                "reflex_batching_flushes",
-                "Batches dispatched, by what triggered the flush (size, cost, timeout, deadline)",
-                ["policy", "reason"],
-            ),
-            queue_depth=c.gauge(
-                "reflex_batching_queue_depth", "Requests waiting to be batched", ["policy"]
-            ),
-            rejected=c.counter(
-                "reflex_batching_rejected", "Requests refused with 503 queue-full", ["policy"]
-            ),
-            queue_wait=c.histogram(
-                "reflex_batching_queue_wait_seconds",
-                "Time a request waited in the batching queue",
-                ["policy"],
-                buckets=QUEUE_WAIT_BUCKETS,
-            ),
-            batch_seconds=c.histogram(
-                "reflex_batching_call_seconds",
-                "Duration of one batched policy call",
-                ["policy"],
-                buckets=CALL_BUCKETS,
-            ),
-        )
+    batch_size: Histogram = histogram(
+        "reflex_batching_batch_size",
+        "Requests stacked into one policy call",
+        ["policy"],
+        buckets=BATCH_SIZE_BUCKETS,
+    )
+    flushes: Counter = counter(
+        "reflex_batching_flushes",
+        "Batches dispatched, by what triggered the flush (size, cost, timeout, deadline)",
+        ["policy", "reason"],
+    )
+    queue_depth: Gauge = gauge(
+        "reflex_batching_queue_depth", "Requests waiting to be batched", ["policy"]
+    )
+    rejected: Counter = counter(
+        "reflex_batching_rejected", "Requests refused with 503 queue-full", ["policy"]
+    )
+    queue_wait: Histogram = histogram(
+        "reflex_batching_queue_wait_seconds",
+        "Time a request waited in the batching queue",
+        ["policy"],
+        buckets=QUEUE_WAIT_BUCKETS,
+    )
+    batch_seconds: Histogram = histogram(
+        "reflex_batching_call_seconds",
+        "Duration of one batched policy call",
+        ["policy"],
+        buckets=CALL_BUCKETS,
+    )
 
     def for_policy(self, policy: str) -> LaneMetrics:
         """The collectors' children for one policy, looked up once (``labels()`` takes a lock

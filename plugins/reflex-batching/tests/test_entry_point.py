@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 
 from reflex_core.plugin.manager import make_plugin_manager
 from reflex_core.plugin.options import add_options, resolve_options
+from reflex_core.plugin.testing import installed_plugin
 from reflex_core.plugin.wedges import Stage, enabled_wedges
 
 
-def test_entry_point_is_installed() -> None:
-    (ep,) = [e for e in metadata.entry_points(group="reflex.plugins") if e.name == "batching"]
-    assert ep.dist is not None and ep.dist.name == "reflex-batching"
-    assert ep.value == "reflex_batching"
-
-
-def test_plugin_manager_loads_it_through_the_entry_point() -> None:
-    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "batching"})
-    assert pm.load_failures == []
+def test_installed_and_loaded_through_the_entry_point() -> None:
+    pm = installed_plugin("batching", "reflex-batching", "reflex_batching")
     spec = pm.registry.wedges["batching"]
     assert pm.registry.owner("wedges", "batching") == "batching"
     assert spec.stage == Stage.BATCHING
-    info = {i.name: i for i in pm.plugin_infos()}["batching"]
-    assert info.distribution == "reflex-batching"
-    assert "reflex_register_wedges" in info.hooks
 
 
 def test_options_from_command_line_and_config_file() -> None:

@@ -12,30 +12,17 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from reflex_batching import reflex_register_wedges
+import reflex_batching
 
-from reflex_core.plugin.testing import (
-    asgi_client,
-    export_available,
-    exported_artifact,
-    runtime_server,
-    serve_lifespan,
-)
+from reflex_core.plugin.testing import asgi_client, runtime_server, serve_lifespan
 from reflex_core.serve import ReflexServer
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not export_available(), reason="needs reflex-core[export] to export"),
-]
-
-
-class _Plugin:
-    reflex_register_wedges = staticmethod(reflex_register_wedges)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def artifact() -> Path:
-    return exported_artifact("tiny-pi05", embodiment="franka")
+def artifact(reflex_export: Any) -> Path:
+    return reflex_export("tiny-pi05", embodiment="franka")
 
 
 def _png(seed: int, size: int = 32) -> str:
@@ -48,7 +35,7 @@ def _png(seed: int, size: int = 32) -> str:
 
 
 def _server(artifact: Path, **cli: Any) -> ReflexServer:
-    return runtime_server({"batching": _Plugin()}, artifact, embodiment="franka", cli=cli)
+    return runtime_server({"batching": reflex_batching}, artifact, embodiment="franka", cli=cli)
 
 
 def test_batched_equals_unbatched_on_tiny_pi05(artifact: Path) -> None:

@@ -4,32 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+import reflex_batching
 from prometheus_client import CollectorRegistry
-from reflex_batching import BatchingConfig, make_batching_handler, reflex_register_wedges
 
 from reflex_core.errors import ConfigError, Unavailable
 from reflex_core.plugin.manager import make_plugin_manager
-from reflex_core.plugin.testing import FakeBatchPolicy, PolicyFailure, build_chain, make_request
+from reflex_core.plugin.testing import FakeBatchPolicy, PolicyFailure, enable, make_request
 from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, enabled_wedges
 
 
-class _Plugin:
-    reflex_register_wedges = staticmethod(reflex_register_wedges)
+@pytest.fixture
+def chain(wedge_chain: Any) -> Callable[..., tuple[Any, WedgeContext]]:
+    """``chain(policy, registry=None, **options)``: the chain ``reflex serve`` would build with
+    these batching options -> (handler, ctx)."""
 
+    def build(
+        policy: FakeBatchPolicy, registry: CollectorRegistry | None = None, **options: Any
+    ) -> tuple[Any, WedgeContext]:
+        built = wedge_chain(
+            policy,
+            enable(reflex_batching, options),
+            policies={"default": object()},
+            metrics=registry,
+        )
+        return built.handler, built.ctx
 
-def _chain(
-    policy: FakeBatchPolicy, registry: CollectorRegistry | None = None, **options: Any
-) -> tuple[Any, WedgeContext]:
-    """The chain ``reflex serve`` would build with these batching options."""
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"batching": _Plugin()})
-    ctx = WedgeContext(policies={"default": object()}, metrics=registry or CollectorRegistry())
-    wedges = enabled_wedges(pm.registry.wedges, {"batching": options})
-    chain = build_chain(policy, *wedges, ctx=ctx)
-    return chain.handler, chain.ctx
+    return build
 
 
 def _requests(n: int, fake: FakeBatchPolicy, seed: int = 1, **kw: Any) -> list[ActRequest]:
@@ -49,31 +54,31 @@ def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def test_disabled_without_max_batch() -> None:
+def test_disabled_without_max_batch(chain: Any) -> None:
     policy = FakeBatchPolicy()
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"batching": _Plugin()})
+    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"batching": reflex_batching})
     assert enabled_wedges(pm.registry.wedges, {"batching": {}}) == []
     assert enabled_wedges(pm.registry.wedges, {"batching": {"max_batch": 1}}) == []
-    _, ctx = _chain(policy, max_batch=4)
+    _, ctx = chain(policy, max_batch=4)
     assert "batching" in ctx.health
 
 
-def test_invalid_options_are_config_errors() -> None:
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"batching": _Plugin()})
+def test_invalid_options_are_config_errors(chain: Any) -> None:
+    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"batching": reflex_batching})
     for bad in ({"max_batch": 0}, {"max_batch": 4, "batch_timeout_ms": -1.0}):
         with pytest.raises(ConfigError) as info:
             enabled_wedges(pm.registry.wedges, {"batching": bad})
         assert info.value.slug == "invalid-config-value"
     # a cost budget without --max-batch is refused, not ignored
     with pytest.raises(ConfigError) as info:
-        _chain(FakeBatchPolicy(), max_batch_cost_ms=50.0)
+        chain(FakeBatchPolicy(), max_batch_cost_ms=50.0)
     assert info.value.slug == "batching-needs-max-batch"
 
 
-def test_concurrent_requests_run_as_one_batched_call() -> None:
+def test_concurrent_requests_run_as_one_batched_call(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.01)
     registry = CollectorRegistry()
-    handler, _ = _chain(policy, registry, max_batch=8, batch_timeout_ms=1000.0)
+    handler, _ = chain(policy, registry, max_batch=8, batch_timeout_ms=1000.0)
     requests = _requests(8, policy)
 
     async def main() -> list[ActResult]:
@@ -89,12 +94,12 @@ def test_concurrent_requests_run_as_one_batched_call() -> None:
     assert _sample(registry, "reflex_batching_queue_depth", policy="default") == 0
 
 
-def test_batched_results_equal_unbatched_results_row_by_row() -> None:
+def test_batched_results_equal_unbatched_results_row_by_row(chain: Any, wedge_chain: Any) -> None:
     """Same observations and noise: every caller gets exactly its own row back."""
     policy = FakeBatchPolicy(fixed_s=0.002)
     requests = _requests(13, policy, seed=7)
-    batched, _ = _chain(policy, max_batch=5, batch_timeout_ms=50.0)
-    unbatched, _ = _chain(FakeBatchPolicy(fixed_s=0.0))
+    batched, _ = chain(policy, max_batch=5, batch_timeout_ms=50.0)
+    unbatched = wedge_chain(FakeBatchPolicy(fixed_s=0.0)).handler  # no wedge at all
 
     async def main() -> tuple[list[ActResult], list[ActResult]]:
         together = await asyncio.gather(*(batched(r) for r in requests))
@@ -111,9 +116,9 @@ def test_batched_results_equal_unbatched_results_row_by_row() -> None:
     assert not np.allclose(together[0].actions, together[1].actions)
 
 
-def test_lone_request_flushes_on_timeout() -> None:
+def test_lone_request_flushes_on_timeout(chain: Any) -> None:
     policy = FakeBatchPolicy()
-    handler, _ = _chain(policy, max_batch=8, batch_timeout_ms=30.0)
+    handler, _ = chain(policy, max_batch=8, batch_timeout_ms=30.0)
     (request,) = _requests(1, policy)
 
     async def main() -> tuple[ActResult, float]:
@@ -128,9 +133,9 @@ def test_lone_request_flushes_on_timeout() -> None:
     assert elapsed < 1.0
 
 
-def test_deadline_flushes_before_the_timeout() -> None:
+def test_deadline_flushes_before_the_timeout(chain: Any) -> None:
     policy = FakeBatchPolicy()
-    handler, _ = _chain(policy, max_batch=8, batch_timeout_ms=5000.0)
+    handler, _ = chain(policy, max_batch=8, batch_timeout_ms=5000.0)
     (request,) = _requests(1, policy, deadline_ns=time.monotonic_ns() + 40_000_000)
 
     async def main() -> tuple[ActResult, float]:
@@ -143,9 +148,9 @@ def test_deadline_flushes_before_the_timeout() -> None:
     assert elapsed < 1.0
 
 
-def test_policies_never_share_a_batch() -> None:
+def test_policies_never_share_a_batch(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.005)
-    handler, ctx = _chain(policy, max_batch=4, batch_timeout_ms=20.0)
+    handler, ctx = chain(policy, max_batch=4, batch_timeout_ms=20.0)
     ra = _requests(4, policy, seed=1, policy="a")
     rb = _requests(4, policy, seed=2, policy="b")
 
@@ -160,10 +165,10 @@ def test_policies_never_share_a_batch() -> None:
     assert [r.metadata["policy"] for r in results] == ["a", "b"] * 4
 
 
-def test_cost_budget_caps_the_batch_size() -> None:
+def test_cost_budget_caps_the_batch_size(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.002)
     registry = CollectorRegistry()
-    handler, _ = _chain(
+    handler, _ = chain(
         policy, registry, max_batch=8, batch_timeout_ms=1000.0, max_batch_cost_ms=10.0
     )
     scheduler = handler.scheduler
@@ -183,9 +188,9 @@ def test_cost_budget_caps_the_batch_size() -> None:
     assert _sample(registry, "reflex_batching_flushes_total", policy="default", reason="cost") == 3
 
 
-def test_cost_model_learns_from_served_batches() -> None:
+def test_cost_model_learns_from_served_batches(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.004, per_row_s=0.002)
-    handler, _ = _chain(policy, max_batch=4, batch_timeout_ms=1.0)
+    handler, _ = chain(policy, max_batch=4, batch_timeout_ms=1.0)
 
     async def main() -> None:
         await asyncio.gather(*(handler(r) for r in _requests(4, policy)))
@@ -197,10 +202,10 @@ def test_cost_model_learns_from_served_batches() -> None:
     assert known[4] > known[1] >= 5.0
 
 
-def test_full_queue_answers_503_with_retry_after() -> None:
+def test_full_queue_answers_503_with_retry_after(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.05)
     registry = CollectorRegistry()
-    handler, _ = _chain(policy, registry, max_batch=2, batch_timeout_ms=1.0, max_queue=3)
+    handler, _ = chain(policy, registry, max_batch=2, batch_timeout_ms=1.0, max_queue=3)
     requests = _requests(6, policy)
 
     async def main() -> list[Any]:
@@ -223,9 +228,9 @@ def test_full_queue_answers_503_with_retry_after() -> None:
     assert _sample(registry, "reflex_batching_rejected_total", policy="default") == 1
 
 
-def test_a_failing_batch_fails_every_caller_and_the_next_batch_works() -> None:
+def test_a_failing_batch_fails_every_caller_and_the_next_batch_works(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.005, fail_next=1)
-    handler, _ = _chain(policy, max_batch=3, batch_timeout_ms=1000.0)
+    handler, _ = chain(policy, max_batch=3, batch_timeout_ms=1000.0)
     first, second = _requests(3, policy, seed=1), _requests(3, policy, seed=2)
 
     async def main() -> tuple[list[Any], list[Any]]:
@@ -239,9 +244,9 @@ def test_a_failing_batch_fails_every_caller_and_the_next_batch_works() -> None:
     assert all(isinstance(r, ActResult) for r in served)
 
 
-def test_cancelled_caller_does_not_break_its_batch() -> None:
+def test_cancelled_caller_does_not_break_its_batch(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.03)
-    handler, _ = _chain(policy, max_batch=4, batch_timeout_ms=1000.0)
+    handler, _ = chain(policy, max_batch=4, batch_timeout_ms=1000.0)
     requests = _requests(4, policy)
 
     async def main() -> list[Any]:
@@ -256,9 +261,9 @@ def test_cancelled_caller_does_not_break_its_batch() -> None:
     assert all(isinstance(outcome[i], ActResult) for i in (0, 2, 3))
 
 
-def test_cancelled_while_queued_leaves_the_queue() -> None:
+def test_cancelled_while_queued_leaves_the_queue(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.0)
-    handler, _ = _chain(policy, max_batch=4, batch_timeout_ms=60.0)
+    handler, _ = chain(policy, max_batch=4, batch_timeout_ms=60.0)
     requests = _requests(3, policy)
 
     async def main() -> list[Any]:
@@ -275,12 +280,9 @@ def test_cancelled_while_queued_leaves_the_queue() -> None:
     assert isinstance(outcome[0], asyncio.CancelledError)
 
 
-def test_close_fails_queued_requests_and_refuses_new_ones() -> None:
+def test_close_fails_queued_requests_and_refuses_new_ones(chain: Any) -> None:
     policy = FakeBatchPolicy()
-    ctx = WedgeContext(policies={}, metrics=CollectorRegistry())
-    handler = make_batching_handler(
-        BatchingConfig(max_batch=4, batch_timeout_ms=10_000.0), policy, ctx
-    )
+    handler, ctx = chain(policy, max_batch=4, batch_timeout_ms=10_000.0)
     (close,) = ctx.on_shutdown
     requests = _requests(2, policy)
 
@@ -297,9 +299,9 @@ def test_close_fails_queued_requests_and_refuses_new_ones() -> None:
     assert policy.calls == []
 
 
-def test_batch_concurrency_allows_overlapping_batches() -> None:
+def test_batch_concurrency_allows_overlapping_batches(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.05)
-    handler, _ = _chain(policy, max_batch=2, batch_timeout_ms=1000.0, batch_concurrency=2)
+    handler, _ = chain(policy, max_batch=2, batch_timeout_ms=1000.0, batch_concurrency=2)
 
     async def main() -> float:
         t0 = time.perf_counter()
@@ -311,11 +313,11 @@ def test_batch_concurrency_allows_overlapping_batches() -> None:
     assert elapsed < 0.095  # two 50 ms batches overlapped
 
 
-def test_requests_queued_behind_a_batch_wait_for_its_callers_to_return() -> None:
+def test_requests_queued_behind_a_batch_wait_for_its_callers_to_return(chain: Any) -> None:
     """Closed-loop clients must not split into half-size cohorts: a request that queued while
     a batch ran waits (up to the timeout, from when the slot freed) for that batch's callers."""
     policy = FakeBatchPolicy(fixed_s=0.1)
-    handler, _ = _chain(policy, max_batch=2, batch_timeout_ms=60.0)
+    handler, _ = chain(policy, max_batch=2, batch_timeout_ms=60.0)
     a1, a2, c, a3 = _requests(4, policy)
 
     async def main() -> list[ActResult]:
@@ -331,9 +333,9 @@ def test_requests_queued_behind_a_batch_wait_for_its_callers_to_return() -> None
     assert [r.metadata["batch"]["flush_reason"] for r in results] == ["size", "size"]
 
 
-def test_a_lone_client_stops_paying_the_timeout() -> None:
+def test_a_lone_client_stops_paying_the_timeout(chain: Any) -> None:
     policy = FakeBatchPolicy()
-    handler, _ = _chain(policy, max_batch=8, batch_timeout_ms=30.0)
+    handler, _ = chain(policy, max_batch=8, batch_timeout_ms=30.0)
 
     async def main() -> list[tuple[str, float]]:
         out = []
@@ -350,9 +352,9 @@ def test_a_lone_client_stops_paying_the_timeout() -> None:
     assert all(elapsed < 0.025 for _, elapsed in outcome[1:])
 
 
-def test_eight_closed_loop_clients_flush_as_soon_as_all_are_back() -> None:
+def test_eight_closed_loop_clients_flush_as_soon_as_all_are_back(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.01)
-    handler, _ = _chain(policy, max_batch=16, batch_timeout_ms=200.0)
+    handler, _ = chain(policy, max_batch=16, batch_timeout_ms=200.0)
 
     async def client(index: int) -> list[str]:
         reasons = []
@@ -373,9 +375,9 @@ def test_eight_closed_loop_clients_flush_as_soon_as_all_are_back() -> None:
     assert elapsed < 0.2 + 0.5  # only the first round waited out the timeout
 
 
-def test_company_while_busy_raises_the_expectation() -> None:
+def test_company_while_busy_raises_the_expectation(chain: Any) -> None:
     policy = FakeBatchPolicy(fixed_s=0.05)
-    handler, _ = _chain(policy, max_batch=4, batch_timeout_ms=30.0)
+    handler, _ = chain(policy, max_batch=4, batch_timeout_ms=30.0)
     scheduler = handler.scheduler
     scheduler._lane("default").expected = 1  # a long single-client stretch
     r1, r2 = _requests(2, policy)

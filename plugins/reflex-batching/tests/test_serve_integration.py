@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from reflex_batching import reflex_register_wedges
+import reflex_batching
 
 from reflex_core.plugin.testing import (
     FakeRuntimePolicy,
@@ -24,12 +24,8 @@ from reflex_core.plugin.testing import (
 from reflex_core.serve import ReflexServer
 
 
-class _Plugin:
-    reflex_register_wedges = staticmethod(reflex_register_wedges)
-
-
 def _server(policy: FakeRuntimePolicy, **cli: Any) -> ReflexServer:
-    return wedge_server({"batching": _Plugin()}, {"default": policy}, cli=cli)
+    return wedge_server({"batching": reflex_batching}, {"default": policy}, cli=cli)
 
 
 def _body(i: int) -> dict[str, Any]:

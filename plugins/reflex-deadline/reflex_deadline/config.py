@@ -55,8 +55,9 @@ class DeadlineConfig:
         type=positive_float,
     )
     deadline_max_late: int = setting(
-        "late inferences allowed to keep running in the background; beyond that new requests "
-        "fall back at once without queueing more work",
+        "late inferences kept running in the background; while that many are, new requests "
+        "fall back (at their deadline) without queueing more work, and a call going late past "
+        "the cap is dropped",
         type=positive_int,
         default=8,
     )

@@ -31,6 +31,19 @@ A policy failure (an exception, or a 5xx ReflexError) also falls back, with the 
 ``policy-error``; a client error (4xx) propagates unchanged. The result's ``metadata.fallback``
 says what happened; the SLO wedge further out counts fallbacks as timeouts/errors, and the
 guard further out still checks every fallback chunk.
+
+Overload: a request the server cannot take now (the background cap is reached: reason
+``backlog``; the inference threads or a batcher inside refused it with a 503, e.g. the
+terminal's ``overloaded`` when it could not finish by its deadline: reason ``overloaded``)
+gets its fallback AT the deadline, not before, with ``retry_after_s``: when to come back. An
+instant hold only brings a closed-loop client straight back, and answering those returns is
+what an overloaded server spends itself on instead of real chunks. ``retry_after_s`` hands
+refused callers turns spaced at the pace inner calls complete
+(:class:`~reflex_core.plugin.kit.overload.TurnPacer`), so callers that wait as told come back
+about as fast as there is room; while refusals are recent every answer gets one (see
+:meth:`DeadlineWedge._book_turn`). Fallbacks and failures are logged once per kind per 10 s, the
+rest counted into one line (:class:`~reflex_core.plugin.kit.overload.LogTally`), never once
+per request.
 """
 
 from __future__ import annotations
@@ -44,7 +57,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from reflex_core.errors import ConfigError, DeadlineExceeded, ReflexError
+from reflex_core.errors import ConfigError, DeadlineExceeded, ReflexError, Unavailable
 from reflex_core.plugin import ActRequest, ActResult, Handler, WedgeContext
 from reflex_core.plugin.kit.chunks import (
     EE_POSE,
@@ -55,6 +68,7 @@ from reflex_core.plugin.kit.chunks import (
     repeat_action,
 )
 from reflex_core.plugin.kit.collectors import Collectors
+from reflex_core.plugin.kit.overload import LogTally, TurnPacer
 from reflex_deadline.config import STRATEGIES, DeadlineConfig
 from reflex_deadline.remote import RemoteFallback, RemoteOutcome
 
@@ -63,6 +77,8 @@ log = logging.getLogger(__name__)
 REASON_DEADLINE = "deadline"
 REASON_ERROR = "policy-error"
 REASON_BACKLOG = "backlog"
+REASON_OVERLOADED = "overloaded"
+_PACE_WEIGHT = 0.2  # of the newest interval in the moving average of the completion pace
 
 
 def _is_client_error(exc: BaseException) -> bool:
@@ -109,7 +125,24 @@ class DeadlineWedge:
             budget_ms = config.fallback_timeout_ms or config.deadline_ms / 2
             self.remote_budget_s = min(budget_ms, config.deadline_ms) / 1e3
         self._background: set[asyncio.Task[ActResult]] = set()  # late inferences still running
-        self.counts: dict[str, int] = {"on_time": 0, "fallback": 0, "late": 0, "late_completed": 0}
+        self.counts: dict[str, int] = {
+            "on_time": 0,
+            "fallback": 0,
+            "late": 0,
+            "late_completed": 0,
+            "late_dropped": 0,
+            REASON_BACKLOG: 0,
+            REASON_OVERLOADED: 0,
+        }
+        # The pace inner calls complete at (a moving average of the time between completions,
+        # on time or late): under overload, the time one more call needs. It spaces the turns
+        # handed to refused callers.
+        self.clock = time.monotonic
+        self.pace_s: float | None = None
+        self._last_completion_s: float | None = None
+        self.pacer = TurnPacer()
+        self._refusing_until_s = float("-inf")  # answers get turns until then
+        self.log_tally = LogTally(log, "deadline fallbacks and late failures")
 
         collectors = Collectors(metrics)
         self._fallbacks = collectors.counter(
@@ -148,7 +181,7 @@ class DeadlineWedge:
         deadline_ns, budget_s = self.deadline_for(request)
         if len(self._background) >= self.config.deadline_max_late:
             # The policy is already behind on this many requests: do not pile on more work.
-            return await self._fall_back(request, deadline_ns, budget_s, REASON_BACKLOG, None)
+            return await self._overloaded(request, deadline_ns, budget_s, REASON_BACKLOG, None)
         inner = attrs.evolve(request, deadline_ns=deadline_ns)  # batching plans with it
         task = asyncio.ensure_future(self._infer(inner))
         remote: asyncio.Future[RemoteOutcome] | None = None
@@ -161,10 +194,18 @@ class DeadlineWedge:
                     error = task.exception()
                     if error is None:
                         self.counts["on_time"] += 1
-                        return self._annotate(task.result(), None, budget_s)
+                        result = self._annotate(task.result(), None, budget_s)
+                        self._book_turn(result, budget_s, refused=False)
+                        return result
                     if _is_client_error(error):
                         raise error
-                    log.warning("policy failed (%s); falling back", error)
+                    if isinstance(error, Unavailable):  # refused inside: it cannot take it now
+                        return await self._overloaded(
+                            request, deadline_ns, budget_s, REASON_OVERLOADED, remote, error
+                        )
+                    self.log_tally.note(
+                        REASON_ERROR, "policy failed (%s); falling back", _describe(error)
+                    )
                     return await self._fall_back(
                         request, deadline_ns, budget_s, REASON_ERROR, remote, error=error
                     )
@@ -206,6 +247,7 @@ class DeadlineWedge:
 
     async def _infer(self, request: ActRequest) -> ActResult:
         result = await self.next(request)
+        self._completed()
         actions = np.asarray(result.actions)
         good = (
             actions.ndim == 2
@@ -219,6 +261,13 @@ class DeadlineWedge:
     def _go_background(self, task: asyncio.Task[ActResult]) -> None:
         if task.done():
             return
+        if len(self._background) >= self.config.deadline_max_late:
+            # The cap holds: this late call is dropped, not kept. A call still queued for a
+            # thread never runs; one already running finishes, unread (a thread cannot be
+            # interrupted), and the server counts it until it has.
+            task.cancel()
+            self.counts["late_dropped"] += 1
+            return
         self._background.add(task)
         self._background_gauge.set(len(self._background))
 
@@ -227,12 +276,72 @@ class DeadlineWedge:
             self._background_gauge.set(len(self._background))
             if t.cancelled():
                 return
-            if t.exception() is not None:  # retrieve it: nobody awaits a late task
-                log.warning("late inference failed: %s", t.exception())
+            error = t.exception()  # retrieve it: nobody awaits a late task
+            if error is not None:
+                if not isinstance(error, Unavailable):  # a refusal computed nothing: not news
+                    self.log_tally.note(
+                        "late-failed", "late inference failed: %s", _describe(error)
+                    )
             else:
                 self.counts["late_completed"] += 1
 
         task.add_done_callback(finished)
+
+    def _completed(self) -> None:
+        """An inner call returned a result: update the completion pace."""
+        now = self.clock()
+        last, self._last_completion_s = self._last_completion_s, now
+        if last is None:
+            return
+        # Bounded by the deadline: a long quiet spell says nothing about the pace under load.
+        interval = min(now - last, self.deadline_s)
+        pace = self.pace_s
+        self.pace_s = interval if pace is None else pace + _PACE_WEIGHT * (interval - pace)
+
+    async def _overloaded(
+        self,
+        request: ActRequest,
+        deadline_ns: int,
+        budget_s: float,
+        reason: str,
+        remote: asyncio.Future[RemoteOutcome] | None,
+        error: BaseException | None = None,
+    ) -> ActResult:
+        """The fallback of a request the server cannot take now: sent at the deadline, not
+        before (a remote fallback is a real chunk: it is used when it arrives), with the turn
+        at which to come back."""
+        self.counts[reason] += 1
+        self.log_tally.note(
+            reason,
+            "overload: request %s falls back (%s)%s",
+            request.request_id,
+            reason,
+            f": {_describe(error)}" if error is not None else "",
+        )
+        if self.strategy != "remote":
+            await self._wait_until(deadline_ns)
+        result = await self._fall_back(request, deadline_ns, budget_s, reason, remote, error=error)
+        self._book_turn(result, budget_s, refused=True)
+        return result
+
+    def _book_turn(self, result: ActResult, budget_s: float, *, refused: bool) -> None:
+        """A refused caller gets a turn (``retry_after_s`` in the fallback note); so does every
+        caller answered while refusals are recent (within the longest turn): if those that got
+        a real chunk came straight back they would take every free thread, and the refused
+        ones would keep coming back to be refused, an answer each time for no chunk. Turns for
+        all keep the callers together at about the pace the policy can serve them."""
+        now = self.clock()
+        if refused:
+            self._refusing_until_s = now + self.pacer.max_wait_s
+        elif now >= self._refusing_until_s:
+            return
+        pace = self.pace_s if self.pace_s is not None else budget_s
+        result.metadata["fallback"]["retry_after_s"] = round(self.pacer.wait_s(now, pace), 4)
+
+    async def _wait_until(self, deadline_ns: int) -> None:
+        wait_s = (deadline_ns - time.monotonic_ns()) / 1e9
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
 
     async def _fetch_remote(self, request: ActRequest, deadline_ns: int) -> RemoteOutcome:
         assert self.remote is not None
@@ -393,10 +502,15 @@ class DeadlineWedge:
         }
 
     async def aclose(self) -> None:
+        self.log_tally.flush()
         if self._background:
             await asyncio.wait(set(self._background), timeout=5.0)
         if self.remote is not None:
             await self.remote.aclose()
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _shape(ctx: WedgeContext) -> tuple[int | None, int | None]:

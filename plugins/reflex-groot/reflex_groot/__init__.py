@@ -22,7 +22,9 @@ DESCRIPTION = (
 
 
 def _matches(config: Mapping[str, Any]) -> bool:
-    return isinstance(config, Mapping) and config.get("type") == "groot"
+    from reflex_groot.loader import matches
+
+    return matches(config)
 
 
 def _load(checkpoint_dir: Path, options: Any) -> Any:

@@ -31,20 +31,27 @@ import json
 from pathlib import Path
 from typing import Any
 
+from reflex_core.models.lerobot_writer import (
+    FRANKA_CAMERAS,
+    FRANKA_HIGH,
+    FRANKA_LOW,
+    cycle,
+    lerobot_policy_fields,
+    save_stats,
+    save_weights,
+    write_json,
+)
 from reflex_groot.config import DEFAULT_EMBODIMENT_MAPPING, PACK_STEP, UNPACK_STEP, WEIGHTS_PREFIX
 from reflex_groot.prompt import IMAGE_TOKEN, build_tiny_tokenizer, tiny_vocabulary
 
 WRITER_VERSION = 1
 TINY_NAME = "tiny-groot"
 TINY_SEED = 5
-CAMERAS = ("front", "wrist")
+CAMERAS = FRANKA_CAMERAS
 STATE_DIM = ACTION_DIM = 8
 TINY_EMBODIMENT = "franka"
 TINY_MAPPING = {**DEFAULT_EMBODIMENT_MAPPING, TINY_EMBODIMENT: 4}
 TOKENIZER_MAX_LENGTH = 48
-
-_LOW = [-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973, 0.0]
-_HIGH = [2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973, 0.04]
 
 
 def tiny_eagle_config() -> dict[str, Any]:
@@ -156,23 +163,10 @@ def tiny_base_config() -> dict[str, Any]:
 
 def tiny_policy_config() -> dict[str, Any]:
     size = tiny_eagle_config()["force_image_size"]
-    features: dict[str, Any] = {
-        f"observation.images.{cam}": {"type": "VISUAL", "shape": [3, size, size]} for cam in CAMERAS
-    }
-    features["observation.state"] = {"type": "STATE", "shape": [STATE_DIM]}
     return {
-        "type": "groot",
-        "n_obs_steps": 1,
-        "input_features": features,
-        "output_features": {"action": {"type": "ACTION", "shape": [ACTION_DIM]}},
-        "device": "cpu",
-        "use_amp": False,
-        "push_to_hub": False,
-        "repo_id": None,
-        "private": None,
-        "tags": None,
-        "license": None,
-        "pretrained_path": None,
+        **lerobot_policy_fields(
+            "groot", cameras=CAMERAS, image_size=size, state_dim=STATE_DIM, action_dim=ACTION_DIM
+        ),
         "chunk_size": 16,
         "n_action_steps": 16,
         "max_state_dim": 64,
@@ -203,14 +197,17 @@ def cache_key() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def stats() -> dict[str, list[float]]:
-    span = [h - lo for lo, h in zip(_LOW, _HIGH, strict=True)]
-    return {
-        "min": list(_LOW),
-        "max": list(_HIGH),
-        "mean": [lo + 0.5 * s for lo, s in zip(_LOW, span, strict=True)],
+def stats(dim: int) -> dict[str, list[float]]:
+    """min/max (what the pack step normalizes with) of a Franka-like feature, cycled to
+    ``dim``; mean and std from the same range."""
+    span = [h - lo for lo, h in zip(FRANKA_LOW, FRANKA_HIGH, strict=True)]
+    base = {
+        "min": list(FRANKA_LOW),
+        "max": list(FRANKA_HIGH),
+        "mean": [lo + 0.5 * s for lo, s in zip(FRANKA_LOW, span, strict=True)],
         "std": [0.25 * s for s in span],
     }
+    return {stat: cycle(values, dim) for stat, values in base.items()}
 
 
 def processor_files(env_action_dim: int, mapping: dict[str, int], tag: str) -> dict[str, Any]:
@@ -305,9 +302,7 @@ def write_checkpoint(
     device: str = "cpu",
 ) -> Path:
     """Write a lerobot-layout GR00T checkpoint with seeded random weights."""
-    import numpy as np
     import torch
-    from safetensors.torch import save_file
 
     from reflex_groot.config import parse_arch
     from reflex_groot.modeling import GrootModel
@@ -320,40 +315,26 @@ def write_checkpoint(
     policy_config = copy.deepcopy(policy_config)
     policy_config["base_model_path"] = "base"
     policy_config["tokenizer_assets_repo"] = "eagle"
-    (directory / "config.json").write_text(json.dumps(policy_config, indent=2))
-    (directory / "base" / "config.json").write_text(json.dumps(base_config, indent=2))
-    (directory / "eagle" / "config.json").write_text(json.dumps(eagle_config, indent=2))
+    write_json(directory / "config.json", policy_config)
+    write_json(directory / "base" / "config.json", base_config)
+    write_json(directory / "eagle" / "config.json", eagle_config)
 
     arch = parse_arch(base_config, eagle_config)
     with torch.device(device):
         model = GrootModel(arch)
     init_weights(model, seed)
-    tensors = {}
-    for name, tensor in model.state_dict().items():
-        key = LM_HEAD_KEY if name == EMBED_KEY else name
-        tensors[WEIGHTS_PREFIX + key] = tensor.detach().to(torch.float32).contiguous()
-    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    # The tied embedding is stored once, as lm_head (what safetensors.save_model keeps).
+    tensors = {LM_HEAD_KEY if n == EMBED_KEY else n: t for n, t in model.state_dict().items()}
+    save_weights(tensors, directory / "model.safetensors", prefix=WEIGHTS_PREFIX)
     del model, tensors
 
     action_dim = policy_config["output_features"]["action"]["shape"][0]
     state_dim = policy_config["input_features"]["observation.state"]["shape"][0]
     files = processor_files(action_dim, mapping, policy_config.get("embodiment_tag", ""))
-    (directory / "policy_preprocessor.json").write_text(json.dumps(files["pre"], indent=2))
-    (directory / "policy_postprocessor.json").write_text(json.dumps(files["post"], indent=2))
-    base_stats = stats()
-
-    def cycled(dim: int) -> dict[str, np.ndarray]:
-        return {
-            k: np.asarray([v[i % len(v)] for i in range(dim)], np.float32)
-            for k, v in base_stats.items()
-        }
-
-    flat = {}
-    for feature, dim in (("observation.state", state_dim), ("action", action_dim)):
-        for stat, values in cycled(dim).items():
-            flat[f"{feature}.{stat}"] = torch.from_numpy(values)
-    save_file(flat, str(directory / files["pre_state"]))
-    save_file(flat, str(directory / files["post_state"]))
+    write_json(directory / "policy_preprocessor.json", files["pre"])
+    write_json(directory / "policy_postprocessor.json", files["post"])
+    feature_stats = {"observation.state": stats(state_dim), "action": stats(action_dim)}
+    save_stats(directory, (files["pre_state"], files["post_state"]), feature_stats)
     if tokenizer is not None:
         tokenizer.save(str(directory / "tokenizer.json"))
     return directory

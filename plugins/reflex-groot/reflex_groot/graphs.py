@@ -7,12 +7,12 @@
 - step (one DiT evaluation): ``x_t, t, backbone_features, backbone_mask, state_features`` ->
   velocity (B, action_horizon, max_action_dim); ``t`` is the float flow time, bucketed inside.
 
-The embodiment's projector slice is fixed when the graphs are built. torch at export time only.
+The embodiment's projector slice is fixed when the graphs are built; the eager reference is the
+core's :class:`~reflex_core.models.flow.NamedInputsSampler` over ``GrootModel.sample_actions``.
+torch at export time only.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -24,12 +24,16 @@ PREFIX_OUTPUTS = ("backbone_features", "backbone_mask", "state_features", "featu
 STEP_INPUTS = ("x_t", "t", "backbone_features", "backbone_mask", "state_features")
 
 
-class GrootPrefixGraph(nn.Module):
+class _EmbodimentGraph(nn.Module):
+    """A graph of ``model`` with the projector slice ``category`` baked in."""
+
     def __init__(self, model: GrootModel, category: int) -> None:
         super().__init__()
         self.model = model
         self.category = category
 
+
+class GrootPrefixGraph(_EmbodimentGraph):
     def forward(
         self,
         images: torch.Tensor,
@@ -41,12 +45,7 @@ class GrootPrefixGraph(nn.Module):
         return self.model.prefix(images, image_masks, tokens, token_masks, state, self.category)
 
 
-class GrootStepGraph(nn.Module):
-    def __init__(self, model: GrootModel, category: int) -> None:
-        super().__init__()
-        self.model = model
-        self.category = category
-
+class GrootStepGraph(_EmbodimentGraph):
     def forward(
         self,
         x_t: torch.Tensor,
@@ -58,19 +57,3 @@ class GrootStepGraph(nn.Module):
         return self.model.action_head.velocity(
             x_t, t, backbone_features, backbone_mask, state_features, self.category
         )
-
-
-class GrootSampler:
-    """The eager end-to-end reference: :meth:`GrootModel.sample_actions` on named inputs."""
-
-    def __init__(self, model: GrootModel, category: int) -> None:
-        self.model = model
-        self.category = category
-
-    def __call__(
-        self, inputs: Mapping[str, torch.Tensor], noise: torch.Tensor, num_steps: int
-    ) -> torch.Tensor:
-        with torch.no_grad():
-            return self.model.sample_actions(
-                *(inputs[n] for n in PREFIX_INPUTS), noise, num_steps, self.category
-            )

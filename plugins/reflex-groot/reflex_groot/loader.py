@@ -2,10 +2,10 @@
 
 Preprocessing contract (lerobot 0.4.4 ``processor_groot.py`` and the Eagle processor):
 
-- cameras in sorted feature-key order; frames scaled to [0, 1] and mapped to [-1, 1] (the Eagle
-  image processor's mean = std = 0.5) at the vision tower's size. Eagle *stretches* a frame to
-  the tile size (bicubic); the contract can only resize-with-pad, which is the same for square
-  frames (``provenance["image_resize"]`` says so);
+- cameras in sorted feature-key order; each frame *stretched* to the vision tower's size as
+  Eagle's image processor does with one tile (torchvision's antialiased bicubic on the uint8
+  frame: the contract's ``stretch`` resize), then scaled to [0, 1] and mapped to [-1, 1] (the
+  processor's mean = std = 0.5);
 - the prompt: the Eagle chat turn with the image placeholders (:func:`reflex_groot.prompt.
   prompt_template`), right-padded (lerobot pads on the left at batch > 1; padding is masked
   here, so every sample gets what it gets alone);
@@ -21,17 +21,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reflex_core.errors import CheckpointError
 from reflex_core.models.family import FlowGraphs, LoadedPolicy, LoadOptions, TokenizerSource
 from reflex_core.models.lerobot import (
     POSTPROCESSOR_FILE,
     PREPROCESSOR_FILE,
-    WEIGHTS_FILE,
-    find_tokenizer,
+    claims_type,
     load_stats,
     normalization_entry,
     processor_step,
-    read_json,
+    read_checkpoint,
+    resolve_tokenizer,
 )
 from reflex_core.runtime.io_spec import FlowIO, ImageIO, IOSpec, PromptIO
 from reflex_groot.config import (
@@ -55,10 +54,11 @@ TOKENIZER_HINT = (
 QWEN_PAD_ID = 151643
 #: Prompt-token budget for the task text beyond the fixed chat and image tokens.
 TASK_TOKENS = 32
+#: The task lerobot 0.4.4's GR00T processor gives an observation without one.
+DEFAULT_TASK = "Perform the task."
 
 
-def matches(config: Mapping[str, Any]) -> bool:
-    return isinstance(config, Mapping) and config.get("type") == GROOT_TYPE
+matches = claims_type(GROOT_TYPE)
 
 
 def io_spec(policy: GrootPolicyConfig) -> IOSpec:
@@ -68,13 +68,14 @@ def io_spec(policy: GrootPolicyConfig) -> IOSpec:
             cameras=policy.cameras,
             height=size,
             width=size,
-            pad_value=0.0,
-            pad_position="center",
+            resize="stretch",
             range=(-1.0, 1.0),
             missing_fill=-1.0,
         ),
         prompt=PromptIO(
-            template=prompt_template(len(policy.cameras), policy.arch.eagle.tokens_per_image)
+            template=prompt_template(len(policy.cameras), policy.arch.eagle.tokens_per_image),
+            # lerobot's GrootPackInputsStep: no task, or an empty one, becomes this
+            default_task=DEFAULT_TASK,
         ),
         flow=FlowIO(t_start=0.0, t_end=1.0),
     )
@@ -116,24 +117,19 @@ def load_groot_checkpoint(directory: Path, options: LoadOptions) -> LoadedPolicy
     """
     import torch
 
+    from reflex_core.models.flow import NamedInputsSampler
     from reflex_groot.graphs import (
         PREFIX_INPUTS,
         PREFIX_OUTPUTS,
         STEP_INPUTS,
         GrootPrefixGraph,
-        GrootSampler,
         GrootStepGraph,
     )
     from reflex_groot.modeling import GrootModel
     from reflex_groot.weights import load_weights
 
     directory = Path(directory)
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(
-            f"{directory} has no {WEIGHTS_FILE}", slug="checkpoint-not-found", status=404
-        )
-    config = read_json(directory / "config.json")
+    weights, config = read_checkpoint(directory)
     pack = processor_step(directory, PREPROCESSOR_FILE, PACK_STEP)
     policy = parse_policy_config(config, directory, pack)
     tag, slot = resolve_embodiment(policy, options.embodiment)
@@ -146,11 +142,7 @@ def load_groot_checkpoint(directory: Path, options: LoadOptions) -> LoadedPolicy
         category = model.keep_embodiment(slot)
     model.eval()
 
-    tokenizer = options.tokenizer_file or find_tokenizer(directory)
-    if tokenizer is not None and not Path(tokenizer).is_file():
-        raise CheckpointError(
-            f"tokenizer file {tokenizer} does not exist", slug="checkpoint-not-found", status=404
-        )
+    tokenizer = resolve_tokenizer(options.tokenizer_file, directory)
     builtin = isinstance(config.get("reflex_builtin"), Mapping)
     head = policy.arch.head
     graphs = FlowGraphs(
@@ -159,7 +151,7 @@ def load_groot_checkpoint(directory: Path, options: LoadOptions) -> LoadedPolicy
         prefix_outputs=PREFIX_OUTPUTS,
         step=GrootStepGraph(model, category).eval(),
         step_inputs=STEP_INPUTS,
-        sample_actions=GrootSampler(model, category),
+        sample_actions=NamedInputsSampler(model.sample_actions, PREFIX_INPUTS, category),
         relative_outputs=("backbone_features", "state_features"),
     )
     return LoadedPolicy(
@@ -167,7 +159,7 @@ def load_groot_checkpoint(directory: Path, options: LoadOptions) -> LoadedPolicy
         graphs=graphs,
         io=io_spec(policy),
         tokenizer=TokenizerSource(
-            file=Path(tokenizer) if tokenizer is not None else None,
+            file=tokenizer,
             max_length=max_length(policy),
             pad_id=PAD_ID if builtin else QWEN_PAD_ID,
             add_special_tokens=False,
@@ -189,8 +181,8 @@ def load_groot_checkpoint(directory: Path, options: LoadOptions) -> LoadedPolicy
             "base_config": policy.base_source,
             "eagle_config": policy.eagle_source,
             "weights_layout": report.layout,
-            "image_resize": "Eagle stretches frames to the tile size (bicubic); this contract "
-            "resizes with padding: identical for square frames",
+            "image_resize": "stretch: Eagle's one-tile resize (torchvision bicubic, antialiased, "
+            "on the uint8 frame)",
             "normalization": "min/max to [-1, 1]; lerobot maps a zero-range dim to 0",
         },
         details={

@@ -35,9 +35,19 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from transformers import Qwen3Config, SiglipVisionConfig
-from transformers.models.qwen3.modeling_qwen3 import Qwen3Model, apply_rotary_pos_emb, repeat_kv
-from transformers.models.siglip.modeling_siglip import SiglipVisionEmbeddings, SiglipVisionModel
+from transformers.models.qwen3.modeling_qwen3 import Qwen3Model, apply_rotary_pos_emb
 
+from reflex_core.models.flow import (
+    SiglipTower,
+    eager,
+    eager_attention,
+    euler_integrate,
+    masked_mean,
+    reset_stock_buffers,
+    rotary_cos_sin,
+    split_heads,
+)
+from reflex_core.runtime.io_spec import FlowIO
 from reflex_groot.config import BlocksSpec, EagleSpec, GrootArch, HeadSpec
 
 Tensor = torch.Tensor
@@ -47,20 +57,7 @@ MASK_VALUE = -3.4028234663852886e38  # finfo(float32).min, used with `where` (ne
 def _attend(q: Tensor, k: Tensor, v: Tensor, visible: Tensor | None, scale: float) -> Tensor:
     """Eager softmax attention. q (B,H,Lq,D); k, v (B,KV,Lk,D); visible broadcastable to
     (B,H,Lq,Lk) bool or None -> (B,Lq,H*D)."""
-    if k.shape[1] != q.shape[1]:
-        n_rep = q.shape[1] // k.shape[1]
-        k = repeat_kv(k, n_rep)
-        v = repeat_kv(v, n_rep)
-    scores = torch.matmul(q, k.transpose(2, 3)) * scale
-    if visible is not None:
-        scores = torch.where(visible, scores, MASK_VALUE)
-    probs = torch.softmax(scores, dim=-1)
-    return torch.matmul(probs, v).transpose(1, 2).flatten(2)
-
-
-def _heads(x: Tensor, head_dim: int) -> Tensor:
-    """(B, L, H*D) -> (B, H, L, D)."""
-    return x.unflatten(-1, (-1, head_dim)).transpose(1, 2)
+    return eager_attention(q, k, v, visible, scale, MASK_VALUE)
 
 
 # -- Eagle 2.5 VL backbone -------------------------------------------------------------------------
@@ -79,8 +76,7 @@ def siglip_config(spec: EagleSpec) -> SiglipVisionConfig:
         hidden_act=vision.hidden_act,
         layer_norm_eps=vision.layer_norm_eps,
     )
-    config._attn_implementation = "eager"
-    return config
+    return eager(config)
 
 
 def qwen3_config(spec: EagleSpec, num_layers: int) -> Qwen3Config:
@@ -101,8 +97,7 @@ def qwen3_config(spec: EagleSpec, num_layers: int) -> Qwen3Config:
         tie_word_embeddings=True,
         use_sliding_window=False,
     )
-    config._attn_implementation = "eager"
-    return config
+    return eager(config)
 
 
 class LanguageModel(nn.Module):
@@ -113,22 +108,14 @@ class LanguageModel(nn.Module):
         self.model = Qwen3Model(qwen3_config(spec, num_layers))
 
 
-class VisionTower(nn.Module):
-    """``vision_model``: holds the stock SigLIP under ``vision_model`` (lerobot's key layout,
-    ``eagle_model.vision_model.vision_model.*``)."""
-
-    def __init__(self, spec: EagleSpec) -> None:
-        super().__init__()
-        self.vision_model = SiglipVisionModel(siglip_config(spec))
-
-
 class EagleModel(nn.Module):
     """``eagle_model``: SigLIP, the connector ``mlp1`` and the truncated Qwen3."""
 
     def __init__(self, spec: EagleSpec, select_layer: int) -> None:
         super().__init__()
         self.spec = spec
-        self.vision_model = VisionTower(spec)
+        # lerobot's key layout: eagle_model.vision_model.vision_model.*
+        self.vision_model = SiglipTower(siglip_config(spec))
         width_in, width = spec.connector_in, spec.text.hidden_size
         if spec.mlp_connector_layers == 2:
             self.mlp1 = nn.Sequential(
@@ -218,11 +205,7 @@ class EagleBackbone(nn.Module):
         idx = torch.arange(length, device=tokens.device)
         causal = idx[None, :] <= idx[:, None]
         visible = (causal[None, :, :] & valid[:, None, :])[:, None, :, :]
-        inv_freq = lm.rotary_emb.inv_freq.to(torch.float32)
-        freqs = positions[..., None].to(torch.float32) * inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        scaling = lm.rotary_emb.attention_scaling
-        cos, sin = emb.cos() * scaling, emb.sin() * scaling
+        cos, sin = rotary_cos_sin(lm.rotary_emb, positions)
         for layer in lm.layers:
             attn = layer.self_attn
             normed = layer.input_layernorm(hidden)
@@ -230,7 +213,7 @@ class EagleBackbone(nn.Module):
             q = attn.q_norm(attn.q_proj(normed).unflatten(-1, (-1, attn.head_dim)))
             k = attn.k_norm(attn.k_proj(normed).unflatten(-1, (-1, attn.head_dim)))
             q, k = q.transpose(1, 2), k.transpose(1, 2)
-            v = _heads(attn.v_proj(normed), attn.head_dim)
+            v = split_heads(attn.v_proj(normed), attn.head_dim)
             q, k = apply_rotary_pos_emb(q, k, cos, sin)
             hidden = hidden + attn.o_proj(_attend(q, k, v, visible, attn.scaling))
             hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
@@ -307,9 +290,9 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, context: Tensor | None, key_mask: Tensor | None) -> Tensor:
         context = x if context is None else context
-        q = _heads(self.to_q(x), self.head_dim)
-        k = _heads(self.to_k(context), self.head_dim)
-        v = _heads(self.to_v(context), self.head_dim)
+        q = split_heads(self.to_q(x), self.head_dim)
+        k = split_heads(self.to_k(context), self.head_dim)
+        v = split_heads(self.to_v(context), self.head_dim)
         visible = None if key_mask is None else key_mask[:, None, None, :]
         return self.to_out[0](_attend(q, k, v, visible, self.scale))
 
@@ -526,16 +509,7 @@ class GrootModel(nn.Module):
 
     def reset_nonpersistent_buffers(self) -> None:
         """Buffers a checkpoint does not store (after a meta-device build)."""
-        with torch.device("cpu"):
-            for module in self.modules():
-                if isinstance(module, SiglipVisionEmbeddings):
-                    module.position_ids = torch.arange(module.num_positions).expand((1, -1))
-                rotary = getattr(module, "rotary_emb", None)
-                if rotary is not None and hasattr(rotary, "inv_freq"):
-                    inv_freq, scaling = rotary.compute_default_rope_parameters(rotary.config)
-                    rotary.inv_freq = inv_freq
-                    rotary.original_inv_freq = inv_freq.clone()
-                    rotary.attention_scaling = scaling
+        reset_stock_buffers(self)
 
     def prefix(
         self,
@@ -551,9 +525,7 @@ class GrootModel(nn.Module):
         features, mask = self.backbone(images, image_masks, tokens, token_masks)
         features = self.action_head.process_backbone(features, mask)
         state_features = self.action_head.encode_state(state, category)
-        weights = mask.to(features.dtype)[:, :, None]
-        pooled = (features * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return features, mask, state_features, pooled
+        return features, mask, state_features, masked_mean(features, mask)
 
     def sample_actions(
         self,
@@ -570,13 +542,12 @@ class GrootModel(nn.Module):
         features, mask, state_features, _ = self.prefix(
             images, image_masks, tokens, token_masks, state, category
         )
-        x = noise
-        dt = 1.0 / num_steps
-        for k in range(num_steps):
-            t = torch.full((x.shape[0],), k * dt, dtype=torch.float32, device=x.device)
-            v = self.action_head.velocity(x, t, features, mask, state_features, category)
-            x = x + dt * v
-        return x
+        return euler_integrate(
+            lambda x, t: self.action_head.velocity(x, t, features, mask, state_features, category),
+            noise,
+            num_steps,
+            FlowIO(t_start=0.0, t_end=1.0),
+        )
 
     def keep_embodiment(self, slot: int) -> int:
         """Drop every per-embodiment weight slice but ``slot`` (the graphs then carry one

@@ -11,9 +11,9 @@ processor expands each image into ``<image i><img>`` + ``tokens_per_tile`` x ``<
 
 from __future__ import annotations
 
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+from tokenizers import Tokenizer
 
-from reflex_core.models.tiny_tokenizer import WORDS
+from reflex_core.models.tiny_tokenizer import word_level_tokenizer, word_vocabulary
 
 IMAGE_TOKEN = "<IMG_CONTEXT>"
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", IMAGE_TOKEN)
@@ -31,24 +31,13 @@ def prompt_template(num_cameras: int, tokens_per_image: int) -> str:
 
 
 def tiny_vocabulary() -> list[str]:
-    vocab = list(SPECIAL_TOKENS) + list(PUNCTUATION) + ["user", "assistant", "system", "image"]
-    vocab += [str(i) for i in range(10)]
-    seen = set(vocab)
-    for word in WORDS:
-        if word not in seen:
-            vocab.append(word)
-            seen.add(word)
-    return vocab
+    leading = [*SPECIAL_TOKENS, *PUNCTUATION, "user", "assistant", "system", "image"]
+    return word_vocabulary(leading, digits=10)
 
 
 def build_tiny_tokenizer() -> Tokenizer:
     """Word-level, lower-cased, no BOS (Qwen adds none); the chat and image markers are special
     tokens matched before splitting."""
-    vocab = {token: i for i, token in enumerate(tiny_vocabulary())}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
-    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    tokenizer.pre_tokenizer = pre_tokenizers.Split(
-        Regex(r"\w+|[^\w\s]|\n"), behavior="removed", invert=True
+    return word_level_tokenizer(
+        tiny_vocabulary(), unk_token="<|endoftext|>", special_tokens=SPECIAL_TOKENS
     )
-    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
-    return tokenizer

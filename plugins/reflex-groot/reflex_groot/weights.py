@@ -4,29 +4,26 @@ Two layouts: a lerobot policy (every key under ``_groot_model.``) and a bare ``G
 dict (no prefix). The Qwen3 embedding is tied to ``lm_head``; ``safetensors.save_model`` keeps
 one of the twins (``lm_head.weight``, the first in sorted order), so the embedding is taken from
 ``language_model.lm_head.weight`` when ``model.embed_tokens.weight`` is absent. Everything else is
-strict: a missing key, an unexpected key or a wrong shape raises ``checkpoint-mismatch`` naming
-them. Tensors are read one at a time from the memory-mapped file into a model built on the meta
-device (one copy of the weights in memory).
+strict (:mod:`reflex_core.models.weights`, shared by every family): a missing key, an unexpected
+key or a wrong shape raises ``checkpoint-mismatch`` naming them. Tensors are read one at a time
+from the memory-mapped file into a model built on the meta device (one copy of the weights in
+memory).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
-import torch
-from safetensors import safe_open
 from torch import nn
 
-from reflex_core.errors import CheckpointError
+from reflex_core.models.weights import KeyPlan, expected_shapes, load_planned, open_safetensors
 from reflex_groot.config import WEIGHTS_PREFIX
 from reflex_groot.modeling import GrootModel
 
 LM = "backbone.eagle_model.language_model."
 EMBED_KEY = LM + "model.embed_tokens.weight"
 LM_HEAD_KEY = LM + "lm_head.weight"
-_SHOWN = 8
 
 
 @attrs.frozen
@@ -47,22 +44,6 @@ def checkpoint_keys(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return dict(sorted(keys.items()))
 
 
-def _short(keys: Iterable[str]) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:_SHOWN]) + (
-        f" (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
-    )
-
-
-def _assign(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
-    module_name, _, attr = name.rpartition(".")
-    module = model.get_submodule(module_name) if module_name else model
-    if attr in module._parameters:
-        module._parameters[attr] = nn.Parameter(tensor, requires_grad=False)
-    else:
-        module._buffers[attr] = tensor
-
-
 def load_weights(model: GrootModel, path: str | Path) -> LoadReport:
     """Load ``path`` into ``model`` (built on meta or CPU) as fp32.
 
@@ -70,14 +51,10 @@ def load_weights(model: GrootModel, path: str | Path) -> LoadReport:
         ``checkpoint-unreadable``.
     """
     path = Path(path)
-    expected = {n: tuple(t.shape) for n, t in model.state_dict(keep_vars=True).items()}
-    try:
-        handle = safe_open(str(path), framework="pt", device="cpu")
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read {path}: {exc}", slug="checkpoint-unreadable", status=400
-        ) from exc
-    with handle as f:
+    expected = expected_shapes(model)
+    # Buffers no checkpoint stores, computed before loading (nothing may stay on meta).
+    model.reset_nonpersistent_buffers()
+    with open_safetensors(path) as f:
         file_keys = list(f.keys())
         layout = "lerobot" if any(k.startswith(WEIGHTS_PREFIX) for k in file_keys) else "gr00t"
         sources: dict[str, str] = {}
@@ -99,41 +76,12 @@ def load_weights(model: GrootModel, path: str | Path) -> LoadReport:
         elif "lm_head" in sources:
             skipped.append(sources["lm_head"])
         sources.pop("lm_head", None)
-        prefix = WEIGHTS_PREFIX if layout == "lerobot" else ""
-        missing = [prefix + n for n in expected if n not in sources]
-        wrong = {}
-        for name, key in sources.items():
-            shape = tuple(f.get_slice(key).get_shape())
-            if shape != expected[name]:
-                wrong[key] = (expected[name], shape)
-        if missing or unexpected or wrong:
-            parts = []
-            if missing:
-                parts.append(f"missing {len(missing)} key(s): {_short(missing)}")
-            if unexpected:
-                parts.append(f"unexpected {len(unexpected)} key(s): {_short(unexpected)}")
-            if wrong:
-                parts.append(
-                    "wrong shape: "
-                    + ", ".join(
-                        f"{k} expected {list(e)} got {list(g)}"
-                        for k, (e, g) in sorted(wrong.items())[:_SHOWN]
-                    )
-                )
-            raise CheckpointError(
-                f"{path} does not match the GR00T architecture: " + "; ".join(parts),
-                slug="checkpoint-mismatch",
-                status=400,
-                details={
-                    "file": str(path),
-                    "missing": sorted(missing),
-                    "unexpected": sorted(unexpected),
-                    "wrong_shape": {k: [list(e), list(g)] for k, (e, g) in sorted(wrong.items())},
-                },
-            )
-        for name, key in sources.items():
-            _assign(model, name, f.get_tensor(key).to(torch.float32))
-    model.reset_nonpersistent_buffers()
+        plan = KeyPlan(
+            sources=sources,
+            unexpected=unexpected,
+            missing_prefix=WEIGHTS_PREFIX if layout == "lerobot" else "",
+        )
+        load_planned(model, f, path, plan, what="GR00T architecture")
     return LoadReport(
         loaded=len(sources),
         layout=layout,

@@ -7,8 +7,9 @@ The layout is a lerobot 0.4.4 fine-tune of ``nvidia/GR00T-N1.5-3B``: SigLIP 1152
 14, 256 tokens per image), Qwen3-1.7B truncated to 12 layers, the 4-layer VL self-attention and
 16-layer DiT (32 heads x 48), 32 embodiment slots, 4 flow steps, 16-action chunks. The base and
 Eagle configs are written beside it (``base/``, ``eagle/``) so the directory is self-contained;
-no tokenizer is written (pass the Eagle tokenizer with ``--tokenizer``). About 2.7 B parameters,
-~11 GB of fp32 safetensors; needs about that much RAM.
+no tokenizer is written (pass the Eagle tokenizer with ``--tokenizer``). 2,413,522,880
+parameters, ~9.7 GB of fp32 safetensors; needs about that much RAM (run it under
+``flock /tmp/reflex-bigmem.lock`` on a shared machine).
 """
 
 from __future__ import annotations

@@ -248,5 +248,40 @@ def test_tiny_mapping_extends_lerobots_default() -> None:
     assert TINY_MAPPING["franka"] == 4 and TINY_MAPPING["new_embodiment"] == 31
 
 
+def test_an_observation_without_a_task_gets_lerobots_default_task(tiny_dir: Path) -> None:
+    """lerobot 0.4.4's GrootPackInputsStep turns a missing or empty task into "Perform the
+    task."; the contract carries it, so the runtime does the same."""
+    from reflex_core.runtime.preprocess import build_prompt
+
+    spec = _load(tiny_dir).io.prompt
+    assert spec.default_task == "Perform the task."
+    expected = build_prompt("Perform the task.", None, spec)
+    assert "['Perform the task.']" in expected
+    assert build_prompt(None, None, spec) == build_prompt("", None, spec) == expected
+
+
+def test_frames_are_stretched_like_eagles_one_tile_resize(tiny_dir: Path) -> None:
+    """Eagle's processor (one tile, no thumbnail) resizes the uint8 frame straight to the tile
+    with torchvision's antialiased bicubic (torch's uint8 kernel on the CPU) and maps it with
+    mean = std = 0.5; a non-square frame is stretched, not padded."""
+    from reflex_core.runtime.preprocess import preprocess_images
+
+    spec = _load(tiny_dir).io.image
+    assert spec.resize == "stretch"
+    frame = torch.randint(0, 256, (40, 90, 3), generator=torch.Generator().manual_seed(5))
+    frame = frame.to(torch.uint8)
+    images, masks = preprocess_images([{"front": frame.numpy()}], spec)
+    tile = torch.nn.functional.interpolate(
+        frame.permute(2, 0, 1)[None],
+        size=(spec.height, spec.width),
+        mode="bicubic",
+        antialias=True,
+        align_corners=False,
+    )[0]
+    expected = (tile.float() / 255 - 0.5) / 0.5
+    torch.testing.assert_close(torch.from_numpy(images[0, 0]), expected, rtol=0, atol=1e-6)
+    assert masks.tolist() == [[True, False]]  # the wrist camera is missing
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import msgpack
 import numpy as np
 import pytest
@@ -18,14 +16,11 @@ from reflex_openpi.keymap import (
 
 from reflex_core.errors import ConfigError, ValidationError
 from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.testing import installed_plugin
 
 
 def test_entry_point_is_installed_and_registers_the_transport() -> None:
-    (ep,) = [e for e in metadata.entry_points(group="reflex.plugins") if e.name == "openpi"]
-    assert ep.value == "reflex_openpi" and ep.dist is not None
-    assert ep.dist.name == "reflex-openpi"
-    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "openpi"})
-    assert pm.load_failures == []
+    pm = installed_plugin("openpi", "reflex-openpi", "reflex_openpi")
     transport = pm.registry.transports["openpi"]
     assert pm.registry.owner("transports", "openpi") == "openpi"
     assert [o.flag for o in transport.options] == ["--openpi-key-map"]

@@ -4,13 +4,8 @@ wedges, the custom key map, /healthz, GET / left alone, and the error path (text
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +20,7 @@ from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect as ws_connect
 
 from reflex_core.embodiments import EmbodimentConfig
+from reflex_core.plugin.testing import exported_artifact, server_process
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,60 +29,19 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:connect\\(\\) must be used as a context manager"),
 ]
 
-REPO = Path(__file__).resolve().parents[3]
 REFLEX = str(Path(sys.executable).with_name("reflex"))
 
 
-def _artifact_fixtures() -> Any:
-    """The repository's session-cached exports (tests/conftest_artifacts.py)."""
-    name = "reflex_tests_conftest_artifacts"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, REPO / "tests" / "conftest_artifacts.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-export_artifact_dir = _artifact_fixtures().export_artifact_dir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(export_artifact_dir: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    artifact = export_artifact_dir("tiny-pi05", "decomposed")
-    port = free_port()
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """``reflex serve`` (Hypercorn) on a real tiny-pi05 export, the guard and this transport on."""
+    artifact = exported_artifact("tiny-pi05", embodiment=None, mode="decomposed")
     log = tmp_path_factory.mktemp("openpi") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [REFLEX, "serve", str(artifact), "--embodiment", "franka", "--port", str(port),
-             "--guard", "clamp", "--guard-trip-after", "0",
-             "--openpi-key-map", "observation/extra=ignore,observation/top=images.front"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
-            yield port
-        finally:
-            proc.terminate()
-            assert proc.wait(30) == 0, log.read_text()
+    argv = [REFLEX, "serve", str(artifact), "--embodiment", "franka",
+            "--guard", "clamp", "--guard-trip-after", "0",
+            "--openpi-key-map", "observation/extra=ignore,observation/top=images.front"]  # fmt: skip
+    with server_process(argv, log_path=log) as base:
+        yield int(base.rsplit(":", 1)[1])
 
 
 def observation(**extra: Any) -> dict[str, Any]:

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 
-from reflex_core.plugin.manager import make_plugin_manager
 from reflex_core.plugin.options import add_options, resolve_options
+from reflex_core.plugin.testing import installed_plugin
 from reflex_core.plugin.wedges import Stage, enabled_wedges
 
 
-def test_entry_point_is_installed() -> None:
-    (ep,) = [e for e in metadata.entry_points(group="reflex.plugins") if e.name == "router"]
-    assert ep.dist is not None and ep.dist.name == "reflex-router"
-
-
-def test_plugin_manager_loads_it_and_parses_its_options() -> None:
-    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "router"})
-    assert pm.load_failures == []
+def test_installed_and_parses_its_options() -> None:
+    pm = installed_plugin("router", "reflex-router", "reflex_router")
     spec = pm.registry.wedges["router"]
     assert pm.registry.owner("wedges", "router") == "router"
     assert spec.stage == Stage.ROUTER

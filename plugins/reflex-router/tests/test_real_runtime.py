@@ -11,34 +11,23 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from reflex_router import reflex_register_wedges
+import reflex_router
 
 from reflex_core.plugin.kit.jsonl import read_jsonl
-from reflex_core.plugin.testing import (
-    asgi_client,
-    export_available,
-    exported_artifact,
-    runtime_server,
-    serve_lifespan,
-)
+from reflex_core.plugin.testing import asgi_client, runtime_server, serve_lifespan
 from reflex_core.serve import ReflexServer
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not export_available(), reason="needs reflex-core[export] to export"),
-]
-
-
-class _Plugin:
-    reflex_register_wedges = staticmethod(reflex_register_wedges)
+pytestmark = pytest.mark.slow
 
 
 def _server(artifact: Path, **cli: Any) -> ReflexServer:
-    return runtime_server({"router": _Plugin()}, artifact, embodiment="franka", cli=cli)
+    return runtime_server({"router": reflex_router}, artifact, embodiment="franka", cli=cli)
 
 
-def test_shadow_of_the_same_model_records_zero_difference(tmp_path: Path) -> None:
-    artifact = exported_artifact("tiny-pi05", embodiment="franka")
+def test_shadow_of_the_same_model_records_zero_difference(
+    tmp_path: Path, reflex_export: Any
+) -> None:
+    artifact = reflex_export("tiny-pi05", embodiment="franka")
     log_path = tmp_path / "shadow.jsonl"
     server = _server(artifact, policy_b=str(artifact), shadow=True, shadow_log=str(log_path))
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import reflex_router
 from prometheus_client import CollectorRegistry
-from reflex_router import episode_percentile, reflex_register_wedges
+from reflex_router import episode_percentile
 
 from reflex_core.errors import ConfigError, ValidationError
 from reflex_core.plugin.kit.jsonl import read_jsonl
@@ -20,40 +22,40 @@ from reflex_core.plugin.testing import (
     FakeBatchPolicy,
     FakePolicyInfo,
     FakePolicySet,
-    build_chain,
+    enable,
     make_request,
 )
-from reflex_core.plugin.wedges import ActResult, WedgeContext, compose, enabled_wedges
+from reflex_core.plugin.wedges import ActResult, WedgeContext, enabled_wedges
 
 
-class _Plugin:
-    reflex_register_wedges = staticmethod(reflex_register_wedges)
+def _served() -> dict[str, FakePolicyInfo]:
+    """The slot the server itself serves."""
+    return {"default": FakePolicyInfo("default", {"model_version": "v-served"})}
 
 
-def _ctx(registry: CollectorRegistry) -> WedgeContext:
-    ctx = WedgeContext(
-        policies={"default": FakePolicyInfo("default", {"model_version": "v-served"})},
-        metrics=registry,
-    )
-
-    def load_policy(slot: str, path: Any) -> FakePolicyInfo:
-        policy = FakePolicyInfo(slot, {"model_version": f"v-{Path(path).name}"})
-        ctx.policies[slot] = policy
-        return policy
-
-    ctx.load_policy = load_policy
-    return ctx
+def _load(source: Any, slot: str) -> FakePolicyInfo:
+    """``ctx.load_policy``'s double: the version names the artifact directory."""
+    return FakePolicyInfo(slot, {"model_version": f"v-{Path(source).name}"})
 
 
-def _chain(
-    fakes: dict[str, FakeBatchPolicy], registry: CollectorRegistry | None = None, **options: Any
-) -> tuple[Any, WedgeContext]:
-    registry = registry or CollectorRegistry()
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"router": _Plugin()})
-    ctx = _ctx(registry)
-    wedges = enabled_wedges(pm.registry.wedges, options.pop("_wedges", {"router": options}))
-    chain = build_chain(FakePolicySet(fakes), *wedges, ctx=ctx)
-    return chain.handler, chain.ctx
+@pytest.fixture
+def chain(wedge_chain: Any) -> Callable[..., tuple[Any, WedgeContext]]:
+    """``chain(fakes, registry=None, **options)``: the router with these settings around the
+    fake policies -> (handler, ctx)."""
+
+    def build(
+        fakes: dict[str, FakeBatchPolicy], registry: CollectorRegistry | None = None, **options: Any
+    ) -> tuple[Any, WedgeContext]:
+        built = wedge_chain(
+            FakePolicySet(fakes),
+            enable(reflex_router, options),
+            policies=_served(),
+            metrics=registry,
+            policy_loader=_load,
+        )
+        return built.handler, built.ctx
+
+    return build
 
 
 def _state(i: int) -> np.ndarray:
@@ -71,9 +73,9 @@ def test_episode_percentile_is_sha256_based_and_stable() -> None:
     assert 0 <= episode_percentile("") < 100
 
 
-def test_split_is_sticky_per_episode_and_close_to_the_split() -> None:
+def test_split_is_sticky_per_episode_and_close_to_the_split(chain: Any) -> None:
     fakes = {"default": FakeBatchPolicy(seed=0), "b": FakeBatchPolicy(seed=1)}
-    handler, ctx = _chain(fakes, policy_b="/models/candidate", split=20.0)
+    handler, ctx = chain(fakes, policy_b="/models/candidate", split=20.0)
 
     async def main() -> dict[str, set[str]]:
         slots: dict[str, set[str]] = {}
@@ -93,9 +95,9 @@ def test_split_is_sticky_per_episode_and_close_to_the_split() -> None:
     assert sum(fakes["default"].calls) == 3 * (200 - len(to_b))
 
 
-def test_metadata_and_headers_name_the_slot_and_version() -> None:
+def test_metadata_and_headers_name_the_slot_and_version(chain: Any) -> None:
     fakes = {"a": FakeBatchPolicy(seed=0), "b": FakeBatchPolicy(seed=1)}
-    handler, ctx = _chain(fakes, policy_a="/m/base-v3", policy_b="/m/cand-v4", split=100.0)
+    handler, ctx = chain(fakes, policy_a="/m/base-v3", policy_b="/m/cand-v4", split=100.0)
     result = asyncio.run(handler(make_request(_state(0), episode_id="e1")))
     assert result.metadata["policy_slot"] == "b"
     assert result.metadata["model_version"] == "v-cand-v4"
@@ -108,10 +110,10 @@ def test_metadata_and_headers_name_the_slot_and_version() -> None:
     assert set(ctx.policies) == {"default", "a", "b"}
 
 
-def test_requests_without_episode_are_routed_per_request() -> None:
+def test_requests_without_episode_are_routed_per_request(chain: Any) -> None:
     fakes = {"default": FakeBatchPolicy(seed=0), "b": FakeBatchPolicy(seed=1)}
     registry = CollectorRegistry()
-    handler, _ = _chain(fakes, registry, policy_b="/m/cand", split=30.0)
+    handler, _ = chain(fakes, registry, policy_b="/m/cand", split=30.0)
 
     async def main() -> list[ActResult]:
         return [await handler(make_request(_state(i))) for i in range(400)]
@@ -125,10 +127,10 @@ def test_requests_without_episode_are_routed_per_request() -> None:
     )
 
 
-def test_a_failing_slot_is_drained_then_retried_after_cooldown() -> None:
+def test_a_failing_slot_is_drained_then_retried_after_cooldown(chain: Any) -> None:
     fakes = {"default": FakeBatchPolicy(seed=0), "b": FakeBatchPolicy(seed=1, fail_next=3)}
     registry = CollectorRegistry()
-    handler, ctx = _chain(
+    handler, ctx = chain(
         fakes, registry, policy_b="/m/cand", split=100.0, router_trip_after=3,
         router_cooldown_s=0.2,
     )  # fmt: skip
@@ -158,9 +160,9 @@ def test_a_failing_slot_is_drained_then_retried_after_cooldown() -> None:
     assert status["slots"]["b"]["trips"] == 1 and status["degraded"] is False
 
 
-def test_health_reports_a_tripped_slot_as_degraded() -> None:
+def test_health_reports_a_tripped_slot_as_degraded(chain: Any) -> None:
     fakes = {"default": FakeBatchPolicy(seed=0), "b": FakeBatchPolicy(seed=1, fail_next=99)}
-    handler, ctx = _chain(fakes, policy_b="/m/cand", split=100.0, router_trip_after=2)
+    handler, ctx = chain(fakes, policy_b="/m/cand", split=100.0, router_trip_after=2)
 
     async def main() -> None:
         for _ in range(2):
@@ -174,13 +176,13 @@ def test_health_reports_a_tripped_slot_as_degraded() -> None:
     assert status["slots"]["b"]["last_error"] == "PolicyFailure"
 
 
-def test_bad_input_does_not_trip_a_slot() -> None:
+def test_bad_input_does_not_trip_a_slot(chain: Any) -> None:
     class Rejecting(FakeBatchPolicy):
         async def __call__(self, requests: Any) -> list[ActResult]:
             raise ValidationError("state has the wrong length", slug="state-length-mismatch")
 
     fakes = {"default": FakeBatchPolicy(seed=0), "b": Rejecting(seed=1)}
-    handler, ctx = _chain(fakes, policy_b="/m/cand", split=100.0, router_trip_after=1)
+    handler, ctx = chain(fakes, policy_b="/m/cand", split=100.0, router_trip_after=1)
 
     async def main() -> None:
         for _ in range(3):
@@ -191,7 +193,7 @@ def test_bad_input_does_not_trip_a_slot() -> None:
     assert ctx.health["router"]()["slots"]["b"]["available"] is True
 
 
-def test_shadow_answers_with_a_and_records_both(tmp_path: Path) -> None:
+def test_shadow_answers_with_a_and_records_both(chain: Any, tmp_path: Path) -> None:
     log_path = tmp_path / "shadow.jsonl"
     # B is slow: the caller must not wait for it.
     fakes = {
@@ -199,9 +201,7 @@ def test_shadow_answers_with_a_and_records_both(tmp_path: Path) -> None:
         "b": FakeBatchPolicy(seed=1, fixed_s=0.2),
     }
     registry = CollectorRegistry()
-    handler, ctx = _chain(
-        fakes, registry, policy_b="/m/cand", shadow=True, shadow_log=str(log_path)
-    )
+    handler, ctx = chain(fakes, registry, policy_b="/m/cand", shadow=True, shadow_log=str(log_path))
     requests = [make_request(_state(i), episode_id=f"ep-{i}", seq=i) for i in range(3)]
 
     async def main() -> tuple[list[ActResult], float]:
@@ -234,9 +234,9 @@ def test_shadow_answers_with_a_and_records_both(tmp_path: Path) -> None:
     assert _sample(registry, "reflex_router_shadow_total", outcome="compared") == 3
 
 
-def test_shadow_shares_the_noise_so_identical_models_agree(tmp_path: Path) -> None:
+def test_shadow_shares_the_noise_so_identical_models_agree(chain: Any, tmp_path: Path) -> None:
     fakes = {"default": FakeBatchPolicy(seed=5), "b": FakeBatchPolicy(seed=5)}
-    handler, ctx = _chain(
+    handler, ctx = chain(
         fakes, policy_b="/m/same", shadow=True, shadow_log=str(tmp_path / "s.jsonl")
     )
 
@@ -252,10 +252,10 @@ def test_shadow_shares_the_noise_so_identical_models_agree(tmp_path: Path) -> No
     assert all(rec["l2"] == 0.0 for rec in records)
 
 
-def test_shadow_failure_of_b_never_reaches_the_caller(tmp_path: Path) -> None:
+def test_shadow_failure_of_b_never_reaches_the_caller(chain: Any, tmp_path: Path) -> None:
     fakes = {"default": FakeBatchPolicy(seed=0), "b": FakeBatchPolicy(seed=1, fail_next=5)}
     registry = CollectorRegistry()
-    handler, ctx = _chain(
+    handler, ctx = chain(
         fakes, registry, policy_b="/m/cand", shadow=True, shadow_log=str(tmp_path / "s.jsonl")
     )
 
@@ -272,9 +272,9 @@ def test_shadow_failure_of_b_never_reaches_the_caller(tmp_path: Path) -> None:
     assert _sample(registry, "reflex_router_shadow_total", outcome="b_error") == 1
 
 
-def test_shadow_split_mirrors_a_sticky_share_of_episodes() -> None:
+def test_shadow_split_mirrors_a_sticky_share_of_episodes(chain: Any) -> None:
     fakes = {"default": FakeBatchPolicy(seed=0, fixed_s=0.002), "b": FakeBatchPolicy(seed=1)}
-    handler, ctx = _chain(fakes, policy_b="/m/cand", shadow=True, split=25.0)
+    handler, ctx = chain(fakes, policy_b="/m/cand", shadow=True, split=25.0)
 
     async def main() -> list[ActResult]:
         results = [await handler(make_request(_state(i), episode_id=f"e{i}")) for i in range(80)]
@@ -288,10 +288,10 @@ def test_shadow_split_mirrors_a_sticky_share_of_episodes() -> None:
     assert sum(fakes["b"].calls) == sum(mirrored)
 
 
-def test_shadow_backlog_skips_mirroring_instead_of_piling_up() -> None:
+def test_shadow_backlog_skips_mirroring_instead_of_piling_up(chain: Any) -> None:
     fakes = {"default": FakeBatchPolicy(seed=0), "b": FakeBatchPolicy(seed=1, fixed_s=0.1)}
     registry = CollectorRegistry()
-    handler, ctx = _chain(fakes, registry, policy_b="/m/cand", shadow=True, shadow_max_pending=4)
+    handler, ctx = chain(fakes, registry, policy_b="/m/cand", shadow=True, shadow_max_pending=4)
 
     async def main() -> list[ActResult]:
         results = await asyncio.gather(*(handler(make_request(_state(i))) for i in range(10)))
@@ -306,25 +306,18 @@ def test_shadow_backlog_skips_mirroring_instead_of_piling_up() -> None:
     assert _sample(registry, "reflex_router_shadow_total", outcome="skipped") == 6
 
 
-def test_router_and_batching_keep_slots_in_separate_batches() -> None:
-    from reflex_batching import reflex_register_wedges as register_batching
-
-    class _Batching:
-        reflex_register_wedges = staticmethod(register_batching)
+def test_router_and_batching_keep_slots_in_separate_batches(chain: Any, wedge_chain: Any) -> None:
+    import reflex_batching
 
     fakes = {"default": FakeBatchPolicy(seed=0, fixed_s=0.01), "b": FakeBatchPolicy(seed=1)}
-    pm = make_plugin_manager(
-        load_entrypoints=False, extra_plugins={"router": _Plugin(), "batching": _Batching()}
+    built = wedge_chain(
+        FakePolicySet(fakes),
+        enable(reflex_router, {"policy_b": "/m/cand", "split": 50.0}),
+        enable(reflex_batching, {"max_batch": 16, "batch_timeout_ms": 20.0}),
+        policies=_served(),
+        policy_loader=_load,
     )
-    ctx = _ctx(CollectorRegistry())
-    wedges = enabled_wedges(
-        pm.registry.wedges,
-        {
-            "router": {"policy_b": "/m/cand", "split": 50.0},
-            "batching": {"max_batch": 16, "batch_timeout_ms": 20.0},
-        },
-    )
-    handler, names = compose(wedges, FakePolicySet(fakes), ctx)
+    handler, names = built.handler, built.names
     assert names == ["router", "batching"]
 
     async def main() -> list[ActResult]:
@@ -338,16 +331,13 @@ def test_router_and_batching_keep_slots_in_separate_batches() -> None:
     assert sizes["a"] + sizes["b"] == 16
 
 
-def test_config_errors() -> None:
-    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"router": _Plugin()})
-    (wedge,) = enabled_wedges(pm.registry.wedges, {"router": {"policy_a": "/m/a"}})
-    with pytest.raises(ConfigError) as info:
-        wedge.spec.factory(wedge.config, None, _ctx(CollectorRegistry()))
-    assert info.value.slug == "router-needs-policy-b"
-    for lone in ({"split": 20.0}, {"shadow": True}):
+def test_config_errors(chain: Any, wedge_chain: Any) -> None:
+    pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"router": reflex_router})
+    # each of these switches the router on, and is refused without a policy B
+    for lone in ({"policy_a": "/m/a"}, {"split": 20.0}, {"shadow": True}):
         (wedge,) = enabled_wedges(pm.registry.wedges, {"router": lone})
         with pytest.raises(ConfigError) as info:
-            wedge.spec.factory(wedge.config, None, _ctx(CollectorRegistry()))
+            wedge_chain(FakePolicySet({}), wedge, policies=_served(), policy_loader=_load)
         assert info.value.slug == "router-needs-policy-b"
     with pytest.raises(ConfigError) as info:
         enabled_wedges(pm.registry.wedges, {"router": {"policy_b": "/m/b", "split": 120.0}})

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from reflex_router import episode_percentile, reflex_register_wedges
+import reflex_router
+from reflex_router import episode_percentile
 
 from reflex_core.plugin.kit.jsonl import read_jsonl
 from reflex_core.plugin.testing import (
@@ -23,10 +24,6 @@ from reflex_core.plugin.testing import (
 from reflex_core.serve import ReflexServer
 
 
-class _Plugin:
-    reflex_register_wedges = staticmethod(reflex_register_wedges)
-
-
 def _server(loaded: dict[str, FakeRuntimePolicy], **cli: Any) -> ReflexServer:
     def loader(source: Any, slot: str) -> FakeRuntimePolicy:
         policy = FakeRuntimePolicy(
@@ -37,7 +34,9 @@ def _server(loaded: dict[str, FakeRuntimePolicy], **cli: Any) -> ReflexServer:
 
     default = FakeRuntimePolicy(model_version="v-served", math=FakeBatchPolicy(seed=0))
     loaded["default"] = default
-    return wedge_server({"router": _Plugin()}, {"default": default}, cli=cli, policy_loader=loader)
+    return wedge_server(
+        {"router": reflex_router}, {"default": default}, cli=cli, policy_loader=loader
+    )
 
 
 def _body(i: int, **extra: Any) -> dict[str, Any]:
@@ -128,7 +127,7 @@ def test_slots_load_on_the_inference_threads_while_health_answers_loading() -> N
 
     default = FakeRuntimePolicy(math=FakeBatchPolicy(seed=0))
     server = wedge_server(
-        {"router": _Plugin()},
+        {"router": reflex_router},
         {"default": default},
         cli={"policy_a": "/models/a", "policy_b": "/models/b"},
         policy_loader=loader,

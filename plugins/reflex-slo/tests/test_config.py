@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 
 import attrs
 import pytest
@@ -14,6 +13,7 @@ from reflex_core.plugin import Stage
 from reflex_core.plugin.manager import make_plugin_manager
 from reflex_core.plugin.options import add_options, resolve_options
 from reflex_core.plugin.registry import structure_config
+from reflex_core.plugin.testing import installed_plugin
 
 
 @pytest.mark.parametrize(
@@ -40,10 +40,7 @@ def test_bad_slo_specs(bad: str) -> None:
 
 
 def test_entry_point_and_registration() -> None:
-    eps = {ep.name: ep for ep in metadata.entry_points(group="reflex.plugins")}
-    assert eps["slo"].value == "reflex_slo" and eps["slo"].dist.name == "reflex-slo"
-    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "slo"})
-    assert pm.load_failures == []
+    pm = installed_plugin("slo", "reflex-slo", "reflex_slo")
     spec = pm.registry.wedges["slo"]
     assert spec.stage == Stage.SLO and pm.registry.owner("wedges", "slo") == "slo"
     assert {f.name for f in attrs.fields(spec.config_cls)} == {o.dest for o in spec.options}

@@ -195,10 +195,11 @@ def _valid(kv: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def _served_cases(spec: Any) -> list[dict[str, Any]]:
     """Raw observations: uint8 HWC frames per camera (absent = missing), the prompt (None = no
     prompt field), the state in robot units, a noise seed."""
-    from reflex_smolvla.builtin import _STATE_MEAN, _STATE_STD
+    from reflex_core.models.lerobot_writer import FRANKA_STATE_MEAN, FRANKA_STATE_STD
 
     rng = np.random.default_rng(SEED + 1)
-    mean, std = np.asarray(_STATE_MEAN, np.float32), np.asarray(_STATE_STD, np.float32)
+    mean = np.asarray(FRANKA_STATE_MEAN, np.float32)
+    std = np.asarray(FRANKA_STATE_STD, np.float32)
 
     def frame(height: int, width: int) -> np.ndarray:
         # smooth gradients plus noise: a resize that reads the wrong pixels shows

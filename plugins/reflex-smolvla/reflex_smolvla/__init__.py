@@ -44,17 +44,9 @@ def _matches(config: Any) -> bool:
     return matches(config)
 
 
-def _writer(name: str) -> Callable[[Path], None]:
-    def write(directory: Path) -> None:
-        from reflex_smolvla.builtin import write_builtin_checkpoint
-
-        write_builtin_checkpoint(name, directory)
-
-    return write
-
-
 @hookimpl
 def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
+    from reflex_core.models.lerobot_writer import builtin_writer
     from reflex_smolvla.builtin import BUILTIN_SPECS
 
     register(
@@ -63,7 +55,9 @@ def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> No
             matches=_matches,
             load=_load,
             builtin_checkpoints={
-                name: BuiltinCheckpoint(write=_writer(name), cache_key=spec.digest())
+                name: BuiltinCheckpoint(
+                    write=builtin_writer("reflex_smolvla.builtin", name), cache_key=spec.digest()
+                )
                 for name, spec in BUILTIN_SPECS.items()
             },
             description=DESCRIPTION,

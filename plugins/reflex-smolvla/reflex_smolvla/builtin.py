@@ -21,26 +21,19 @@ torch-free at import; writing imports torch.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from reflex_core.errors import CheckpointError
+from reflex_core.models import lerobot_writer as writer
 
 # Bump when the writer's output changes for the same spec.
 WRITER_VERSION = 1
-FRANKA_CAMERAS = ("front", "wrist")
 BUILTIN_FILE = "reflex_builtin.json"
-
-# Franka-like statistics (7 joints in rad + one finger opening in m), like tiny-pi0's.
-_STATE_MEAN = [0.0, 0.0, 0.0, -1.5708, 0.0, 1.8675, 0.0, 0.02]
-_STATE_STD = [1.44865, 0.8814, 1.44865, 0.7505, 1.44865, 0.9425, 1.44865, 0.01]
-_LOW = [-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973, 0.0]
-_HIGH = [2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973, 0.04]
+#: The normalizer statistics lerobot's SmolVLA processors save (MEAN_STD by default).
+_STATS = ("mean", "std", "min", "max")
 
 
 def tiny_vlm_config(vocab_size: int) -> dict[str, Any]:
@@ -92,7 +85,7 @@ class SmolVLASpec:
     chunk_size: int
     tokenizer_max_length: int
     num_vlm_layers: int
-    cameras: tuple[str, ...] = FRANKA_CAMERAS
+    cameras: tuple[str, ...] = writer.FRANKA_CAMERAS
     state_dim: int = 8
     action_dim: int = 8
     max_state_dim: int = 32
@@ -101,8 +94,7 @@ class SmolVLASpec:
     seed: int = 0
 
     def digest(self) -> str:
-        text = json.dumps([WRITER_VERSION, attrs.asdict(self)], sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
+        return writer.spec_digest(WRITER_VERSION, self)
 
 
 TINY_SMOLVLA = SmolVLASpec(
@@ -136,25 +128,15 @@ def smolvla_config(
     pad_language_to: str = "longest",
 ) -> dict[str, Any]:
     """A lerobot 0.4.4 ``SmolVLAConfig`` as ``config.json`` (every field, lerobot's defaults)."""
-    input_features: dict[str, Any] = {
-        f"observation.images.{camera}": {"type": "VISUAL", "shape": [3, image_size, image_size]}
-        for camera in cameras
-    }
-    input_features["observation.state"] = {"type": "STATE", "shape": [state_dim]}
     return {
-        "type": "smolvla",
-        "n_obs_steps": 1,
-        "input_features": input_features,
-        "output_features": {"action": {"type": "ACTION", "shape": [action_dim]}},
-        "device": "cpu",
-        "use_amp": False,
+        **writer.lerobot_policy_fields(
+            "smolvla",
+            cameras=cameras,
+            image_size=image_size,
+            state_dim=state_dim,
+            action_dim=action_dim,
+        ),
         "use_peft": False,
-        "push_to_hub": False,
-        "repo_id": None,
-        "private": None,
-        "tags": None,
-        "license": None,
-        "pretrained_path": None,
         "chunk_size": chunk_size,
         "n_action_steps": chunk_size,
         "normalization_mapping": {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"},
@@ -196,18 +178,6 @@ def smolvla_config(
     }
 
 
-def _stats(dim: int) -> dict[str, list[float]]:
-    def cycle(values: list[float]) -> list[float]:
-        return [values[i % len(values)] for i in range(dim)]
-
-    return {
-        "mean": cycle(_STATE_MEAN),
-        "std": cycle(_STATE_STD),
-        "min": cycle(_LOW),
-        "max": cycle(_HIGH),
-    }
-
-
 def _processor_files(config: Mapping[str, Any], tokenizer_name: str) -> dict[str, Any]:
     """The processor JSONs as lerobot 0.4.x's ``make_smolvla_pre_post_processors`` saves them."""
     features = {**config["input_features"], **config["output_features"]}
@@ -232,25 +202,15 @@ def _processor_files(config: Mapping[str, Any], tokenizer_name: str) -> dict[str
                 },
             },
             {"registry_name": "device_processor", "config": {"device": "cpu", "float_dtype": None}},
-            {
-                "registry_name": "normalizer_processor",
-                "config": {"eps": 1e-8, "features": features, "norm_map": norm_map},
-                "state_file": pre_state,
-            },
+            writer.normalizer_step("normalizer_processor", features, norm_map, pre_state),
         ],
     }
     post = {
         "name": "policy_postprocessor",
         "steps": [
-            {
-                "registry_name": "unnormalizer_processor",
-                "config": {
-                    "eps": 1e-8,
-                    "features": config["output_features"],
-                    "norm_map": norm_map,
-                },
-                "state_file": post_state,
-            },
+            writer.normalizer_step(
+                "unnormalizer_processor", config["output_features"], norm_map, post_state
+            ),
             {"registry_name": "device_processor", "config": {"device": "cpu", "float_dtype": None}},
         ],
     }
@@ -291,10 +251,6 @@ def init_weights(model: Any, seed: int) -> None:
                 normal_(module.weight, 0.1, 1.0)
 
 
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-
-
 def write_checkpoint_dir(
     directory: Path,
     config: Mapping[str, Any],
@@ -305,39 +261,29 @@ def write_checkpoint_dir(
     builtin: Mapping[str, Any],
 ) -> Path:
     """Write weights, config, processors + stats, tokenizer and backbone config."""
-    import numpy as np
-    from safetensors.numpy import save_file as save_numpy
-    from safetensors.torch import save_file
-
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        "model." + key: value.detach().contiguous() for key, value in model.state_dict().items()
-    }
-    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    writer.save_weights(model.state_dict(), directory / "model.safetensors")
     files = _processor_files(config, str(config["vlm_model_name"]))
     state_dim = config["input_features"]["observation.state"]["shape"][0]
     action_dim = config["output_features"]["action"]["shape"][0]
-    stats: dict[str, Any] = {}
-    for feature, dim in (("observation.state", state_dim), ("action", action_dim)):
-        for stat, values in _stats(dim).items():
-            stats[f"{feature}.{stat}"] = np.asarray(values, dtype=np.float32)
-    save_numpy(stats, str(directory / files["pre_state"]))
-    save_numpy(stats, str(directory / files["post_state"]))
-    _write_json(directory / "policy_preprocessor.json", files["pre"])
-    _write_json(directory / "policy_postprocessor.json", files["post"])
+    stats = {
+        feature: {k: v for k, v in writer.franka_stats(dim).items() if k in _STATS}
+        for feature, dim in (("observation.state", state_dim), ("action", action_dim))
+    }
+    writer.save_stats(directory, (files["pre_state"], files["post_state"]), stats)
+    writer.write_json(directory / "policy_preprocessor.json", files["pre"])
+    writer.write_json(directory / "policy_postprocessor.json", files["post"])
     if tokenizer is not None:
         tokenizer.save(str(directory / "tokenizer.json"))
     if vlm_config is not None:
         (directory / "vlm").mkdir(exist_ok=True)
-        _write_json(directory / "vlm" / "config.json", vlm_config)
-    _write_json(directory / BUILTIN_FILE, dict(builtin))
-    _write_json(directory / "config.json", dict(config))
+        writer.write_json(directory / "vlm" / "config.json", vlm_config)
+    writer.write_json(directory / BUILTIN_FILE, dict(builtin))
+    writer.write_json(directory / "config.json", dict(config))
     return directory
 
 
 def builtin_config(name: str) -> dict[str, Any]:
-    from reflex_core.models.tiny_tokenizer import tiny_vocabulary  # noqa: F401 (torch-free)
-
     spec = _spec(name)
     return smolvla_config(
         cameras=spec.cameras,
@@ -355,14 +301,7 @@ def builtin_config(name: str) -> dict[str, Any]:
 
 
 def _spec(name: str) -> SmolVLASpec:
-    spec = BUILTIN_SPECS.get(name)
-    if spec is None:
-        raise CheckpointError(
-            f"unknown built-in checkpoint {name!r}; built-ins: {sorted(BUILTIN_SPECS)}",
-            slug="checkpoint-not-found",
-            status=404,
-        )
-    return spec
+    return writer.lookup_spec(BUILTIN_SPECS, name)
 
 
 def write_builtin_checkpoint(name: str, directory: str | Path) -> Path:

@@ -22,7 +22,6 @@ The preprocessing contract is lerobot 0.4.4's SmolVLA pipeline (``processor_smol
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,11 @@ from reflex_core.models.lerobot import (
     PREPROCESSOR_FILE,
     STATE_FEATURE,
     WEIGHTS_FILE,
-    find_tokenizer,
+    claims_type,
     normalization_entry,
-    read_json,
+    read_checkpoint,
     read_normalization,
+    resolve_tokenizer,
 )
 from reflex_core.runtime.io_spec import FlowIO, ImageIO, IOSpec, PromptIO
 from reflex_smolvla.config import (
@@ -62,8 +62,7 @@ TOKENIZER_HINT = (
 _PAD_TOKENS = ("<|im_end|>", "<pad>", "<|endoftext|>")
 
 
-def matches(config: Mapping[str, Any]) -> bool:
-    return isinstance(config, Mapping) and config.get("type") == FAMILY
+matches = claims_type(FAMILY)
 
 
 def vision_patch_positions(options: LoadOptions) -> tuple[str, str]:
@@ -166,24 +165,13 @@ def load_smolvla_checkpoint(directory: Path, options: LoadOptions) -> LoadedPoli
     """
     import torch
 
+    from reflex_core.models.flow import KVPrefixGraph, KVStepGraph, NamedInputsSampler, kv_names
     from reflex_smolvla.checkpoint import load_weights
-    from reflex_smolvla.graphs import (
-        PREFIX_INPUTS,
-        SmolVLAPrefixGraph,
-        SmolVLASampler,
-        SmolVLAStepGraph,
-        kv_names,
-        step_inputs,
-    )
+    from reflex_smolvla.graphs import PREFIX_INPUTS, step_inputs
     from reflex_smolvla.modeling import build_model
 
     directory = Path(directory)
-    weights_path = directory / WEIGHTS_FILE
-    if not weights_path.is_file():
-        raise CheckpointError(
-            f"{directory} has no {WEIGHTS_FILE}", slug="checkpoint-not-found", status=404
-        )
-    config = read_json(directory / "config.json")
+    weights_path, config = read_checkpoint(directory)
     patch_positions, patch_positions_source = vision_patch_positions(options)
     policy_config = parse_policy_config(config, directory, patch_positions)
     normalization, stats_source = read_smolvla_normalization(directory, policy_config)
@@ -194,21 +182,16 @@ def load_smolvla_checkpoint(directory: Path, options: LoadOptions) -> LoadedPoli
         report = load_weights(model, weights_path)
     model.eval()
 
-    tokenizer = options.tokenizer_file or find_tokenizer(directory)
-    if tokenizer is None and policy_config.vlm_dir is not None:
-        tokenizer = find_tokenizer(policy_config.vlm_dir)
-    if tokenizer is not None and not Path(tokenizer).is_file():
-        raise CheckpointError(
-            f"tokenizer file {tokenizer} does not exist", slug="checkpoint-not-found", status=404
-        )
+    # The checkpoint's own tokenizer, else its local backbone's (tiny-smolvla's vlm/).
+    tokenizer = resolve_tokenizer(options.tokenizer_file, directory, policy_config.vlm_dir)
     layers = arch.num_vlm_layers
     graphs = FlowGraphs(
-        prefix=SmolVLAPrefixGraph(model).eval(),
+        prefix=KVPrefixGraph(model, layers).eval(),
         prefix_inputs=PREFIX_INPUTS,
         prefix_outputs=[*kv_names(layers), "prefix_mask", "features"],
-        step=SmolVLAStepGraph(model).eval(),
+        step=KVStepGraph(model, layers).eval(),
         step_inputs=step_inputs(layers),
-        sample_actions=SmolVLASampler(model),
+        sample_actions=NamedInputsSampler(model.sample_actions, PREFIX_INPUTS),
         relative_outputs=("past_k_*", "past_v_*"),
     )
     return LoadedPolicy(
@@ -216,9 +199,9 @@ def load_smolvla_checkpoint(directory: Path, options: LoadOptions) -> LoadedPoli
         graphs=graphs,
         io=smolvla_io_spec(policy_config),
         tokenizer=TokenizerSource(
-            file=Path(tokenizer) if tokenizer is not None else None,
+            file=tokenizer,
             max_length=policy_config.tokenizer_max_length,
-            pad_id=_pad_id(Path(tokenizer) if tokenizer is not None else None),
+            pad_id=_pad_id(tokenizer),
             add_special_tokens=True,
             hint=TOKENIZER_HINT,
         ),

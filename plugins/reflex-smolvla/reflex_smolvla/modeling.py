@@ -39,6 +39,16 @@ from transformers.models.smolvlm.modeling_smolvlm import (
     SmolVLMVisionTransformer,
 )
 
+from reflex_core.models.flow import (
+    build_model_on,
+    eager,
+    euler_integrate,
+    image_token_mask,
+    masked_mean,
+    sinusoidal_frequencies,
+    sinusoidal_time_embedding,
+)
+from reflex_core.runtime.io_spec import FlowIO
 from reflex_smolvla.config import DEFAULT_PATCH_POSITIONS, PATCH_POSITION_RULES, SmolVLAArch
 
 Tensor = torch.Tensor
@@ -47,16 +57,12 @@ ROPE_WAVELENGTH = 10_000
 
 def _llama_config(text: Mapping[str, Any]) -> LlamaConfig:
     fields = {k: v for k, v in text.items() if k not in ("model_type", "architectures")}
-    config = LlamaConfig(**fields)
-    config._attn_implementation = "eager"
-    return config
+    return eager(LlamaConfig(**fields))
 
 
 def _smolvlm_config(vlm: Mapping[str, Any]) -> SmolVLMConfig:
     vision = {k: v for k, v in vlm["vision_config"].items() if k != "model_type"}
-    vision_config = SmolVLMVisionConfig(**vision)
-    # Eager attention: the plain softmax path exports cleanly.
-    vision_config._attn_implementation = "eager"
+    vision_config = eager(SmolVLMVisionConfig(**vision))
     config = SmolVLMConfig(
         vision_config=vision_config,
         text_config=_llama_config(vlm["text_config"]),
@@ -154,10 +160,9 @@ class SmolVLAFlowModel(nn.Module):
         arch = self.arch
         with torch.device("cpu"):
             # lerobot: period = min * (max/min)^linspace(0,1) in float64, 2*pi/period.
-            half = arch.expert_width // 2
-            fraction = torch.linspace(0.0, 1.0, half, dtype=torch.float64)
-            period = arch.min_period * (arch.max_period / arch.min_period) ** fraction
-            self.time_frequencies = (1.0 / period * 2 * math.pi).to(torch.float32)
+            self.time_frequencies = sinusoidal_frequencies(
+                arch.expert_width, arch.min_period, arch.max_period
+            )
             # lerobot apply_rope: timescale = wavelength ** ((2/D) * arange(D/2)) in fp32.
             head_dim = arch.head_dim
             exponents = (2.0 / head_dim) * torch.arange(head_dim // 2, dtype=torch.float32)
@@ -231,11 +236,7 @@ class SmolVLAFlowModel(nn.Module):
         per_image = image_tokens.shape[1]
         image_tokens = image_tokens * (width**0.5)
         image_tokens = image_tokens.reshape(batch, cameras * per_image, width)
-        image_pad = (
-            image_masks.to(torch.bool)[:, :, None]
-            .expand(batch, cameras, per_image)
-            .reshape(batch, cameras * per_image)
-        )
+        image_pad = image_token_mask(image_masks, per_image)
         text = self.text_model.embed_tokens(tokens) * math.sqrt(width)
         state_token = self.state_proj(state.to(torch.float32))[:, None, :]
         embeddings = torch.cat([image_tokens, text, state_token], dim=1)
@@ -291,22 +292,14 @@ class SmolVLAFlowModel(nn.Module):
             past_v.append(v)
             hidden = attn.o_proj(self._attend(q, k, v, visible)) + hidden
             hidden = layer.mlp(layer.post_attention_layernorm(hidden)) + hidden
-        final = self.text_model.norm(hidden)
-        weights = pad.to(final.dtype)[..., None]
-        features = (final * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-        return past_k, past_v, pad, features
+        return past_k, past_v, pad, masked_mean(self.text_model.norm(hidden), pad)
 
     # -- expert -----------------------------------------------------------------------------------
 
     def time_embedding(self, t: Tensor) -> Tensor:
-        """Sinusoidal embedding of the flow time (B,) -> (B, expert width): [sin, cos].
-
-        lerobot multiplies in float64 (on CPU) and casts the result to fp32; we stay in fp32 so
-        the graph has no double kernels. The angle reaches ~2*pi/min_period = 1571 rad at t=1,
-        where fp32 rounding is ~1e-4 rad.
-        """
-        angles = t.to(torch.float32)[:, None] * self.time_frequencies[None, :]
-        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        """Sinusoidal embedding of the flow time (B,) -> (B, expert width): [sin, cos] (fp32; see
+        :func:`~reflex_core.models.flow.sinusoidal_time_embedding`)."""
+        return sinusoidal_time_embedding(t, self.time_frequencies)
 
     def embed_suffix(self, x_t: Tensor, t: Tensor) -> Tensor:
         """The expert's input tokens: action + time fused by an MLP (B, T, expert width)."""
@@ -389,12 +382,12 @@ class SmolVLAFlowModel(nn.Module):
         past_k, past_v, prefix_mask, _ = self.prefix_kv(
             images, image_masks, tokens, token_masks, state
         )
-        dt = -1.0 / num_steps
-        x_t = noise
-        for step in range(num_steps):
-            t = x_t.new_full((x_t.shape[0],), 1.0 + step * dt)
-            x_t = x_t + dt * self.denoise_step(x_t, t, prefix_mask, past_k, past_v)
-        return x_t
+        return euler_integrate(
+            lambda x_t, t: self.denoise_step(x_t, t, prefix_mask, past_k, past_v),
+            noise,
+            num_steps,
+            FlowIO(t_start=1.0, t_end=0.0),
+        )
 
 
 def _patch_position_ids(
@@ -422,12 +415,4 @@ def build_model(arch: SmolVLAArch, device: str | torch.device | None = None) -> 
     :param device: ``"meta"`` builds without allocating weights (then load them with
         :func:`reflex_smolvla.checkpoint.load_weights`); default CPU with the stock init.
     """
-    if device is not None and torch.device(device).type == "meta":
-        with torch.device("meta"):
-            model = SmolVLAFlowModel(arch)
-        model.reset_nonpersistent_buffers()
-    else:
-        model = SmolVLAFlowModel(arch)
-        if device is not None:
-            model = model.to(device)
-    return model.eval()
+    return build_model_on(SmolVLAFlowModel, arch, device=device)

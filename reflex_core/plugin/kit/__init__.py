@@ -5,5 +5,7 @@
 * :mod:`~reflex_core.plugin.kit.jsonl`: crash-safe, rotated JSONL logs (audit, shadow, dataset);
 * :mod:`~reflex_core.plugin.kit.latency`: duration parsing and rolling latency percentiles;
 * :mod:`~reflex_core.plugin.kit.collectors`: Prometheus collectors on the server's registry;
-* :mod:`~reflex_core.plugin.kit.observation_age`: how old an observation is when it is served.
+* :mod:`~reflex_core.plugin.kit.observation_age`: how old an observation is when it is served;
+* :mod:`~reflex_core.plugin.kit.overload`: back-off turns for refused callers, a log that does
+  not grow with the refusals.
 """

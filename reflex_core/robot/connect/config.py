@@ -28,9 +28,11 @@ from reflex_core.plugin.options import (
     Option,
     load_toml_config,
     non_negative_float,
+    options_of,
     positive_float,
     positive_int,
     resolve_options,
+    setting,
 )
 
 SECTION = "connect"
@@ -49,115 +51,85 @@ def _command(value: Any) -> tuple[str, ...]:
     return argv
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("--server", "the reflex server, e.g. http://127.0.0.1:8000", metavar="URL"),
-    Option(
-        "--observe-command",
+@attrs.frozen
+class ConnectConfig:
+    """The resolved options. Each field is one setting: its flag (``--observe-command``), its
+    key in the ``[connect]`` table (``observe-command``) and its check come from here."""
+
+    server: str = setting(
+        "the reflex server, e.g. http://127.0.0.1:8000", default=attrs.NOTHING, metavar="URL"
+    )
+    observe_command: tuple[str, ...] = setting(
         "prints one observation JSON per line; long-running (read line by line, the newest "
         "line each step) unless --observe-mode once",
+        default=attrs.NOTHING,
         type=_command,
         metavar="CMD",
-    ),
-    Option(
-        "--act-command",
+    )
+    act_command: tuple[str, ...] = setting(
         "receives each action chunk JSON on stdin; exit 0 = applied, anything else safe-stops",
+        default=attrs.NOTHING,
         type=_command,
         metavar="CMD",
-    ),
-    Option(
-        "--safe-stop-command",
+    )
+    safe_stop_command: tuple[str, ...] | None = setting(
         "receives the safe-stop JSON (reason, message, session_id) on stdin, once, on failure",
         type=_command,
         metavar="CMD",
-    ),
-    Option(
-        "--safe-stop-timeout-s",
-        "how long the safe-stop command may take before it is killed (default 5)",
+    )
+    safe_stop_timeout_s: float = setting(
+        "how long the safe-stop command may take before it is killed",
         type=positive_float,
         default=5.0,
-        metavar="S",
-    ),
-    Option(
-        "--command-timeout-s",
-        "longest wait for an observation line, and longest an act command may run (default 2)",
+    )
+    command_timeout_s: float = setting(
+        "longest wait for an observation line, and longest an act command may run",
         type=positive_float,
         default=2.0,
-        metavar="S",
-    ),
-    Option(
-        "--request-timeout-s",
-        "longest wait for the server's chunk (default 5); past it: transport_error",
+    )
+    request_timeout_s: float = setting(
+        "longest wait for the server's chunk (default {default}); past it: transport_error",
         type=positive_float,
         default=5.0,
-        metavar="S",
-    ),
-    Option(
-        "--rate-hz",
+    )
+    rate_hz: float | None = setting(
         f"control steps per second (default: the embodiment's, else {DEFAULT_RATE_HZ:g})",
         type=positive_float,
-        metavar="HZ",
-    ),
-    Option("--api-key", f"bearer token for the server (or set {API_KEY_ENV})", metavar="KEY"),
-    Option("--max-steps", "stop after N control steps", type=positive_int, metavar="N"),
-    Option("--prompt", "the task prompt when observations carry none", metavar="TEXT"),
-    Option(
-        "--embodiment",
+    )
+    api_key: str | None = setting(
+        f"bearer token for the server (or set {API_KEY_ENV})", metavar="KEY", repr=False
+    )
+    max_steps: int | None = setting("stop after N control steps", type=positive_int)
+    prompt: str | None = setting("the task prompt when observations carry none", metavar="TEXT")
+    embodiment: str | None = setting(
         "check observations against this embodiment (state length) and take its control rate",
         metavar="NAME",
-    ),
-    Option(
-        "--observe-mode",
-        "stream: one long-running observe command (default); once: run it per step and read "
-        "its first line",
+    )
+    observe_mode: str = setting(
+        "stream: one long-running observe command (default {default}); once: run it per step "
+        "and read its first line",
         choices=OBSERVE_MODES,
         default="stream",
-    ),
-    Option(
-        "--transport",
-        "auto (WebSocket, else HTTP), ws or http",
-        choices=("auto", "ws", "http"),
-        default="auto",
-    ),
-    Option(
-        "--reconnect-budget-s",
-        "time allowed to re-open a dropped connection before safe-stopping (default 0: a "
-        "dropped connection safe-stops at once)",
+    )
+    transport: str = setting(
+        "auto (WebSocket, else HTTP), ws or http", choices=("auto", "ws", "http"), default="auto"
+    )
+    reconnect_budget_s: float = setting(
+        "time allowed to re-open a dropped connection before safe-stopping (default "
+        "{default}: a dropped connection safe-stops at once)",
         type=non_negative_float,
         default=0.0,
-        metavar="S",
-    ),
-    Option(
-        "--connect-timeout-s",
-        "how long to wait for the server to be ready at start-up (default 30)",
+    )
+    connect_timeout_s: float = setting(
+        "how long to wait for the server to be ready at start-up",
         type=positive_float,
         default=30.0,
-        metavar="S",
-    ),
-    Option("--episode-id", "sent with every observation", metavar="ID"),
-)
+    )
+    episode_id: str | None = setting("sent with every observation", metavar="ID")
 
 
-@attrs.frozen
-class ConnectConfig:
-    """The resolved options (see :data:`OPTIONS`)."""
-
-    server: str
-    observe_command: tuple[str, ...]
-    act_command: tuple[str, ...]
-    safe_stop_command: tuple[str, ...] | None = None
-    safe_stop_timeout_s: float = 5.0
-    command_timeout_s: float = 2.0
-    request_timeout_s: float = 5.0
-    rate_hz: float | None = None
-    api_key: str | None = attrs.field(default=None, repr=False)
-    max_steps: int | None = None
-    prompt: str | None = None
-    embodiment: str | None = None
-    observe_mode: str = "stream"
-    transport: str = "auto"
-    reconnect_budget_s: float = 0.0
-    connect_timeout_s: float = 30.0
-    episode_id: str | None = None
+#: ``reflex connect``'s flags and ``[connect]`` keys, derived from :class:`ConnectConfig`.
+OPTIONS: tuple[Option, ...] = options_of(ConnectConfig)
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -18,20 +18,16 @@ from typing import Any, Unpack
 import httpx
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from reflex_core.robot.sdk.errors import TransportError
 from reflex_core.robot.sdk.sansio import (
-    NotReady,
     ObservationFields,
     PendingObservation,
+    Plan,
     StreamCore,
     chunk_from_payload,
     json_body,
-    time_left,
+    resume,
 )
-
-_RETRYABLE = (OSError, WebSocketException, httpx.TransportError, asyncio.TimeoutError)
 
 
 class AsyncActionStream(StreamCore):
@@ -46,7 +42,7 @@ class AsyncActionStream(StreamCore):
     async def connect(self) -> AsyncActionStream:
         self._check_not_closed()
         if self.transport is None:
-            await self._open(time.monotonic() + self.connect_timeout_s)
+            await self._run(self._open_plan(time.monotonic() + self.connect_timeout_s))
         return self
 
     async def close(self) -> None:
@@ -65,66 +61,40 @@ class AsyncActionStream(StreamCore):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    async def _run(self, plan: Plan) -> Any:
+        """Run a plan of :class:`StreamCore` (connect, reconnect, retry), awaiting its I/O."""
+        outcome: Any = None
+        failure: BaseException | None = None
+        while True:
+            step, value = resume(plan, outcome, failure)
+            if step is None:
+                return value
+            name, args = step
+            try:
+                outcome, failure = await getattr(self, name)(*args), None
+            except BaseException as exc:  # thrown into the plan, which decides
+                outcome, failure = None, exc
+
     async def _health(self) -> None:
         async with httpx.AsyncClient(headers=self._headers, timeout=5.0) as client:
             response = await client.get(self.endpoints.health)
         self._check_health(response.status_code, json_body(response))
 
-    async def _open(self, deadline: float) -> None:
-        delays = self.backoff.delays()
-        last: BaseException | None = None
-        while True:
-            try:
-                if self.wait_ready:
-                    await self._health()
-                await self._open_once(deadline)
-                return
-            except NotReady as exc:
-                last = exc.error
-            except InvalidStatus as exc:
-                raise self._handshake_error(exc) from None
-            except _RETRYABLE as exc:
-                last = exc
-            target = f"the server at {self.endpoints.base}"
-            await asyncio.sleep(self._retry_delay(delays, last, deadline, target))
+    async def _sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
-    async def _open_once(self, deadline: float) -> None:
-        if self._http_only:
-            self._use_http()
-            return
-        try:
-            self._ws = await ws_connect(self.endpoints.ws, **self._ws_connect_options(deadline))
-        except InvalidStatus as exc:
-            if self._falls_back_to_http(exc):
-                self._use_http()
-                return
-            raise
-        self.transport = "ws"
+    async def _ws_connect(self, deadline: float) -> ClientConnection:
+        return await ws_connect(self.endpoints.ws, **self._ws_connect_options(deadline))
 
     def _use_http(self) -> None:
         if self._http is None:
             self._http = httpx.AsyncClient(**self._http_client_options())
         self.transport = "http"
 
-    async def _reconnect(self, cause: BaseException) -> None:
-        if self._closed:
-            raise self._closed_error()
-        deadline = time.monotonic() + self.backoff.budget_s
-        while True:
-            if self._ws is not None:
-                await self._ws.close()
-                self._ws = None
-            try:
-                await self._open(deadline)
-            except TransportError as exc:
-                raise self._reconnect_failed(cause, exc) from exc
-            try:
-                for item in self._reopened():
-                    await self._send_ws(item)
-                return
-            except ConnectionClosed as exc:
-                cause = exc
-                self._check_resend_deadline(deadline, exc)
+    async def _close_ws(self) -> None:
+        assert self._ws is not None
+        await self._ws.close()
+        self._ws = None
 
     # ------------------------------------------------------------------------ requests
 
@@ -137,15 +107,13 @@ class AsyncActionStream(StreamCore):
     ) -> int:
         """Send one observation; returns its ``seq``. See ``ActionStream.send_observation``."""
         await self.connect()
+        if wait_s := self.back_off_s:
+            await asyncio.sleep(wait_s)
         item = self.encoder.encode(state, images, prompt, **fields)
         if self.transport == "http":
             self._send_over_http(item)
             return item.seq
-        self._pending.add(item)
-        try:
-            await self._send_ws(item)
-        except ConnectionClosed as exc:
-            await self._reconnect(exc)
+        await self._run(self._send_ws_plan(item))
         return item.seq
 
     async def _send_ws(self, item: PendingObservation) -> None:
@@ -157,30 +125,12 @@ class AsyncActionStream(StreamCore):
         self._http_pending.append((item, task))
 
     async def _post(self, item: PendingObservation) -> Any:
-        """The HTTP transport's request, as a task. A connection error (the server restarting)
-        is retried with backoff within the budget, after waiting for /health to say ready; the
-        request_id makes a retry safe."""
+        """The HTTP transport's request, as a task (see ``StreamCore._post_plan``)."""
+        return await self._run(self._post_plan(item))
+
+    async def _http_post(self, payload: Any) -> httpx.Response:
         assert self._http is not None
-        delays = self.backoff.delays()
-        deadline: float | None = None
-        last: BaseException | None = None
-        while True:
-            try:
-                if deadline is not None and self.wait_ready:
-                    await self._health()
-                response = await self._http.post(self.endpoints.act, json=item.payload)
-            except NotReady as exc:
-                last = exc.error
-            except httpx.TransportError as exc:
-                last = exc
-            else:
-                if deadline is not None:
-                    self.reconnects += 1
-                return self._http_answer(response)
-            if self._closed:
-                raise self._closed_error() from last
-            deadline = deadline or time.monotonic() + self.backoff.budget_s
-            await asyncio.sleep(self._retry_delay(delays, last, deadline, self.endpoints.act))
+        return await self._http.post(self.endpoints.act, json=payload)
 
     async def recv_action(self, timeout: float | None = None) -> dict[str, Any]:
         """The chunk for the oldest unanswered observation. See ``ActionStream.recv_action``."""
@@ -202,22 +152,12 @@ class AsyncActionStream(StreamCore):
         return chunk_from_payload(payload, item)
 
     async def _recv_ws(self, timeout: float | None) -> dict[str, Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = self._ws_wait_s(deadline, timeout)
-            assert self._ws is not None
-            try:
-                text = await asyncio.wait_for(self._ws.recv(), remaining)
-            except TimeoutError:
-                continue  # the deadline check above raises
-            except ConnectionClosed as exc:
-                await self._reconnect(exc)
-                if self.transport == "http":
-                    return await self._recv_http(time_left(deadline))
-                continue
-            chunk = self._ws_answer(text)
-            if chunk is not None:
-                return chunk
+        chunk: dict[str, Any] = await self._run(self._recv_ws_plan(timeout))
+        return chunk
+
+    async def _ws_recv(self, timeout: float | None) -> str | bytes:
+        assert self._ws is not None
+        return await asyncio.wait_for(self._ws.recv(), timeout)
 
     async def act(
         self,

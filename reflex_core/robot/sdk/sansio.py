@@ -1,5 +1,12 @@
 """What the sync and asyncio streams share: endpoints, reconnect backoff, observation encoding,
-chunk decoding, and :class:`StreamCore`, the stream minus its I/O. No I/O happens here."""
+chunk decoding, and :class:`StreamCore`, the stream minus its I/O. No I/O happens here.
+
+The connect, reconnect and retry loops are written once, as *plans*: generators that yield
+each I/O step they need as ``(method name, arguments)`` and are sent its result back (or have
+its exception thrown in, where they catch it as a loop would). A stream runs a plan with
+:func:`resume` and its own I/O methods: blocking in ``ActionStream._run``, awaited in
+``AsyncActionStream._run``.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,15 @@ import collections
 import json
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
+import httpx
 import numpy as np
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from reflex_core.errors import ConfigError, ReflexError, ValidationError
 from reflex_core.robot.sdk.errors import (
@@ -28,6 +37,13 @@ from reflex_core.wire.parse import parse_action_chunk
 
 TRANSPORTS = ("auto", "ws", "http")
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+# Failures that mean "the server is not there (yet)": worth another try within the budget.
+RETRYABLE = (OSError, WebSocketException, httpx.TransportError)
+
+#: One I/O step of a plan: the name of the stream's method and its arguments.
+Step = tuple[str, tuple[Any, ...]]
+#: A plan (see the module's docstring) that ends by returning a value of the last type.
+Plan = Generator[Step, Any, Any]
 _SUFFIXES = ("/ws", "/act", "/health")
 
 
@@ -442,6 +458,7 @@ class StreamCore:
         # HTTP requests in flight, oldest first: (observation, the stream's future or task)
         self._http_pending: collections.deque[tuple[PendingObservation, Any]] = collections.deque()
         self._closed = False
+        self._resume_at = 0.0  # time.monotonic() before which the server asked not to send
 
     # ------------------------------------------------------------------------ properties
 
@@ -454,6 +471,15 @@ class StreamCore:
         return self.encoder.embodiment
 
     @property
+    def back_off_s(self) -> float:
+        """Seconds until the server's last back-off hint runs out (0 when there is none): the
+        ``metadata.fallback.retry_after_s`` of a chunk answered while the server was refusing
+        work (overload). ``send_observation`` waits it out before sending; a control
+        loop can wait before it captures the observation, so what it sends is fresh. (A 429/503
+        error is raised to the caller with its ``retry_after_s``; the caller decides.)"""
+        return max(0.0, self._resume_at - time.monotonic())
+
+    @property
     def pending(self) -> int:
         """Observations sent and not answered yet."""
         return len(self._http_pending) if self.transport == "http" else len(self._pending)
@@ -464,6 +490,125 @@ class StreamCore:
         """Start ``POST /act`` for ``item`` without waiting for it, and append ``(item, its
         future or task)`` to ``_http_pending``."""
         raise NotImplementedError
+
+    def _use_http(self) -> None:
+        """Switch to the HTTP transport (making its client on first use; no I/O)."""
+        raise NotImplementedError
+
+    # The I/O steps the plans below yield (blocking, or coroutines in the asyncio stream):
+    # ``_health()`` (raises NotReady), ``_ws_connect(deadline)`` -> the open connection,
+    # ``_close_ws()``,
+    # ``_send_ws(item)``, ``_ws_recv(timeout)`` -> a frame (raises TimeoutError),
+    # ``_recv_http(timeout)`` -> a chunk, ``_http_post(payload)`` -> the httpx response,
+    # ``_sleep(seconds)``.
+
+    # ------------------------------------------------------------------------ plans
+
+    def _open_plan(self, deadline: float) -> Plan:
+        """Connect (after ``/health`` says ready, unless ``wait_ready`` is off), retrying with
+        backoff until ``deadline``; a handshake the server refused is its typed error."""
+        delays = self.backoff.delays()
+        while True:
+            try:
+                if self.wait_ready:
+                    yield "_health", ()
+                yield from self._open_once_plan(deadline)
+                return
+            except NotReady as exc:
+                last: BaseException = exc.error
+            except InvalidStatus as exc:
+                raise self._handshake_error(exc) from None
+            except RETRYABLE as exc:
+                last = exc
+            target = f"the server at {self.endpoints.base}"
+            yield "_sleep", (self._retry_delay(delays, last, deadline, target),)
+
+    def _open_once_plan(self, deadline: float) -> Plan:
+        """One try: the WebSocket unless HTTP was asked for (or fallen back to); a handshake
+        refused by something that is not Reflex falls back to HTTP ``/act`` under ``auto``."""
+        if not self._http_only:
+            try:
+                self._ws = yield "_ws_connect", (deadline,)
+                self.transport = "ws"
+                return
+            except InvalidStatus as exc:
+                if not self._falls_back_to_http(exc):
+                    raise
+        self._use_http()
+
+    def _reconnect_plan(self, cause: BaseException) -> Plan:
+        """Re-open a dropped WebSocket within the backoff budget and send every unanswered
+        observation again (over HTTP if it came back without WebSockets)."""
+        if self._closed:
+            raise self._closed_error()
+        deadline = time.monotonic() + self.backoff.budget_s
+        while True:
+            if self._ws is not None:
+                yield "_close_ws", ()
+            try:
+                yield from self._open_plan(deadline)
+            except TransportError as exc:
+                raise self._reconnect_failed(cause, exc) from exc
+            try:
+                for item in self._reopened():
+                    yield "_send_ws", (item,)
+                return
+            except ConnectionClosed as exc:  # dropped again while resending
+                cause = exc
+                self._check_resend_deadline(deadline, exc)
+
+    def _send_ws_plan(self, item: PendingObservation) -> Plan:
+        """Send an observation over the WebSocket; a dropped connection is re-opened, which
+        sends it again with the other unanswered ones."""
+        self._pending.add(item)
+        try:
+            yield "_send_ws", (item,)
+        except ConnectionClosed as exc:
+            yield from self._reconnect_plan(exc)
+
+    def _recv_ws_plan(self, timeout: float | None) -> Plan:
+        """The chunk for the oldest observation sent over the WebSocket, within ``timeout``
+        seconds (None: no limit), re-opening a dropped connection on the way; if it came back
+        over HTTP, the chunk arrives that way."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = self._ws_wait_s(deadline, timeout)
+            try:
+                text = yield "_ws_recv", (remaining,)
+            except TimeoutError:
+                continue  # the deadline check above raises
+            except ConnectionClosed as exc:
+                yield from self._reconnect_plan(exc)
+                if self.transport == "http":
+                    return (yield "_recv_http", (time_left(deadline),))
+                continue
+            chunk = self._ws_answer(text)
+            if chunk is not None:
+                return chunk
+
+    def _post_plan(self, item: PendingObservation) -> Plan:
+        """The HTTP transport's ``POST /act`` -> the chunk payload. A connection error (the
+        server restarting) is retried with backoff within the budget, after waiting for
+        ``/health`` to say ready; the request_id makes a retry safe."""
+        delays = self.backoff.delays()
+        deadline: float | None = None
+        while True:
+            try:
+                if deadline is not None and self.wait_ready:
+                    yield "_health", ()
+                response = yield "_http_post", (item.payload,)
+            except NotReady as exc:
+                last: BaseException = exc.error
+            except httpx.TransportError as exc:
+                last = exc
+            else:
+                if deadline is not None:
+                    self.reconnects += 1
+                return self._http_answer(response)
+            if self._closed:
+                raise self._closed_error() from last
+            deadline = deadline or time.monotonic() + self.backoff.budget_s
+            yield "_sleep", (self._retry_delay(delays, last, deadline, self.endpoints.act),)
 
     # ------------------------------------------------------------------------ sending
 
@@ -580,11 +725,21 @@ class StreamCore:
 
     # ------------------------------------------------------------------------ answers
 
-    @staticmethod
-    def _http_answer(response: Any) -> Any:
-        """An httpx response of ``POST /act`` -> the chunk payload, or its typed error."""
+    def _note_back_off(self, payload: Any) -> None:
+        """Remember the back-off hint of a chunk (see :attr:`back_off_s`)."""
+        metadata = payload.get("metadata") if isinstance(payload, Mapping) else None
+        fallback = metadata.get("fallback") if isinstance(metadata, Mapping) else None
+        hint = fallback.get("retry_after_s") if isinstance(fallback, Mapping) else None
+        if isinstance(hint, int | float) and 0 < hint < float("inf"):
+            self._resume_at = max(self._resume_at, time.monotonic() + float(hint))
+
+    def _http_answer(self, response: Any) -> Any:
+        """An httpx response of ``POST /act`` -> the chunk payload (its back-off hint noted),
+        or its typed error."""
         if response.status_code == 200:
-            return json_body(response)
+            payload = json_body(response)
+            self._note_back_off(payload)
+            return payload
         raise error_from_payload(
             response.status_code,
             json_body(response),
@@ -621,9 +776,20 @@ class StreamCore:
             return None
         if frame.get("type") == "error":
             raise typed_error_frame(frame)
+        self._note_back_off(frame)
         if item is True:
             raise ServerError(f"a seq-less frame that is not an error: {text[:200]!r}")
         return chunk_from_payload(frame, item)
+
+
+def resume(plan: Plan, outcome: Any, failure: BaseException | None) -> tuple[Step | None, Any]:
+    """Hand ``plan`` what its last step returned (``outcome``) or raised (``failure``):
+    ``(its next step, None)``, or ``(None, what it returned)`` once it has finished."""
+    try:
+        step = plan.send(outcome) if failure is None else plan.throw(failure)
+    except StopIteration as done:
+        return None, done.value
+    return step, None
 
 
 def time_left(deadline: float | None) -> float | None:

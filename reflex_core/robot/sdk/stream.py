@@ -27,23 +27,18 @@ from collections.abc import Mapping
 from typing import Any, Unpack
 
 import httpx
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from reflex_core.robot.sdk.errors import TransportError
 from reflex_core.robot.sdk.sansio import (
-    NotReady,
     ObservationFields,
     PendingObservation,
+    Plan,
     StreamCore,
     chunk_from_payload,
     json_body,
-    time_left,
+    resume,
 )
-
-# Failures that mean "the server is not there (yet)": worth another try within the budget.
-_RETRYABLE = (OSError, WebSocketException, httpx.TransportError)
 
 
 class ActionStream(StreamCore):
@@ -74,7 +69,7 @@ class ActionStream(StreamCore):
         ``connect_timeout_s``). Called by ``with`` and by the first send."""
         self._check_not_closed()
         if self.transport is None:
-            self._open(time.monotonic() + self.connect_timeout_s)
+            self._run(self._open_plan(time.monotonic() + self.connect_timeout_s))
         return self
 
     def close(self) -> None:
@@ -94,44 +89,32 @@ class ActionStream(StreamCore):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _run(self, plan: Plan) -> Any:
+        """Run a plan of :class:`StreamCore` (connect, reconnect, retry) with blocking I/O."""
+        outcome: Any = None
+        failure: BaseException | None = None
+        while True:
+            step, value = resume(plan, outcome, failure)
+            if step is None:
+                return value
+            name, args = step
+            try:
+                outcome, failure = getattr(self, name)(*args), None
+            except BaseException as exc:  # thrown into the plan, which decides
+                outcome, failure = None, exc
+
     def _health(self) -> None:
         response = httpx.get(self.endpoints.health, headers=self._headers, timeout=5.0)
         self._check_health(response.status_code, json_body(response))
 
-    def _open(self, deadline: float) -> None:
-        """Connect, retrying with backoff until ``deadline``."""
-        delays = self.backoff.delays()
-        last: BaseException | None = None
-        while True:
-            try:
-                if self.wait_ready:
-                    self._health()
-                self._open_once(deadline)
-                return
-            except NotReady as exc:
-                last = exc.error
-            except InvalidStatus as exc:
-                raise self._handshake_error(exc) from None
-            except _RETRYABLE as exc:
-                last = exc
-            target = f"the server at {self.endpoints.base}"
-            time.sleep(self._retry_delay(delays, last, deadline, target))
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
-    def _open_once(self, deadline: float) -> None:
-        if self._http_only:
-            self._use_http()
-            return
-        try:
-            connection = ws_connect(self.endpoints.ws, **self._ws_connect_options(deadline))
-            # The stream owns the connection's lifetime (close()); entering it is what
-            # websockets >= 17.1 wants from code that does not use a `with` block.
-            self._ws = connection.__enter__()
-        except InvalidStatus as exc:
-            if self._falls_back_to_http(exc):
-                self._use_http()
-                return
-            raise
-        self.transport = "ws"
+    def _ws_connect(self, deadline: float) -> ClientConnection:
+        connection = ws_connect(self.endpoints.ws, **self._ws_connect_options(deadline))
+        # The stream owns the connection's lifetime (close()); entering it is what
+        # websockets >= 17.1 wants from code that does not use a `with` block.
+        return connection.__enter__()
 
     def _use_http(self) -> None:
         if self._http is None:
@@ -141,26 +124,10 @@ class ActionStream(StreamCore):
             )
         self.transport = "http"
 
-    def _reconnect(self, cause: BaseException) -> None:
-        """Re-open a dropped WebSocket and send every unanswered observation again."""
-        if self._closed:
-            raise self._closed_error()
-        deadline = time.monotonic() + self.backoff.budget_s
-        while True:
-            if self._ws is not None:
-                self._ws.close()
-                self._ws = None
-            try:
-                self._open(deadline)
-            except TransportError as exc:
-                raise self._reconnect_failed(cause, exc) from exc
-            try:
-                for item in self._reopened():
-                    self._send_ws(item)
-                return
-            except ConnectionClosed as exc:  # dropped again while resending
-                cause = exc
-                self._check_resend_deadline(deadline, exc)
+    def _close_ws(self) -> None:
+        assert self._ws is not None
+        self._ws.close()
+        self._ws = None
 
     # ------------------------------------------------------------------------ requests
 
@@ -180,17 +147,18 @@ class ActionStream(StreamCore):
         :param fields: ``seq``, ``capture_time_ns`` (wall-clock capture time, default now; the
             chunk's timings are keyed to it), ``request_id``, ``max_gpu_seconds``,
             ``episode_id`` (see :class:`~reflex_core.robot.sdk.sansio.ObservationFields`).
+
+        When the server's last chunk asked to back off (:attr:`back_off_s`: it is refusing work),
+        this first waits that out.
         """
         self.connect()
+        if wait_s := self.back_off_s:
+            time.sleep(wait_s)
         item = self.encoder.encode(state, images, prompt, **fields)
         if self.transport == "http":
             self._send_over_http(item)
             return item.seq
-        self._pending.add(item)
-        try:
-            self._send_ws(item)
-        except ConnectionClosed as exc:
-            self._reconnect(exc)  # resends it with the others
+        self._run(self._send_ws_plan(item))
         return item.seq
 
     def _send_ws(self, item: PendingObservation) -> None:
@@ -202,30 +170,12 @@ class ActionStream(StreamCore):
         self._http_pending.append((item, self._executor.submit(self._post, item)))
 
     def _post(self, item: PendingObservation) -> Any:
-        """The HTTP transport's request, in the worker thread. A connection error (the server
-        restarting) is retried with backoff within the budget, after waiting for /health to
-        say ready; the request_id makes a retry safe."""
+        """The HTTP transport's request, in the worker thread (see ``StreamCore._post_plan``)."""
+        return self._run(self._post_plan(item))
+
+    def _http_post(self, payload: Any) -> httpx.Response:
         assert self._http is not None
-        delays = self.backoff.delays()
-        deadline: float | None = None
-        last: BaseException | None = None
-        while True:
-            try:
-                if deadline is not None and self.wait_ready:
-                    self._health()
-                response = self._http.post(self.endpoints.act, json=item.payload)
-            except NotReady as exc:
-                last = exc.error
-            except httpx.TransportError as exc:
-                last = exc
-            else:
-                if deadline is not None:
-                    self.reconnects += 1
-                return self._http_answer(response)
-            if self._closed:
-                raise self._closed_error() from last
-            deadline = deadline or time.monotonic() + self.backoff.budget_s
-            time.sleep(self._retry_delay(delays, last, deadline, self.endpoints.act))
+        return self._http.post(self.endpoints.act, json=payload)
 
     def recv_action(self, timeout: float | None = None) -> dict[str, Any]:
         """The chunk for the oldest unanswered observation (chunks come back in order).
@@ -257,22 +207,12 @@ class ActionStream(StreamCore):
         return chunk_from_payload(payload, item)
 
     def _recv_ws(self, timeout: float | None) -> dict[str, Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = self._ws_wait_s(deadline, timeout)
-            assert self._ws is not None
-            try:
-                text = self._ws.recv(timeout=remaining)
-            except TimeoutError:
-                continue  # the deadline check above raises
-            except ConnectionClosed as exc:
-                self._reconnect(exc)
-                if self.transport == "http":
-                    return self._recv_http(time_left(deadline))
-                continue
-            chunk = self._ws_answer(text)
-            if chunk is not None:
-                return chunk
+        chunk: dict[str, Any] = self._run(self._recv_ws_plan(timeout))
+        return chunk
+
+    def _ws_recv(self, timeout: float | None) -> str | bytes:
+        assert self._ws is not None
+        return self._ws.recv(timeout=timeout)
 
     def act(
         self,
