@@ -350,3 +350,36 @@ def test_the_random_weight_tiny_model_scores_what_chance_gives(tmp_path: Path) -
     assert len(episodes) == 3 and all(r["error"] is None for r in episodes)
     assert all(r["chunks"] >= 1 for r in episodes)  # the policy really acted
     assert summary["successes"] == 0, summary
+
+
+def test_the_eval_script_runs_reflex_eval_lines_that_parse() -> None:
+    """``scripts/eval.sh`` (the documented one command: the expert check, the tiny model's sweep,
+    the report) is only run by hand; a renamed flag or sweep key must fail here instead."""
+    import re
+    import shlex
+
+    from reflex_core.cli import build_parser
+    from reflex_core.plugin.manager import make_plugin_manager
+
+    text = (Path(__file__).parents[1] / "scripts" / "eval.sh").read_text().replace("\\\n", " ")
+    # the script's defaults (name=${NAME:-default}) for its variables
+    defaults = dict(re.findall(r"^(\w+)=\$\{[A-Z_0-9]+:-([^}]+)\}", text, re.MULTILINE))
+    assert {"episodes", "sweep", "max_steps", "out"} <= set(defaults), defaults
+    text = text.replace('"${sweep_args[@]}"', f"--sweep {defaults['sweep']}")
+    for name, value in sorted(defaults.items(), key=lambda item: -len(item[0])):
+        text = text.replace(f"${name}", value)
+    commands = [
+        line.split('"$reflex"', 1)[1].split("|")[0]
+        for line in text.splitlines()
+        if line.lstrip().startswith('"$reflex" eval')
+    ]
+    assert len(commands) == 3, commands  # expert, sweep, report
+    parser = build_parser(make_plugin_manager())
+    expert, swept, report = (parser.parse_args(shlex.split(c)) for c in commands)
+    assert expert.expert and expert.env == "metaworld/reach-v3"
+    assert swept.artifact is not None and swept.env == "metaworld/reach-v3"
+    assert report.eval_command == "report"
+    points = parse_sweep(swept.sweep)
+    assert len(points) == 3
+    for point in points:  # every swept key is a serve flag `reflex serve` takes
+        parser.parse_args(["serve", "artifact", *point_serve_flags(point)])
