@@ -75,7 +75,15 @@ def served(
     with tempfile.TemporaryDirectory(prefix="reflex-eval-server-") as work:
         argv = plan.argv(port, extra_flags)
         log.info("starting %s", " ".join(argv[2:]))
-        server = ServerProcess(argv, base, Path(work) / "server.log", slug="eval-server-failed")
+        # Each server its own state directory: servers of a sweep or of --server-per-worker run
+        # at once, and two of them must not contend for one guard audit log.
+        server = ServerProcess(
+            argv,
+            base,
+            Path(work) / "server.log",
+            slug="eval-server-failed",
+            env={"REFLEX_STATE_DIR": str(Path(work) / "state")},
+        )
         try:
             health = server.wait_ready(plan.ready_timeout_s)
             yield base, health

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,20 @@ class ServerProcess:
     """A ``reflex`` server as a child process; failures to start raise ``slug``."""
 
     def __init__(
-        self, argv: list[str], base: str, log_path: Path, *, slug: str = "server-failed"
+        self,
+        argv: list[str],
+        base: str,
+        log_path: Path,
+        *,
+        slug: str = "server-failed",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.base = base
         self.slug = slug
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, env=child_env(),
+            argv, stdout=self._log, stderr=subprocess.STDOUT, env={**child_env(), **(env or {})},
             start_new_session=True,
         )  # fmt: skip
         self.exit_code: int | None = None
