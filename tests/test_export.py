@@ -392,6 +392,36 @@ def test_decomposed_and_monolithic_artifacts_agree(source: str, export_artifact_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", ["decomposed", "monolithic"])
+def test_the_memory_arena_changes_no_output(mode: str, export_artifact_dir: Any) -> None:
+    """The parity gate opens its sessions without onnxruntime's CPU memory arena: only the
+    allocator differs from what `reflex serve` opens, so the actions must be bit for bit equal
+    (batches 1 and 3, so the arena-less session allocates anew for a new shape)."""
+    import onnxruntime as ort
+
+    from reflex_core.runtime import load_policy
+
+    options_seen: list[bool] = []
+
+    def factory(path: str, sess_options: Any, **kwargs: Any) -> Any:
+        options_seen.append(sess_options.enable_cpu_mem_arena)
+        return ort.InferenceSession(path, sess_options=sess_options, **kwargs)
+
+    path = export_artifact_dir("tiny-pi05", mode)
+    with_arena = load_policy(path, threads=1)
+    without = load_policy(path, threads=1, memory_arena=False, session_factory=factory)
+    assert options_seen and not any(options_seen)
+    for batch, seed in ((1, 3), (3, 4), (1, 5)):
+        obs = _observations(with_arena.artifact, batch=batch, seed=seed)
+        noise = np.random.default_rng(seed).standard_normal(
+            (batch, with_arena.chunk_size, with_arena.max_action_dim), dtype=np.float32
+        )
+        a, b = with_arena.infer(obs, noise), without.infer(obs, noise)
+        assert np.array_equal(a.actions, b.actions)
+        assert np.array_equal(a.features, b.features)
+
+
+@pytest.mark.slow
 def test_a_corrupted_weight_fails_the_gate_and_the_cli_exits_non_zero(
     tmp_path: Path,
     tiny_pi05_decomposed: Path,
@@ -511,10 +541,12 @@ def test_the_gate_releases_the_torch_model_before_opening_sessions(
     plugin = CopyingExporter(tiny_pi05_decomposed)
     pm = make_plugin_manager(load_entrypoints=False, extra_plugins={"test-copy": plugin})
     alive_at_open: list[bool] = []
+    arena_at_open: list[Any] = []
     real_load_policy = runtime_policy.load_policy
 
     def load_policy(*args: Any, **kwargs: Any) -> Any:
         alive_at_open.append(any(ref() is not None for ref in plugin.models))
+        arena_at_open.append(kwargs.get("memory_arena", True))
         return real_load_policy(*args, **kwargs)
 
     monkeypatch.setattr(runtime_policy, "load_policy", load_policy)
@@ -524,6 +556,7 @@ def test_the_gate_releases_the_torch_model_before_opening_sessions(
     result = export_artifact(request, registry=pm.registry)  # loads (and owns) the model
     assert result.report["passed"] and len(plugin.models) == 1
     assert alive_at_open == [False]
+    assert arena_at_open == [False]  # the gate's sessions keep no arena (same outputs, less memory)
     assert all(g.reference is None for g in result.graphs)
     # Still judged against torch: every graph and the end-to-end check on both cases.
     assert len(result.report["graphs"]["expert_denoise"]["cases"]) == 2

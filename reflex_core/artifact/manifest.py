@@ -5,7 +5,7 @@ Layout (DESIGN §6, docs/export.md)::
     DIR/reflex_config.json     the manifest (schema_version 2), every file with its sha256
     DIR/vlm_prefix.onnx        decomposed mode  (monolithic: DIR/policy.onnx)
     DIR/expert_denoise.onnx
-    DIR/*.onnx.data            ONNX external data, for graphs over 512 MB
+    DIR/*.onnx.data            ONNX external data, for graphs over 64 MB
     DIR/tokenizer.json
     DIR/parity_report.json     what the parity gate measured
 

@@ -143,7 +143,7 @@ def configure(parser: argparse.ArgumentParser, registry: Any) -> None:
     parser.add_argument(
         "--external-data",
         action="store_true",
-        help="store weights in .onnx.data files even for graphs under 512 MB",
+        help="store weights in .onnx.data files even for graphs under 64 MB",
     )
     parser.add_argument(
         "--unrolled",

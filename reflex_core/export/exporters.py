@@ -54,7 +54,7 @@ class ExportOptions:
     :ivar precision: ``fp32`` or ``fp16`` (weights and activations in half precision; the flow
         time, its sinusoidal embedding and RoPE stay fp32; graph inputs/outputs stay fp32).
     :ivar external_data: force (True) or forbid (False) ONNX external data; None uses it for
-        graphs whose weights exceed 512 MB (saving those inline costs two extra copies in memory;
+        graphs whose weights exceed 64 MB (saving those inline costs two extra copies in memory;
         above ~2 GB external data is required and used regardless).
     :ivar monolithic_loop: ``loop`` (the exported expert step inside an ONNX Loop) or
         ``unrolled`` (N copies of the expert traced from torch; slow to export).

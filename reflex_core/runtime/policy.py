@@ -416,6 +416,7 @@ def load_policy(
     trusted_keys: str | Path | None = None,
     session_factory: SessionFactory | None = None,
     runtime_backends: Mapping[str, Any] | None = None,
+    memory_arena: bool = True,
 ) -> Policy:
     """Load and verify an artifact and open its onnxruntime sessions.
 
@@ -436,6 +437,8 @@ def load_policy(
         one of them (``reflex serve --trusted-keys``).
     :param runtime_backends: name -> :class:`~reflex_core.plugin.registry.RuntimeBackend`; None reads
         the installed plugins' (only when ``providers`` names something onnxruntime does not know).
+    :param memory_arena: onnxruntime's CPU memory arena (on: fastest for repeated calls; the
+        parity gate turns it off, see :func:`~reflex_core.runtime.sessions.make_session_options`).
     :raises ArtifactError: missing / corrupted / unverified artifact, graphs not loadable.
     :raises ConfigError: provider or embodiment problems, options the mode does not support.
     """
@@ -474,6 +477,7 @@ def load_policy(
             plan,
             role=name,
             threads=threads,
+            memory_arena=memory_arena,
             cache_dir=cache_dir,
             factory=session_factory,
         )
