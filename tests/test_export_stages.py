@@ -8,6 +8,7 @@ error keeps its slug, and ``auto`` decides by the checkpoint's weight bytes.
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from reflex_core.errors import ConfigError, ReflexError
 from reflex_core.export.parity import ParitySettings
 from reflex_core.export.pipeline import ExportRequest, _isolated, export_artifact
 from reflex_core.export.progress import Progress
-from reflex_core.export.stages import AUTO_ISOLATE_BYTES, run_stage
+from reflex_core.export.stages import AUTO_ISOLATE_BYTES, release_large_blocks, run_stage
 
 
 def _sparse_checkpoint(directory: Path, size: int) -> Path:
@@ -52,6 +53,13 @@ def test_an_unknown_isolation_mode_is_refused_before_loading(tmp_path: Path) -> 
     with pytest.raises(ConfigError) as exc:
         export_artifact(ExportRequest("tiny-pi05", tmp_path / "o", isolate="threads"))
     assert exc.value.field == "isolate"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_a_stage_process_returns_freed_large_blocks_to_the_system() -> None:
+    """The stages set glibc's mmap threshold (fixed, so torch's freed activations are unmapped
+    rather than kept in the heap): glibc must accept it here."""
+    assert release_large_blocks() is True
 
 
 def test_a_stage_that_fails_unexpectedly_is_a_slugged_error(tmp_path: Path) -> None:
