@@ -16,10 +16,11 @@ turn while it is refusing work) or a 429/503's ``retry_after_s``
 its commands: it starts near the Franka ready pose and its next state is the first action of
 the chunk it got (within the joint limits), so a hold is a legal command from where it stands.
 
-Phases: warm-up (faults) -> steady (faults, N clients) -> ``--rounds`` x [capacity (8 clients, no
-faults: the issue's reference load), overload (4N clients, faults)] -> settle. Capacity and
-overload alternate so that the load other processes put on a shared machine weighs on both
-alike; goodput is the overload rounds' real chunks over the capacity rounds' (per round too).
+Phases: warm-up (faults) -> steady (faults, N clients) -> ``--rounds`` x [capacity (8 clients,
+the issue's reference load), overload (4N clients)] -> settle, every phase with the same faults.
+Capacity and overload alternate so that the load other processes put on a shared machine weighs
+on both alike, and both see the same faults, so the one difference between them is the 4x load:
+goodput is the overload rounds' real chunks over the capacity rounds' (per round too).
 It prints a table, then one JSON line:
 
 ``sent, ok, shed, fallbacks, lost`` (must be 0: a request that got no answer at all, counting
@@ -91,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
         def __init__(self, inner: Any) -> None:
             self.inner = inner
             self.rng = random.Random(1)
-            self.armed = False  # no faults in the capacity phase
+            self.armed = False  # no faults until the benchmark arms them
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self.inner, name)
@@ -444,8 +445,8 @@ async def run_phases(args: argparse.Namespace, port: int, pid: int) -> dict[str,
     capacity: list[Phase] = []
     overload: list[Phase] = []
     for r in range(args.rounds):
-        name = f"capacity {r + 1} ({CAPACITY_CLIENTS} clients)"
-        capacity.append(await run(name, CAPACITY_CLIENTS, args.capacity_s, False, 10 + r))
+        name = f"capacity {r + 1} ({CAPACITY_CLIENTS} clients, faults)"
+        capacity.append(await run(name, CAPACITY_CLIENTS, args.capacity_s, True, 10 + r))
         name = f"overload {r + 1} ({4 * n} clients, faults)"
         overload.append(await run(name, 4 * n, args.overload_s, True, 20 + r))
     await asyncio.sleep(2.0)  # the late inferences finish; nothing is in flight
