@@ -23,7 +23,16 @@ done
 # numpy 2: install it without its pins (what it imports is in the test extra).
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
   -c constraints.txt openpi-client==0.1.2
+# robosuite, the simulator of plugins/reflex-robosuite, pins mink==0.0.5, which pins numpy<2:
+# beside numpy 2 pip cannot resolve it. The wheel never imports mink and runs on numpy 2 and
+# MuJoCo 3.3.0: install it without its pins, and what it does import with it (scipy, numba and
+# its llvmlite, opencv headless, termcolor, Pillow; reflex-robosuite declares the same, so the
+# first install above has already resolved them against everything else).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+  -c constraints.txt robosuite==1.5.2 \
+  scipy numba llvmlite opencv-python-headless termcolor Pillow
 # A stale reflex install from a previous layout must not shadow this checkout. openpi-client's
-# own pins are known not to hold (above) and are left out of the check.
-broken=$(.venv/bin/python -m pip check 2>&1 | grep -v -e '^openpi-client ' -e '^No broken' || true)
+# and robosuite's own pins are known not to hold (above) and are left out of the check.
+broken=$(.venv/bin/python -m pip check 2>&1 |
+  grep -v -e '^openpi-client ' -e '^robosuite ' -e '^No broken' || true)
 [ -z "$broken" ] || { echo "$broken"; exit 1; }
