@@ -358,10 +358,11 @@ def test_bad_actions_and_tasks_are_refused(env: RobosuiteEnv) -> None:
 
 
 def test_a_diverged_simulation_is_an_env_failure_and_the_next_episode_runs(
-    env: RobosuiteEnv,
+    env: RobosuiteEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A velocity MuJoCo cannot integrate makes it reset the simulation on its own: the adapter
     says so as an EnvFailure, and a reset brings the episode back."""
+    monkeypatch.chdir(tmp_path)  # MuJoCo appends its warning to ./MUJOCO_LOG.TXT
     env.reset(5)
     env.data.qvel[env.model.jnt_dofadr[env.model.joint("robot0_joint1").id]] = 1e12
     with pytest.raises(EnvFailure, match="diverged"):
