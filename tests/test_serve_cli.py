@@ -183,7 +183,7 @@ def test_defaults_bind_localhost_and_everything_optional_is_off() -> None:
     # the server holds: every timeout and cap is on by default
     assert serve.body_timeout_s == 10.0 and serve.idle_timeout_s == 30.0
     assert serve.max_concurrent_requests == 256 and serve.max_ws_sessions == 64
-    assert serve.ws_ping_interval_s == 20.0
+    assert serve.ws_ping_interval_s == 5.0
 
 
 def test_config_file_sections_and_cli_precedence(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import attrs
 import httpx
 
 from reflex_core.errors import ReflexError
-from reflex_core.serve.child import ServerProcess, free_port, reflex_argv
+from reflex_core.serve.child import SPAWNED_SERVE_FLAGS, ServerProcess, free_port, reflex_argv
 
 log = logging.getLogger("reflex.eval")
 
@@ -42,7 +42,8 @@ class ServerPlan:
         return self.url is None
 
     def argv(self, port: int, extra: Sequence[str] = ()) -> list[str]:
-        common = ["--host", "127.0.0.1", "--port", str(port), *self.flags, *extra]
+        common = ["--host", "127.0.0.1", "--port", str(port), *SPAWNED_SERVE_FLAGS]
+        common += [*self.flags, *extra]
         if self.artifact is not None:
             emb = ["--embodiment", self.embodiment] if self.embodiment else []
             return reflex_argv("serve", str(self.artifact), *emb, *common)

@@ -174,7 +174,9 @@ class ServeConfig:
         "send a WebSocket ping every S seconds so dead peers are noticed (default {default}; "
         "0 off)",
         type=non_negative_float,
-        default=20.0,
+        # Hypercorn (0.18) ends a closed session's connection only at its next ping tick, so
+        # this is also how long a closed session lingers: shutdown waits for it (20 s once).
+        default=5.0,
     )
 
     def __attrs_post_init__(self) -> None:

@@ -31,7 +31,13 @@ import attrs
 import numpy as np
 
 from reflex_core.errors import ConfigError, ReflexError
-from reflex_core.serve.child import ServerProcess, child_env, free_port, reflex_argv
+from reflex_core.serve.child import (
+    SPAWNED_SERVE_FLAGS,
+    ServerProcess,
+    child_env,
+    free_port,
+    reflex_argv,
+)
 
 MODEL = "tiny-pi05"
 EMBODIMENT = "franka"
@@ -245,7 +251,14 @@ def run_demo(options: DemoOptions, registry: Any, out: TextIO, err: TextIO) -> i
         base = f"http://127.0.0.1:{port}"
         flags = wedge_flags(registry, work, options.deadline_ms)
         argv = reflex_argv(
-            "serve", str(artifact), "--embodiment", EMBODIMENT, "--port", str(port), *flags
+            "serve",
+            str(artifact),
+            "--embodiment",
+            EMBODIMENT,
+            "--port",
+            str(port),
+            *SPAWNED_SERVE_FLAGS,
+            *flags,
         )
         err.write(f"reflex demo: starting reflex serve on {base} {' '.join(flags)}\n")
         err.flush()
