@@ -11,6 +11,7 @@ test directory on ``sys.path``), and reach the tests as fixtures: ``servers``,
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,17 @@ tiny_pi0_decomposed = _artifacts.tiny_pi0_decomposed
 tiny_pi0_monolithic = _artifacts.tiny_pi0_monolithic
 tiny_pi05_decomposed = _artifacts.tiny_pi05_decomposed
 tiny_pi05_monolithic = _artifacts.tiny_pi05_monolithic
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the files with a ``slow`` test come first (each file's tests stay
+    together and in order): scripts/test.sh hands whole files to the workers in this order
+    (``--dist loadfile --no-loadscope-reorder``), so the long exports and served models are
+    spread over the workers from the start instead of ending the run on one of them."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture(scope="session")

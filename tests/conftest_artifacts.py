@@ -4,7 +4,9 @@ Each artifact is a real ``reflex export`` output (torch -> ONNX -> parity gate),
 pytest session under the session's base temp dir and reused: exporting costs 10-30 s, loading a
 cached one milliseconds. The cache lives on disk (keyed by the base temp dir), so it is shared
 even when this module is loaded more than once (by path from several test modules, or as a
-``pytest_plugins`` entry).
+``pytest_plugins`` entry), and by every pytest-xdist worker of the session: it sits in the
+directory their base temp dirs share, and each export holds a file lock, so the first worker to
+need an artifact exports it and the others wait for it and reuse it.
 
 Fixtures (all session-scoped):
 
@@ -44,18 +46,43 @@ def load_tiny_checkpoint(source: str) -> Any:
     return load_policy_checkpoint(source)
 
 
+def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's base temp dir; under pytest-xdist, the one the workers' base temp dirs
+    (``<session base>/popen-gwN``) share, so a cache there is the whole session's."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 def export_cached(root: Path, source: str, mode: str) -> Path:
-    """Export ``source`` in ``mode`` under ``root`` unless a verified artifact is already there."""
+    """Export ``source`` in ``mode`` under ``root`` unless a verified artifact is already there.
+    The check and the export hold ``<name>.lock``: one process exports, the others wait. Each
+    artifact is alone in a directory of its own (``<name>/<name>``): what an export leaves
+    beside its output is its own, never another worker's export in progress."""
+    from filelock import FileLock
+
+    name = f"{source}-{mode}"
+    out = root / name / name
+    with FileLock(root / f"{name}.lock"):
+        if not _verified(out):
+            out.parent.mkdir(exist_ok=True)
+            _export(root, out, source, mode)
+    return out
+
+
+def _verified(out: Path) -> bool:
     from reflex_core.artifact import Artifact
     from reflex_core.errors import ArtifactError
 
-    out = root / f"{source}-{mode}"
-    if out.is_dir():
-        try:
-            Artifact.load(out, verify=True)
-            return out
-        except ArtifactError:
-            pass  # a test corrupted its own copy? re-export below
+    if not out.is_dir():
+        return False
+    try:
+        Artifact.load(out, verify=True)
+        return True
+    except ArtifactError:
+        return False  # a test corrupted the cached copy? re-export it
+
+
+def _export(root: Path, out: Path, source: str, mode: str) -> None:
     from reflex_core.export.parity import ParitySettings
     from reflex_core.export.pipeline import ExportRequest, export_artifact
     from reflex_core.export.progress import Progress
@@ -73,13 +100,12 @@ def export_cached(root: Path, source: str, mode: str) -> Path:
         request, progress=Progress(log, live=False), policy=load_tiny_checkpoint(source)
     )
     (root / f"{source}-{mode}.log").write_text(log.getvalue())
-    return out
 
 
 @pytest.fixture(scope="session")
 def export_artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Path]:
     """``export_artifact_dir(source, mode) -> Path`` (exports on first use)."""
-    root = tmp_path_factory.getbasetemp() / "reflex-artifacts"
+    root = session_root(tmp_path_factory) / "reflex-artifacts"
     root.mkdir(exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     return functools.partial(export_cached, root)

@@ -201,10 +201,10 @@ def test_summary_counts() -> None:
     assert summary["time_to_success_s"]["mean"] == pytest.approx(10 / 80)
 
 
-def _eval(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def _eval(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [REFLEX, "eval", *args], capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
     )  # fmt: skip
 
 
@@ -342,6 +342,9 @@ def test_the_random_weight_tiny_model_scores_what_chance_gives(tmp_path: Path) -
         "--artifact", str(artifact), "--env", "metaworld/reach-v3", "--episodes", "3",
         "--max-steps", "80", "--seed", "100", "--out", str(out), "--no-progress",
         "--guard", "clamp", "--guard-trip-after", "0",  # random weights violate every chunk
+        # the guard's audit log (and its one-writer lock) in this test's own state directory,
+        # never the user's, which another test's (or worker's) server may hold
+        REFLEX_STATE_DIR=str(tmp_path / "state"),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
