@@ -296,7 +296,8 @@ def test_server_per_worker_starts_one_server_per_actor_and_stops_them() -> None:
 
     plan = EvalPlan(
         episode=EpisodeConfig(env="metaworld/reach-v3", max_steps=30, stop_on_success=False),
-        server=ServerPlan(expert_env="metaworld/reach-v3"),
+        # with the guard on: its audit log is per server (one state dir each), not contended
+        server=ServerPlan(expert_env="metaworld/reach-v3", flags=("--guard", "clamp")),
         episodes=2,  # the first episode of each actor: both servers answer one
         seed=3,
         workers=2,
