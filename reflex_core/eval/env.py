@@ -71,6 +71,59 @@ class EnvAdapter(Protocol):
         """Release the simulator."""
 
 
+class RenderedEnv:
+    """What the MuJoCo env adapters share: the observation (state, prompt, camera renders at
+    ``image_size``, unknown cameras refused), the video frame, closing the renderers.
+
+    A subclass sets ``label`` (for messages), ``camera_names``, ``video_camera``, ``prompt``,
+    ``image_size`` and ``_renderers`` (size -> renderer, created as it renders), and implements
+    ``state()``, ``_render(camera, size)`` and ``_close_sim()``.
+    """
+
+    label: str
+    camera_names: Sequence[str]
+    video_camera: str
+    prompt: str
+    image_size: int
+    _renderers: dict[int, Any]
+
+    def state(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _render(self, camera: str, size: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _close_sim(self) -> None:
+        raise NotImplementedError
+
+    def observe(self, cameras: Sequence[str] = ()) -> dict[str, Any]:
+        unknown = [c for c in cameras if c not in self.camera_names]
+        if unknown:
+            raise ValueError(
+                f"{self.label} has no camera {unknown}; cameras: {', '.join(self.camera_names)}"
+            )
+        images = {c: self._render(c, self.image_size) for c in cameras if self.image_size > 0}
+        observation: dict[str, Any] = {"state": self.state(), "prompt": self.prompt}
+        if images:
+            observation["images"] = images
+        return observation
+
+    def render_frame(self, size: int) -> np.ndarray:
+        return self._render(self.video_camera, size)
+
+    def __enter__(self) -> RenderedEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+        self._close_sim()
+
+
 def split_env_name(text: str) -> tuple[str, str | None]:
     """``metaworld/reach-v3`` -> (``metaworld``, ``reach-v3``); ``metaworld`` -> (name, None)."""
     name, _, task = text.partition("/")

@@ -102,3 +102,29 @@ def write_tiny_checkpoint(
                 save_file(out, str(directory / state_file))
         (directory / name).write_text(json.dumps(processor, indent=2) + "\n")
     return directory
+
+
+def tiny_checkpoint_labels(directory: Path) -> dict[str, Any]:
+    """What a tiny checkpoint's lerobot files say about the robot (for the env plugins' tests):
+    ``images`` (the config's ``observation.images.*`` keys), ``state_shape``,
+    ``action_shape``, ``stats`` (every tensor of the processors' state files, by name) and
+    ``processor_images`` (the image features the processors' steps name)."""
+    from safetensors.numpy import load_file
+
+    config = json.loads((directory / "config.json").read_text())
+    stats: dict[str, np.ndarray] = {}
+    processor_images: list[str] = []
+    for name in ("policy_preprocessor.json", "policy_postprocessor.json"):
+        for step in json.loads((directory / name).read_text())["steps"]:
+            if step.get("state_file"):
+                stats.update(load_file(str(directory / step["state_file"])))
+            features = (step.get("config") or {}).get("features", {})
+            processor_images += [f for f in features if f.startswith("observation.images.")]
+    return {
+        "images": [k for k in config["input_features"] if k.startswith("observation.images.")],
+        "state_shape": config["input_features"]["observation.state"]["shape"],
+        "action_shape": config["output_features"]["action"]["shape"],
+        "stats": stats,
+        "processor_images": processor_images,
+    }
+

@@ -19,12 +19,12 @@ peg touches the pin inside the socket), at any tick. A command the simulation ca
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from reflex_aloha.embodiment import ALOHA_HZ
+from reflex_core.eval.env import RenderedEnv
 
 # MuJoCo (and dm-control) pick their GL platform when first imported: headless EGL unless told.
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -71,8 +71,11 @@ def place_objects(task: str, seed: int) -> np.ndarray:
     return np.concatenate(sample_insertion_pose(seed)).astype(np.float64)
 
 
-class AlohaEnv:
+class AlohaEnv(RenderedEnv):
     """:class:`reflex_core.eval.env.EnvAdapter` over one gym-aloha task."""
+
+    label = "gym-aloha"
+    video_camera = VIDEO_CAMERA
 
     frequency_hz = ALOHA_HZ
 
@@ -174,29 +177,7 @@ class AlohaEnv:
             renderer.scene.flags[flag] = False
         return np.ascontiguousarray(renderer.render())
 
-    def observe(self, cameras: Sequence[str] = ()) -> dict[str, Any]:
-        unknown = [c for c in cameras if c not in CAMERAS]
-        if unknown:
-            raise ValueError(f"gym-aloha has no camera {unknown}; cameras: {', '.join(CAMERAS)}")
-        images = {c: self._render(c, self.image_size) for c in cameras if self.image_size > 0}
-        observation: dict[str, Any] = {"state": self.state(), "prompt": self.prompt}
-        if images:
-            observation["images"] = images
-        return observation
-
-    def render_frame(self, size: int) -> np.ndarray:
-        return self._render(VIDEO_CAMERA, size)
-
-    def __enter__(self) -> AlohaEnv:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+    def _close_sim(self) -> None:
         self.physics.free()
 
 

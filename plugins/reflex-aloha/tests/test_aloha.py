@@ -227,22 +227,14 @@ def test_the_tiny_checkpoint_is_labelled_for_aloha(tmp_path: Path) -> None:
     """The random-weight tiny model's lerobot files name ALOHA's camera, dims and stats."""
     from reflex_aloha.embodiment import aloha
     from reflex_aloha.tiny import write_tiny_checkpoint
-    from safetensors.numpy import load_file
 
-    directory = write_tiny_checkpoint(tmp_path / "ckpt")
-    config = json.loads((directory / "config.json").read_text())
-    images = [k for k in config["input_features"] if k.startswith("observation.images.")]
-    assert images == ["observation.images.top"]
-    assert config["input_features"]["observation.state"]["shape"] == [14]
-    assert config["output_features"]["action"]["shape"] == [14]
-    norm = aloha()["normalization"]
-    stats: dict[str, np.ndarray] = {}
-    for name in ("policy_preprocessor.json", "policy_postprocessor.json"):
-        for step in json.loads((directory / name).read_text())["steps"]:
-            if step.get("state_file"):
-                stats.update(load_file(str(directory / step["state_file"])))
-            for feature in (step.get("config") or {}).get("features", {}):
-                assert not feature.startswith("observation.images.") or feature.endswith(".top")
+    from reflex_core.eval.tiny import tiny_checkpoint_labels
+
+    labels = tiny_checkpoint_labels(write_tiny_checkpoint(tmp_path / "ckpt"))
+    assert labels["images"] == ["observation.images.top"]
+    assert labels["state_shape"] == [14] and labels["action_shape"] == [14]
+    assert all(f.endswith(".top") for f in labels["processor_images"])
+    norm, stats = aloha()["normalization"], labels["stats"]
     np.testing.assert_allclose(stats["observation.state.mean"], norm["mean_state"], rtol=1e-6)
     np.testing.assert_allclose(stats["action.std"], norm["std_action"], rtol=1e-6)
     np.testing.assert_allclose(stats["action.max"][[6, 13]], [1.0, 1.0])

@@ -9,11 +9,11 @@ here) with shadows and reflections off, which is what makes a frame cheap on a C
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from reflex_core.eval.env import RenderedEnv
 from reflex_metaworld.embodiment import METAWORLD_HZ
 
 # MuJoCo picks its GL platform when it is first imported: headless EGL unless told otherwise.
@@ -52,8 +52,11 @@ def obs_from_state(state: np.ndarray) -> np.ndarray:
     return np.concatenate([state[:18], state[:18], state[18:21]])
 
 
-class MetaWorldEnv:
+class MetaWorldEnv(RenderedEnv):
     """:class:`reflex_core.eval.env.EnvAdapter` over one Meta-World v3 task."""
+
+    label = "Meta-World"
+    video_camera = VIDEO_CAMERA
 
     frequency_hz = METAWORLD_HZ
 
@@ -134,26 +137,7 @@ class MetaWorldEnv:
         image = renderer.render()
         return np.ascontiguousarray(image[::-1, ::-1] if flip else image)
 
-    def observe(self, cameras: Sequence[str] = ()) -> dict[str, Any]:
-        images = {c: self._render(c, self.image_size) for c in cameras if self.image_size > 0}
-        observation: dict[str, Any] = {"state": self.state(), "prompt": self.prompt}
-        if images:
-            observation["images"] = images
-        return observation
-
-    def render_frame(self, size: int) -> np.ndarray:
-        return self._render(VIDEO_CAMERA, size)
-
-    def __enter__(self) -> MetaWorldEnv:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+    def _close_sim(self) -> None:
         self.env.close()
 
 

@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from reflex_core.eval.env import RenderedEnv
 from reflex_robosuite.embodiment import (
     ARM_LIMITS,
     FINGER_RANGE,
@@ -125,8 +125,11 @@ def controller_config() -> dict[str, Any]:
     return config
 
 
-class RobosuiteEnv:
+class RobosuiteEnv(RenderedEnv):
     """:class:`reflex_core.eval.env.EnvAdapter` over one robosuite task with the Panda."""
+
+    label = "robosuite"
+    video_camera = VIDEO_CAMERA
 
     frequency_hz = ROBOSUITE_HZ
 
@@ -259,32 +262,7 @@ class RobosuiteEnv:
             renderer.scene.flags[flag] = False
         return np.ascontiguousarray(renderer.render())
 
-    def observe(self, cameras: Sequence[str] = ()) -> dict[str, Any]:
-        unknown = [c for c in cameras if c not in self.camera_names]
-        if unknown:
-            raise ValueError(
-                f"robosuite's {self.task} has no camera {unknown}; cameras: "
-                + ", ".join(self.camera_names)
-            )
-        images = {c: self._render(c, self.image_size) for c in cameras if self.image_size > 0}
-        observation: dict[str, Any] = {"state": self.state(), "prompt": self.prompt}
-        if images:
-            observation["images"] = images
-        return observation
-
-    def render_frame(self, size: int) -> np.ndarray:
-        return self._render(VIDEO_CAMERA, size)
-
-    def __enter__(self) -> RobosuiteEnv:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+    def _close_sim(self) -> None:
         self.env.close()
 
 

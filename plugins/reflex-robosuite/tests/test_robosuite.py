@@ -392,20 +392,13 @@ def test_expert_is_refused_up_front() -> None:
 def test_the_tiny_checkpoint_is_labelled_for_the_panda(tmp_path: Path) -> None:
     """The random-weight tiny model's lerobot files name robosuite's camera, dims and stats."""
     from reflex_robosuite.tiny import write_tiny_checkpoint
-    from safetensors.numpy import load_file
 
-    directory = write_tiny_checkpoint(tmp_path / "ckpt")
-    config = json.loads((directory / "config.json").read_text())
-    images = [k for k in config["input_features"] if k.startswith("observation.images.")]
-    assert images == ["observation.images.agentview"]
-    assert config["input_features"]["observation.state"]["shape"] == [8]
-    assert config["output_features"]["action"]["shape"] == [8]
-    norm = panda_robosuite()["normalization"]
-    stats: dict[str, np.ndarray] = {}
-    for name in ("policy_preprocessor.json", "policy_postprocessor.json"):
-        for step in json.loads((directory / name).read_text())["steps"]:
-            if step.get("state_file"):
-                stats.update(load_file(str(directory / step["state_file"])))
+    from reflex_core.eval.tiny import tiny_checkpoint_labels
+
+    labels = tiny_checkpoint_labels(write_tiny_checkpoint(tmp_path / "ckpt"))
+    assert labels["images"] == ["observation.images.agentview"]
+    assert labels["state_shape"] == [8] and labels["action_shape"] == [8]
+    norm, stats = panda_robosuite()["normalization"], labels["stats"]
     np.testing.assert_allclose(stats["observation.state.mean"], norm["mean_state"], rtol=1e-6)
     np.testing.assert_allclose(stats["action.std"], norm["std_action"], rtol=1e-6)
     np.testing.assert_allclose(stats["action.max"][7], 0.04, rtol=1e-6)
