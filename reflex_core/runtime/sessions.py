@@ -81,9 +81,9 @@ def make_session_options(
     :param allow_spinning: override :data:`SPIN_BY_ROLE`.
     :param memory_arena: onnxruntime's CPU memory arena. It keeps every block it grew to for
         the next call (fast when shapes repeat, as when serving) and grows by powers of two, so
-        a few large calls leave it far above their need: the parity gate's batches at real size
-        held ~1.1 GB more with it (real SmolVLA, 3.88 vs 2.73 GB). Only where memory comes
-        from changes; the arithmetic, and so every output, is the same.
+        a few large calls leave it far above their need: the parity gate's batches held ~1.1 GB
+        more with it on a real-size 450M-parameter checkpoint (3.88 vs 2.73 GB). Only where
+        memory comes from changes; the arithmetic, and so every output, is the same.
     """
     so = ort.SessionOptions()
     so.enable_cpu_mem_arena = memory_arena
