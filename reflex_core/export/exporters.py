@@ -311,6 +311,33 @@ def _describe(
     )
 
 
+def _export_traced(
+    name: str,
+    module: Any,
+    args: tuple[Any, ...],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    out_dir: Path,
+    options: ExportOptions,
+    *,
+    role: str,
+    notes: dict[str, Any] | None = None,
+    label: str | None = None,
+) -> ExportedGraph:
+    """Trace ``module`` on ``args`` into ``NAME.onnx`` (batch axis dynamic) and describe it."""
+    with options.progress.step(label or f"exporting {name}.onnx"):
+        external, seconds = export_graph(
+            module,
+            args,
+            out_dir / f"{name}.onnx",
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_shapes=batch_shapes(module, args),
+            options=options,
+        )
+    return _describe(name, out_dir, module, input_names, external, seconds, notes, role=role)
+
+
 # ----------------------------------------------------------------------------------------------
 # Decomposed
 # ----------------------------------------------------------------------------------------------
@@ -337,58 +364,35 @@ def export_decomposed(policy: Any, out_dir: Path, options: ExportOptions) -> lis
 
     out_dir = Path(out_dir)
     graphs = policy.graphs
-    progress = options.progress
 
     prefix_args = example_inputs(policy, graphs.prefix_inputs)
-    with progress.step("exporting vlm_prefix.onnx"):
-        external, seconds = export_graph(
-            graphs.prefix,
-            prefix_args,
-            out_dir / "vlm_prefix.onnx",
-            input_names=graphs.prefix_inputs,
-            output_names=graphs.prefix_outputs,
-            dynamic_shapes=batch_shapes(graphs.prefix, prefix_args),
-            options=options,
-        )
-    exported = [
-        _describe(
-            "vlm_prefix",
-            out_dir,
-            graphs.prefix,
-            graphs.prefix_inputs,
-            external,
-            seconds,
-            role="prefix",
-        )
-    ]
+    prefix = _export_traced(
+        "vlm_prefix",
+        graphs.prefix,
+        prefix_args,
+        graphs.prefix_inputs,
+        graphs.prefix_outputs,
+        out_dir,
+        options,
+        role="prefix",
+    )
 
     with torch.no_grad():
         outputs = graphs.prefix(*prefix_args)
     prefix_outputs = dict(zip(graphs.prefix_outputs, outputs, strict=True))
     (state,) = example_inputs(policy, ["state"])
     step_args = _step_example(policy, prefix_outputs, state)
-    with progress.step("exporting expert_denoise.onnx"):
-        external, seconds = export_graph(
-            graphs.step,
-            step_args,
-            out_dir / "expert_denoise.onnx",
-            input_names=graphs.step_inputs,
-            output_names=["velocity"],
-            dynamic_shapes=batch_shapes(graphs.step, step_args),
-            options=options,
-        )
-    exported.append(
-        _describe(
-            "expert_denoise",
-            out_dir,
-            graphs.step,
-            graphs.step_inputs,
-            external,
-            seconds,
-            role="step",
-        )
+    step = _export_traced(
+        "expert_denoise",
+        graphs.step,
+        step_args,
+        graphs.step_inputs,
+        ["velocity"],
+        out_dir,
+        options,
+        role="step",
     )
-    return exported
+    return [prefix, step]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,18 +443,19 @@ def export_monolithic(policy: Any, out_dir: Path, options: ExportOptions) -> lis
         gen = torch.Generator().manual_seed(2)
         noise = torch.randn(EXAMPLE_BATCH, policy.chunk_size, policy.max_action_dim, generator=gen)
         args = (*example_inputs(policy, names[:-1]), noise)
-        with options.progress.step(f"exporting policy.onnx (unrolled, {options.num_steps} steps)"):
-            external, seconds = export_graph(
+        return [
+            _export_traced(
+                "policy",
                 reference,
                 args,
-                path,
-                input_names=names,
-                output_names=output_names,
-                dynamic_shapes=batch_shapes(reference, args),
-                options=options,
+                names,
+                output_names,
+                out_dir,
+                options,
+                role="policy",
+                notes=notes,
+                label=f"exporting policy.onnx (unrolled, {options.num_steps} steps)",
             )
-        return [
-            _describe("policy", out_dir, reference, names, external, seconds, notes, role="policy")
         ]
 
     parts_dir = out_dir / ".parts"

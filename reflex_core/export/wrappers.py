@@ -38,6 +38,9 @@ class PolicyGraph(nn.Module):
         self.times = [float(t) for t in times]
         self.dt = float(dt)
         self.has_features = "features" in self.prefix_outputs
+        # Inference only; a module left in training mode makes torch.export warn (an error
+        # under the test suite), and `--unrolled` exports this module itself.
+        self.eval()
 
     def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
         feeds = dict(zip(self.inputs, args, strict=True))
