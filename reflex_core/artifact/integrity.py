@@ -159,6 +159,14 @@ def private_key_id(private_key: Any) -> str:
     return key_id(_raw_public(private_key.public_key()))
 
 
+def _bad_sign_key(message: str) -> ConfigError:
+    return ConfigError(message, slug="sign-key-invalid", field="sign_key")
+
+
+def _bad_trusted_keys(message: str) -> ConfigError:
+    return ConfigError(message, slug="trusted-keys-invalid", field="trusted_keys")
+
+
 def load_private_key(path: str | Path) -> Any:
     """An ed25519 private key from a PEM file.
 
@@ -170,17 +178,9 @@ def load_private_key(path: str | Path) -> Any:
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"cannot read the signing key {str(path)!r}: {exc}",
-            slug="sign-key-invalid",
-            field="sign_key",
-        ) from None
+        raise _bad_sign_key(f"cannot read the signing key {str(path)!r}: {exc}") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise ConfigError(
-            f"{str(path)!r} is not an ed25519 private key",
-            slug="sign-key-invalid",
-            field="sign_key",
-        )
+        raise _bad_sign_key(f"{str(path)!r} is not an ed25519 private key")
     return key
 
 
@@ -195,11 +195,7 @@ def load_public_keys(directory: str | Path) -> dict[str, tuple[str, bytes]]:
 
     root = Path(directory)
     if not root.is_dir():
-        raise ConfigError(
-            f"--trusted-keys {str(root)!r} is not a directory",
-            slug="trusted-keys-invalid",
-            field="trusted_keys",
-        )
+        raise _bad_trusted_keys(f"--trusted-keys {str(root)!r} is not a directory")
     keys: dict[str, tuple[str, bytes]] = {}
     for path in sorted(root.iterdir()):
         if not path.is_file() or path.suffix not in (".pem", ".pub"):
@@ -207,25 +203,15 @@ def load_public_keys(directory: str | Path) -> dict[str, tuple[str, bytes]]:
         try:
             key = serialization.load_pem_public_key(path.read_bytes())
         except ValueError as exc:
-            raise ConfigError(
-                f"trusted key {path.name!r} is not a PEM public key: {exc}",
-                slug="trusted-keys-invalid",
-                field="trusted_keys",
+            raise _bad_trusted_keys(
+                f"trusted key {path.name!r} is not a PEM public key: {exc}"
             ) from None
         if not isinstance(key, ed25519.Ed25519PublicKey):
-            raise ConfigError(
-                f"trusted key {path.name!r} is not ed25519",
-                slug="trusted-keys-invalid",
-                field="trusted_keys",
-            )
+            raise _bad_trusted_keys(f"trusted key {path.name!r} is not ed25519")
         raw = _raw_public(key)
         keys[key_id(raw)] = (path.name, raw)
     if not keys:
-        raise ConfigError(
-            f"--trusted-keys {str(root)!r} holds no *.pem / *.pub public key",
-            slug="trusted-keys-invalid",
-            field="trusted_keys",
-        )
+        raise _bad_trusted_keys(f"--trusted-keys {str(root)!r} holds no *.pem / *.pub public key")
     return keys
 
 
