@@ -55,6 +55,18 @@ def _fp32_nodes(nodes: list[Any]) -> set[int]:
     return keep
 
 
+def _cast_node(value: Any, to: Any, name: str, output_name: str | None = None) -> Any:
+    """A Cast node of ``value`` to ``to`` (not yet in a graph); its output keeps value's shape
+    and is named ``output_name`` (default: the node's own name)."""
+    import onnx_ir as ir
+
+    node = ir.Node("", "Cast", [value], attributes=[ir.AttrInt64("to", to)], name=name)
+    node.outputs[0].name = output_name or name
+    node.outputs[0].type = ir.TensorType(to)
+    node.outputs[0].shape = value.shape
+    return node
+
+
 def convert_model_to_fp16(model: Any) -> dict[str, int]:
     """Convert an ``onnx_ir.Model`` in place; returns counts for the build notes."""
     import onnx_ir as ir
@@ -134,16 +146,7 @@ def convert_model_to_fp16(model: Any) -> dict[str, int]:
         nonlocal casts
         key = (id(value), int(to))
         if key not in cast_cache:
-            node = ir.Node(
-                "",
-                "Cast",
-                [value],
-                attributes=[ir.AttrInt64("to", to)],
-                name=f"{value.name}__to_{'fp16' if to == HALF else 'fp32'}",
-            )
-            node.outputs[0].name = str(node.name)
-            node.outputs[0].type = ir.TensorType(to)
-            node.outputs[0].shape = value.shape
+            node = _cast_node(value, to, f"{value.name}__to_{'fp16' if to == HALF else 'fp32'}")
             graph.insert_before(before, node)
             cast_cache[key] = node.outputs[0]
             casts += 1
@@ -166,16 +169,7 @@ def convert_model_to_fp16(model: Any) -> dict[str, int]:
             continue
         name = value.name
         value.name = f"{name}__fp16"
-        out = ir.Node(
-            "",
-            "Cast",
-            [value],
-            attributes=[ir.AttrInt64("to", FLOAT)],
-            name=f"{name}__to_fp32_output",
-        )
-        out.outputs[0].name = name
-        out.outputs[0].type = ir.TensorType(FLOAT)
-        out.outputs[0].shape = value.shape
+        out = _cast_node(value, FLOAT, f"{name}__to_fp32_output", name)
         graph.append(out)
         graph.outputs[index] = out.outputs[0]
         casts += 1
