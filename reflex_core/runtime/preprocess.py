@@ -449,13 +449,23 @@ def _nonzero(denom: np.ndarray) -> np.ndarray:
     return np.where(denom == 0, np.float32(NORM_EPS), denom).astype(np.float32)
 
 
-def _check_dim(values: np.ndarray, stats: NormStats, what: str) -> None:
-    if stats.dim is not None and values.shape[-1] != stats.dim:
+def _stats_for(
+    values: np.ndarray, stats: NormStats | Mapping[str, Any] | None, what: str
+) -> NormStats | None:
+    """The statistics to apply to ``values`` (float32); None for IDENTITY or no statistics.
+
+    :raises ValidationError: ``state-length-mismatch`` / ``action-length-mismatch``.
+    """
+    s = _coerce_stats(stats)
+    if s is None or s.mode == "IDENTITY":
+        return None
+    if s.dim is not None and values.shape[-1] != s.dim:
         raise ValidationError(
             f"{what} has {values.shape[-1]} values but its normalization statistics have "
-            f"{stats.dim}",
+            f"{s.dim}",
             slug="state-length-mismatch" if what == "state" else "action-length-mismatch",
         )
+    return s
 
 
 def normalize(values: np.ndarray, stats: NormStats | Mapping[str, Any] | None) -> np.ndarray:
@@ -465,10 +475,9 @@ def normalize(values: np.ndarray, stats: NormStats | Mapping[str, Any] | None) -
     MEAN_STD: ``(x - mean) / (std + eps)``; IDENTITY or None: unchanged.
     """
     x = np.asarray(values, dtype=np.float32)
-    s = _coerce_stats(stats)
-    if s is None or s.mode == "IDENTITY":
+    s = _stats_for(x, stats, "state")
+    if s is None:
         return x.copy()
-    _check_dim(x, s, "state")
     assert s.low is not None and s.high is not None
     if s.mode == "MEAN_STD":
         return (x - s.low) / (s.high + np.float32(NORM_EPS))
@@ -483,10 +492,9 @@ def unnormalize(values: np.ndarray, stats: NormStats | Mapping[str, Any] | None)
     ``(x - mean) / (std + eps)`` by at most ``1e-8 * |y|``).
     """
     y = np.asarray(values, dtype=np.float32)
-    s = _coerce_stats(stats)
-    if s is None or s.mode == "IDENTITY":
+    s = _stats_for(y, stats, "action")
+    if s is None:
         return y.copy()
-    _check_dim(y, s, "action")
     assert s.low is not None and s.high is not None
     if s.mode == "MEAN_STD":
         return y * s.high + s.low

@@ -60,6 +60,17 @@ class RunResult:
     prefix_cache_hit: bool | None = None
 
 
+def _outputs_with(session: Any, name: str, graph: str) -> list[str]:
+    """The session's output names, refused (``artifact-graph-io``) without ``name``."""
+    outputs = output_names(session)
+    if name not in outputs:
+        raise ArtifactError(
+            f"the {graph} graph has no {name!r} output (outputs: {list(outputs)})",
+            slug="artifact-graph-io",
+        )
+    return list(outputs)
+
+
 class MonolithicRunner:
     """One graph: ``images, image_masks, tokens, token_masks, state, noise -> actions, features``."""
 
@@ -69,12 +80,7 @@ class MonolithicRunner:
         self.session = session
         self.num_steps = int(num_steps)
         self._inputs = input_names(session)
-        outputs = output_names(session)
-        if "actions" not in outputs:
-            raise ArtifactError(
-                f"the policy graph has no 'actions' output (outputs: {list(outputs)})",
-                slug="artifact-graph-io",
-            )
+        outputs = _outputs_with(session, "actions", "policy")
         self._outputs = ["actions"] + (["features"] if "features" in outputs else [])
 
     @property
@@ -152,12 +158,7 @@ class DecomposedRunner:
         self._prefix_inputs = input_names(prefix_session)
         self._prefix_outputs = output_names(prefix_session)
         self._expert_inputs = input_names(expert_session)
-        expert_outputs = output_names(expert_session)
-        if "velocity" not in expert_outputs:
-            raise ArtifactError(
-                f"the expert graph has no 'velocity' output (outputs: {list(expert_outputs)})",
-                slug="artifact-graph-io",
-            )
+        _outputs_with(expert_session, "velocity", "expert")
         self._kv_names = tuple(n for n in self._expert_inputs if n not in EXPERT_OWN_INPUTS)
         missing = [n for n in self._kv_names if n not in self._prefix_outputs]
         if missing or "x_t" not in self._expert_inputs:
