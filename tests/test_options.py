@@ -18,6 +18,8 @@ from reflex_core.plugin.options import (
     Option,
     add_options,
     comma_list,
+    count,
+    duration,
     http_url,
     load_toml_config,
     non_negative_float,
@@ -290,6 +292,40 @@ def test_a_bad_value_says_what_was_expected_on_the_command_line(
     with pytest.raises(SystemExit):
         parser.parse_args(["--count", "0"])
     assert "argument --count: invalid value '0': must be >= 1, got 0" in capsys.readouterr().err
+
+
+@attrs.frozen
+class _Named:
+    wait_s: float = duration("wait this long", default=1.0)
+    grace_ms: float = duration("grace (0: none)", default=0.0, allow_zero=True)
+    retries: int = count("retries", default=3)
+    keep: int | None = count("entries kept (0: none)", allow_zero=True)
+    log_bytes: int = count("rotate past this size", default=1 << 20)
+    body_bytes: int = count("largest body", default=8, metavar="N")
+
+
+def test_named_settings_pick_the_check_and_keep_the_derived_metavar() -> None:
+    options = {o.dest: o for o in options_of(_Named)}
+    assert [(o.type, o.metavar, o.default) for o in options.values()] == [
+        (positive_float, "S", 1.0),
+        (non_negative_float, "MS", 0.0),
+        (positive_int, "N", 3),
+        (non_negative_int, "N", None),
+        (positive_int, "BYTES", 1 << 20),  # the unit in the name wins over N
+        (positive_int, "N", 8),
+    ]
+    assert options["wait_s"].help == "wait this long (default 1)"
+    assert options["log_bytes"].help == "rotate past this size (default 1 MiB)"
+    assert _Named(grace_ms=0, keep=0) == _Named(grace_ms=0.0, keep=0)
+    for kwargs, message in [
+        ({"wait_s": 0}, "wait_s: must be a finite number > 0, got 0"),
+        ({"grace_ms": -1}, "grace_ms: must be a finite number >= 0, got -1"),
+        ({"retries": 0}, "retries: must be >= 1, got 0"),
+        ({"keep": -1}, "keep: must be >= 0, got -1"),
+        ({"wait_s": None}, "wait_s: must be given a value"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            _Named(**kwargs)
 
 
 def _owners_of_settings() -> list[tuple[str, type, tuple[Option, ...]]]:

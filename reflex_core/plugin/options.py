@@ -36,6 +36,13 @@ A setting is declared once, as a field of the owner's attrs config class made by
   error is an argparse usage error or ``invalid-config-value``) and, as the field's attrs
   validator, holds a config built directly in Python to the same rule.
 
+The two kinds most settings are have a :func:`setting` of their own that picks the check:
+:func:`duration`, a time in the unit the field name ends in (> 0, or >= 0 with ``allow_zero``),
+and :func:`count`, a whole number (>= 1, or >= 0 with ``allow_zero``)::
+
+    breaker_cooldown_s: float = duration("how long the breaker stays open", default=5.0)
+    guard_trip_after: int = count("trip after N bad chunks; 0 never trips", default=5, allow_zero=True)
+
 Also here: the value converters settings share (:func:`positive_float`, :func:`comma_list`,
 ...) and :func:`load_toml_config`, the one reader of a TOML config file.
 """
@@ -280,6 +287,27 @@ def setting(
         converter=converter,
         repr=repr,
         metadata={SETTING_KEY: meta},
+    )
+
+
+def duration(help: str, *, default: float | None = None, allow_zero: bool = False) -> Any:
+    """A :func:`setting` for a time in the unit its field name ends in (``_s``, ``_ms``; the
+    metavar ``S`` / ``MS`` comes from it): a finite number > 0 (:func:`positive_float`), or
+    >= 0 with ``allow_zero`` (:func:`non_negative_float`; the help says what 0 does)."""
+    return setting(help, type=non_negative_float if allow_zero else positive_float, default=default)
+
+
+def count(
+    help: str, *, default: int | None = None, allow_zero: bool = False, metavar: str | None = None
+) -> Any:
+    """A :func:`setting` for a whole number of things: >= 1 (:func:`positive_int`), or >= 0
+    with ``allow_zero`` (:func:`non_negative_int`; the help says what 0 does). The metavar is
+    N, or the unit the field name ends in (``_bytes`` BYTES) unless ``metavar`` says otherwise."""
+    return setting(
+        help,
+        type=non_negative_int if allow_zero else positive_int,
+        default=default,
+        metavar=metavar,
     )
 
 

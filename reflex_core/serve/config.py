@@ -28,14 +28,13 @@ from reflex_core.errors import ConfigError
 from reflex_core.plugin.options import (
     Option,
     comma_list,
+    count,
+    duration,
     http_url,
     in_range,
     load_toml_config,
-    non_negative_float,
-    non_negative_int,
     options_of,
     positive_float,
-    positive_int,
     resolve_options,
     setting,
 )
@@ -86,9 +85,8 @@ class ServeConfig:
         metavar="ORIGIN",
         converter=tuple,
     )
-    max_body_bytes: int = setting(
+    max_body_bytes: int = count(
         "largest request body or WebSocket frame accepted (default {default}; 413 above)",
-        type=positive_int,
         default=DEFAULT_MAX_BODY_BYTES,
         metavar="N",
     )
@@ -101,7 +99,6 @@ class ServeConfig:
     trusted_keys: str | None = setting(
         "refuse an artifact not signed by one of the ed25519 public keys (*.pem) in DIR "
         "(see `reflex keygen`, `reflex export --sign-key`)",
-        type=str,
         metavar="DIR",
     )
     allow_cpu_fallback: bool = setting(
@@ -113,24 +110,23 @@ class ServeConfig:
         type=positive_float,
         metavar="TOL",
     )
-    prefix_cache: int | None = setting(
-        "prefix KV cache entries per policy (0 disables)", type=non_negative_int
+    prefix_cache: int | None = count(
+        "prefix KV cache entries per policy (0 disables)", allow_zero=True
     )
-    workers_threads: int = setting(
+    workers_threads: int = count(
         "inference threads (bounded executor, default {default}); /health answers while they compute",
-        type=positive_int,
         default=2,
     )
-    idempotency_window_s: float = setting(
+    idempotency_window_s: float = duration(
         "a retry with the same request_id within S seconds gets the same chunk "
         "(default {default}; 0 disables)",
-        type=non_negative_float,
         default=30.0,
+        allow_zero=True,
     )
-    graceful_timeout_s: float = setting(
+    graceful_timeout_s: float = duration(
         "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
-        type=non_negative_float,
         default=30.0,
+        allow_zero=True,
     )
     otel_endpoint: str | None = setting(
         "send OpenTelemetry traces to this OTLP/HTTP endpoint (needs reflex-core[otel])",
@@ -144,36 +140,30 @@ class ServeConfig:
         default="auto",
     )
 
-    body_timeout_s: float = setting(
+    body_timeout_s: float = duration(
         "the whole request body must arrive within S seconds of its headers "
         "(default {default}; 408 body-timeout after)",
-        type=positive_float,
         default=10.0,
     )
-    idle_timeout_s: float = setting(
+    idle_timeout_s: float = duration(
         "close a connection that has no request in flight (kept alive, or headers not yet "
         "complete) after S seconds (default {default})",
-        type=positive_float,
         default=30.0,
     )
-    max_concurrent_requests: int = setting(
+    max_concurrent_requests: int = count(
         "HTTP requests handled at once, from their headers to their answer (default "
         "{default}); past it 503 server-busy (/health and /metrics are not counted)",
-        type=positive_int,
         default=256,
-        metavar="N",
     )
-    max_ws_sessions: int = setting(
+    max_ws_sessions: int = count(
         "open WebSocket sessions, every transport's (default {default}); past it the "
         "handshake gets 503 too-many-sessions",
-        type=positive_int,
         default=64,
-        metavar="N",
     )
-    ws_ping_interval_s: float = setting(
+    ws_ping_interval_s: float = duration(
         "send a WebSocket ping every S seconds so dead peers are noticed (default {default}; "
         "0 off)",
-        type=non_negative_float,
+        allow_zero=True,
         # Hypercorn (0.18) ends a closed session's connection only at its next ping tick, so
         # this is also how long a closed session lingers: shutdown waits for it (20 s once).
         default=5.0,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin import non_negative_float, positive_float, setting
+from reflex_core.plugin import positive_float, setting
+from reflex_core.plugin.options import duration
 
 NORM_SCOPES = ("action", "chunk")
 
@@ -26,11 +27,11 @@ class A2C2Config:
         "A2C2 correction head (.npz from `reflex a2c2 train`, or .onnx); enables the correction",
         metavar="PATH",
     )
-    a2c2_latency_threshold_ms: float = setting(
+    a2c2_latency_threshold_ms: float = duration(
         "correct only chunks whose observation is older than this when the policy returns "
         "(default {default}: always)",
-        type=non_negative_float,
         default=0.0,
+        allow_zero=True,
     )
     a2c2_max_norm: float | None = setting(
         "largest residual (L2 per action, action units) applied; beyond it the base action is "

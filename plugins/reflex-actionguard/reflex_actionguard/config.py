@@ -15,11 +15,10 @@ import attrs
 
 from reflex_core.plugin import (
     comma_list,
-    non_negative_int,
     positive_float,
-    positive_int,
     setting,
 )
+from reflex_core.plugin.options import count
 
 MODES = ("clamp", "reject")
 
@@ -56,16 +55,14 @@ class GuardConfig:
         "do not write the audit log (it is on by default with the guard)",
         is_flag=True,
     )
-    guard_audit_max_bytes: int = setting(
-        "rotate the audit log when it would grow past this size",
-        type=positive_int,
-        default=64 * 1024 * 1024,
+    guard_audit_max_bytes: int = count(
+        "rotate the audit log when it would grow past this size", default=64 * 1024 * 1024
     )
-    guard_trip_after: int = setting(
+    guard_trip_after: int = count(
         "refuse every /act (503 guard-tripped) after N consecutive violating chunks until "
         "POST /guard/reset; 0 never trips",
-        type=non_negative_int,
         default=5,
+        allow_zero=True,
     )
 
     @property

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin import (
-    in_range,
-    non_negative_float,
-    positive_float,
-    positive_int,
-    setting,
-)
+from reflex_core.plugin import in_range, setting
+from reflex_core.plugin.options import count, duration
 
 
 @attrs.frozen
@@ -27,27 +22,21 @@ class BatchingConfig:
     :ivar cost_ewma_alpha: weight of the newest measurement in the per-size latency average.
     """
 
-    max_batch: int | None = setting(
-        "enable dynamic batching: stack up to N concurrent requests per policy into one call",
-        type=positive_int,
+    max_batch: int | None = count(
+        "enable dynamic batching: stack up to N concurrent requests per policy into one call"
     )
-    batch_timeout_ms: float = setting(
+    batch_timeout_ms: float = duration(
         "longest a queued request waits for company once it could run",
-        type=non_negative_float,
         default=10.0,
+        allow_zero=True,
     )
-    max_batch_cost_ms: float | None = setting(
-        "flush when the learned latency of the queued batch reaches this budget",
-        type=positive_float,
+    max_batch_cost_ms: float | None = duration(
+        "flush when the learned latency of the queued batch reaches this budget"
     )
-    max_queue: int = setting(
-        "requests waiting per policy before new ones get 503 queue-full",
-        type=positive_int,
-        default=64,
+    max_queue: int = count(
+        "requests waiting per policy before new ones get 503 queue-full", default=64
     )
-    batch_concurrency: int = setting(
-        "batches of one policy in flight at once", type=positive_int, default=1
-    )
+    batch_concurrency: int = count("batches of one policy in flight at once", default=1)
     cost_ewma_alpha: float = setting(
         "weight of the newest latency sample in the per-batch-size cost average",
         type=in_range(0, 1, low_open=True),

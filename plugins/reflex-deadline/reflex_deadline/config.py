@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin import http_url, positive_float, positive_int, setting
+from reflex_core.plugin import http_url, positive_float, setting
+from reflex_core.plugin.options import count, duration
 
 STRATEGIES = ("hold", "tail", "decay", "remote")
 
@@ -21,10 +22,9 @@ STRATEGIES = ("hold", "tail", "decay", "remote")
 class DeadlineConfig:
     """Each field is a ``reflex serve`` flag and a key of the ``[deadline]`` table."""
 
-    deadline_ms: float | None = setting(
+    deadline_ms: float | None = duration(
         "answer every /act within this many ms of receiving it, with a fallback chunk if the "
-        "policy is late (late inference finishes in the background)",
-        type=positive_float,
+        "policy is late (late inference finishes in the background)"
     )
     deadline_fallback: str = setting(
         "what a late request gets, per the embodiment's action kind: hold (keep still: the "
@@ -40,10 +40,9 @@ class DeadlineConfig:
         type=http_url,
         metavar="URL",
     )
-    fallback_timeout_ms: float | None = setting(
+    fallback_timeout_ms: float | None = duration(
         "time budget of the remote call, bounded by the deadline; the remote request starts "
-        "this long before the deadline if the policy has not answered (default: half the deadline)",
-        type=positive_float,
+        "this long before the deadline if the policy has not answered (default: half the deadline)"
     )
     fallback_token: str | None = setting(
         "bearer token for the fallback server (default: $REFLEX_FALLBACK_TOKEN)",
@@ -54,11 +53,10 @@ class DeadlineConfig:
         "control rate for the tail and decay strategies' time shift (default: the embodiment's)",
         type=positive_float,
     )
-    deadline_max_late: int = setting(
+    deadline_max_late: int = count(
         "late inferences kept running in the background; while that many are, new requests "
         "fall back (at their deadline) without queueing more work, and a call going late past "
         "the cap is dropped",
-        type=positive_int,
         default=8,
     )
 

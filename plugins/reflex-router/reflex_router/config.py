@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin import in_range, positive_float, positive_int, setting
+from reflex_core.plugin import in_range, setting
+from reflex_core.plugin.options import count, duration
 
 
 @attrs.frozen
@@ -42,14 +43,14 @@ class RouterConfig:
         "append-only JSONL file for shadow records (A and B chunks and their difference)",
         metavar="PATH",
     )
-    router_trip_after: int = setting(
-        "consecutive errors that drain a slot's traffic to the other", type=positive_int, default=3
+    router_trip_after: int = count(
+        "consecutive errors that drain a slot's traffic to the other", default=3
     )
-    router_cooldown_s: float = setting(
-        "seconds a drained slot rests before it is retried", type=positive_float, default=30.0
+    router_cooldown_s: float = duration(
+        "seconds a drained slot rests before it is retried", default=30.0
     )
-    shadow_max_pending: int = setting(
-        "shadow calls in flight beyond which mirroring is skipped", type=positive_int, default=16
+    shadow_max_pending: int = count(
+        "shadow calls in flight beyond which mirroring is skipped", default=16
     )
 
     @property

@@ -17,8 +17,9 @@ from typing import Any
 
 import attrs
 
-from reflex_core.plugin import non_negative_float, positive_float, positive_int, setting
+from reflex_core.plugin import setting
 from reflex_core.plugin.kit.latency import parse_duration_s
+from reflex_core.plugin.options import count, duration
 
 MODES = ("log", "shed", "breaker")
 _SPEC = re.compile(r"^\s*p(?P<q>[0-9]+(?:\.[0-9]+)?)\s*=\s*(?P<target>.+?)\s*$", re.IGNORECASE)
@@ -83,36 +84,28 @@ class SloConfig:
         default="log",
         metavar="log|shed|breaker",
     )
-    slo_window_s: float = setting(
+    slo_window_s: float = duration(
         "percentiles cover the last this many seconds (default {default}; 0: by count only)",
-        type=non_negative_float,
         default=30.0,
+        allow_zero=True,
     )
-    slo_window_size: int = setting(
-        "... and at most this many requests per policy slot", type=positive_int, default=1000
+    slo_window_size: int = count("... and at most this many requests per policy slot", default=1000)
+    slo_min_samples: int = count(
+        "judge an SLO only once a window holds this many requests", default=10
     )
-    slo_min_samples: int = setting(
-        "judge an SLO only once a window holds this many requests", type=positive_int, default=10
-    )
-    slo_probe_interval_s: float = setting(
+    slo_probe_interval_s: float = duration(
         "in shed mode, let one request through this often while breached so recovery is measured",
-        type=positive_float,
         default=1.0,
     )
-    breaker_errors: int | None = setting(
+    breaker_errors: int | None = count(
         "open the circuit breaker after N consecutive errors or timeouts (fallbacks count); "
-        "with --slo-mode breaker an SLO breach opens it too",
-        type=positive_int,
+        "with --slo-mode breaker an SLO breach opens it too"
     )
-    breaker_cooldown_s: float = setting(
-        "how long the breaker stays open (503 circuit-open) before probing",
-        type=positive_float,
-        default=5.0,
+    breaker_cooldown_s: float = duration(
+        "how long the breaker stays open (503 circuit-open) before probing", default=5.0
     )
-    breaker_probes: int = setting(
-        "successful probe requests in half-open that close the breaker",
-        type=positive_int,
-        default=1,
+    breaker_probes: int = count(
+        "successful probe requests in half-open that close the breaker", default=1
     )
 
     @property

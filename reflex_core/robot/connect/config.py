@@ -26,11 +26,11 @@ import attrs
 from reflex_core.errors import ConfigError
 from reflex_core.plugin.options import (
     Option,
+    count,
+    duration,
     load_toml_config,
-    non_negative_float,
     options_of,
     positive_float,
-    positive_int,
     resolve_options,
     setting,
 )
@@ -77,19 +77,14 @@ class ConnectConfig:
         type=_command,
         metavar="CMD",
     )
-    safe_stop_timeout_s: float = setting(
-        "how long the safe-stop command may take before it is killed",
-        type=positive_float,
-        default=5.0,
+    safe_stop_timeout_s: float = duration(
+        "how long the safe-stop command may take before it is killed", default=5.0
     )
-    command_timeout_s: float = setting(
-        "longest wait for an observation line, and longest an act command may run",
-        type=positive_float,
-        default=2.0,
+    command_timeout_s: float = duration(
+        "longest wait for an observation line, and longest an act command may run", default=2.0
     )
-    request_timeout_s: float = setting(
+    request_timeout_s: float = duration(
         "longest wait for the server's chunk (default {default}); past it: transport_error",
-        type=positive_float,
         default=5.0,
     )
     rate_hz: float | None = setting(
@@ -99,7 +94,7 @@ class ConnectConfig:
     api_key: str | None = setting(
         f"bearer token for the server (or set {API_KEY_ENV})", metavar="KEY", repr=False
     )
-    max_steps: int | None = setting("stop after N control steps", type=positive_int)
+    max_steps: int | None = count("stop after N control steps")
     prompt: str | None = setting("the task prompt when observations carry none", metavar="TEXT")
     embodiment: str | None = setting(
         "check observations against this embodiment (state length) and take its control rate",
@@ -114,16 +109,14 @@ class ConnectConfig:
     transport: str = setting(
         "auto (WebSocket, else HTTP), ws or http", choices=("auto", "ws", "http"), default="auto"
     )
-    reconnect_budget_s: float = setting(
+    reconnect_budget_s: float = duration(
         "time allowed to re-open a dropped connection before safe-stopping (default "
         "{default}: a dropped connection safe-stops at once)",
-        type=non_negative_float,
         default=0.0,
+        allow_zero=True,
     )
-    connect_timeout_s: float = setting(
-        "how long to wait for the server to be ready at start-up",
-        type=positive_float,
-        default=30.0,
+    connect_timeout_s: float = duration(
+        "how long to wait for the server to be ready at start-up", default=30.0
     )
     episode_id: str | None = setting("sent with every observation", metavar="ID")
 
