@@ -9,10 +9,12 @@ steps; the pieces below are the same for every family:
   features, the ``PreTrainedConfig`` fields);
 - :func:`franka_stats`: Franka-like normalizer statistics (7 joints in rad + one finger opening
   in m) cycled to any dimension, and :func:`save_stats` for the processors' stats files;
-- :func:`normalizer_step`: a saved (un)normalizer processor step;
+- :func:`normalizer_step`: a saved (un)normalizer processor step, and :func:`write_processors`
+  for the two processor JSONs with their stats files;
 - :func:`save_weights`: ``model.safetensors`` with the policy wrapper's key prefix;
-- :func:`spec_digest` / :func:`lookup_spec`: a built-in spec's cache key and its lookup;
-  :func:`builtin_writer`: the lazy ``write`` a plugin registers for it.
+- :class:`BuiltinSpecBase`: the fields every built-in checkpoint's spec has (Franka-sized I/O,
+  seed) and its cache key (:func:`spec_digest`); :func:`lookup_spec` finds one by name and
+  :func:`builtin_writer` is the lazy ``write`` a plugin registers for it.
 
 torch-free at import (the plugins list their built-ins at startup); writing weights imports
 torch.
@@ -25,12 +27,18 @@ import importlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 
 from reflex_core.errors import CheckpointError
-from reflex_core.models.lerobot import ACTION_FEATURE, IMAGE_FEATURE_PREFIX, STATE_FEATURE
+from reflex_core.models.lerobot import (
+    ACTION_FEATURE,
+    IMAGE_FEATURE_PREFIX,
+    POSTPROCESSOR_FILE,
+    PREPROCESSOR_FILE,
+    STATE_FEATURE,
+)
 
 FRANKA_CAMERAS = ("front", "wrist")
 # Franka-like statistics (7 joints in rad + one finger opening in m) for the normalizer files.
@@ -47,6 +55,34 @@ def spec_digest(writer_version: int, spec: Any) -> str:
     changed spec or writer writes a new cache directory)."""
     text = json.dumps([writer_version, attrs.asdict(spec)], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+@attrs.frozen(kw_only=True)
+class BuiltinSpecBase:
+    """What every family's built-in checkpoint spec has: a name, a description, the square image
+    size, chunk and prompt lengths, Franka-sized state and action (8 dims, padded to 32), the flow
+    steps and the weights' seed. A family's spec adds its model sizes and sets
+    ``writer_version``."""
+
+    #: The family writer's version: bump it when the output changes for the same spec.
+    writer_version: ClassVar[int]
+
+    name: str
+    description: str
+    image_size: int
+    chunk_size: int
+    tokenizer_max_length: int
+    cameras: tuple[str, ...] = FRANKA_CAMERAS
+    state_dim: int = 8
+    action_dim: int = 8
+    max_state_dim: int = 32
+    max_action_dim: int = 32
+    num_steps: int = 10
+    seed: int = 0
+
+    def digest(self) -> str:
+        """A short hash of the spec and writer version: the cache directory's suffix."""
+        return spec_digest(self.writer_version, self)
 
 
 def builtin_writer(module: str, name: str) -> Callable[[Path], None]:
@@ -157,6 +193,19 @@ def save_stats(
     }
     for name in file_names:
         save_file(stats, str(directory / name))
+
+
+def write_processors(
+    directory: Path,
+    files: Mapping[str, Any],
+    features: Mapping[str, Mapping[str, list[float]]],
+) -> None:
+    """The processor JSONs and their normalizer stats files. ``files``: ``pre`` / ``post`` (the
+    pre/post processor JSONs) and ``pre_state`` / ``post_state`` (the stats-file names their
+    normalizer steps name); ``features``: the statistics, as :func:`save_stats` takes them."""
+    save_stats(directory, (files["pre_state"], files["post_state"]), features)
+    write_json(directory / PREPROCESSOR_FILE, files["pre"])
+    write_json(directory / POSTPROCESSOR_FILE, files["post"])
 
 
 def save_weights(tensors: Mapping[str, Any], path: Path, prefix: str = "model.") -> None:

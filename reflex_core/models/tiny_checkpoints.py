@@ -19,45 +19,30 @@ from typing import Any
 import attrs
 
 from reflex_core.models.lerobot_writer import (
-    FRANKA_CAMERAS,
+    BuiltinSpecBase,
     franka_stats,
     lerobot_policy_fields,
     lookup_spec,
     normalizer_step,
-    save_stats,
     save_weights,
-    spec_digest,
     write_json,
+    write_processors,
 )
 
 # Bump when the writer's output changes for the same spec (weights init, files written).
 WRITER_VERSION = 1
 
 
-@attrs.frozen
-class BuiltinSpec:
+@attrs.frozen(kw_only=True)
+class BuiltinSpec(BuiltinSpecBase):
     """Sizes and I/O of one built-in checkpoint (the ``reflex_architecture`` block and more)."""
 
-    name: str
+    writer_version = WRITER_VERSION
+
     family: str
-    description: str
-    image_size: int
     vision: Mapping[str, int]
     vlm: Mapping[str, int]
     expert: Mapping[str, int]
-    chunk_size: int
-    tokenizer_max_length: int
-    cameras: tuple[str, ...] = FRANKA_CAMERAS
-    action_dim: int = 8
-    state_dim: int = 8
-    max_state_dim: int = 32
-    max_action_dim: int = 32
-    num_steps: int = 10
-    seed: int = 0
-
-    def digest(self) -> str:
-        """A short hash of the spec and writer version: the cache directory's suffix."""
-        return spec_digest(WRITER_VERSION, self)
 
 
 _TINY_VISION = {"width": 32, "depth": 2, "mlp_dim": 64, "num_heads": 2, "patch_size": 8}
@@ -78,29 +63,29 @@ _TINY_EXPERT = {
     "head_dim": 32,
 }
 
+_TINY_PI0 = BuiltinSpec(
+    name="tiny-pi0",
+    family="pi0",
+    description="pi0 layout at toy size (2 cameras 32x32, 2 layers): exports in seconds",
+    image_size=32,
+    vision=_TINY_VISION,
+    vlm=_TINY_VLM,
+    expert=_TINY_EXPERT,
+    chunk_size=10,
+    tokenizer_max_length=16,
+    seed=1,
+)
+
 BUILTIN_SPECS: dict[str, BuiltinSpec] = {
     spec.name: spec
     for spec in (
-        BuiltinSpec(
-            name="tiny-pi0",
-            family="pi0",
-            description="pi0 layout at toy size (2 cameras 32x32, 2 layers): exports in seconds",
-            image_size=32,
-            vision=_TINY_VISION,
-            vlm=_TINY_VLM,
-            expert=_TINY_EXPERT,
-            chunk_size=10,
-            tokenizer_max_length=16,
-            seed=1,
-        ),
-        BuiltinSpec(
+        _TINY_PI0,
+        # pi0.5 at pi0's toy sizes, with a longer chunk.
+        attrs.evolve(
+            _TINY_PI0,
             name="tiny-pi05",
             family="pi05",
             description="pi0.5 layout at toy size (2 cameras 32x32, 2 layers): exports in seconds",
-            image_size=32,
-            vision=_TINY_VISION,
-            vlm=_TINY_VLM,
-            expert=_TINY_EXPERT,
             chunk_size=16,
             # "Task: <words>, State: <8 bins>;\nAction:" plus BOS needs ~25 tokens.
             tokenizer_max_length=32,
@@ -324,9 +309,7 @@ def write_builtin_checkpoint(name: str, directory: str | Path) -> Path:
         "observation.state": franka_stats(spec.state_dim),
         "action": franka_stats(spec.action_dim),
     }
-    save_stats(directory, (files["pre_state"], files["post_state"]), stats)
-    write_json(directory / "policy_preprocessor.json", files["pre"])
-    write_json(directory / "policy_postprocessor.json", files["post"])
+    write_processors(directory, files, stats)
     build_tiny_tokenizer().save(str(directory / "tokenizer.json"))
     write_json(directory / "config.json", config)
     return directory

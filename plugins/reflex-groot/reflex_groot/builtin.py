@@ -37,11 +37,18 @@ from reflex_core.models.lerobot_writer import (
     FRANKA_LOW,
     cycle,
     lerobot_policy_fields,
-    save_stats,
     save_weights,
     write_json,
+    write_processors,
 )
-from reflex_groot.config import DEFAULT_EMBODIMENT_MAPPING, PACK_STEP, UNPACK_STEP, WEIGHTS_PREFIX
+from reflex_groot.config import (
+    DEFAULT_EMBODIMENT_MAPPING,
+    EAGLE_N15_ASSETS,
+    KNOWN_EAGLE_CONFIGS,
+    PACK_STEP,
+    UNPACK_STEP,
+    WEIGHTS_PREFIX,
+)
 from reflex_groot.prompt import IMAGE_TOKEN, build_tiny_tokenizer, tiny_vocabulary
 
 WRITER_VERSION = 1
@@ -54,50 +61,35 @@ TINY_MAPPING = {**DEFAULT_EMBODIMENT_MAPPING, TINY_EMBODIMENT: 4}
 TOKENIZER_MAX_LENGTH = 48
 
 
+#: What ``tiny-groot`` changes in N1.5's Eagle 2.5 config: toy widths and depths at 28 px.
+_TINY_VISION = {
+    "hidden_size": 32,
+    "image_size": 28,
+    "intermediate_size": 64,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 1,
+}
+_TINY_TEXT = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": 512,
+    "use_sliding_window": False,
+}
+
+
 def tiny_eagle_config() -> dict[str, Any]:
+    """N1.5's Eagle config (:data:`~reflex_groot.config.KNOWN_EAGLE_CONFIGS`) at toy size, with
+    the tiny tokenizer's vocabulary."""
     vocab = tiny_vocabulary()
-    return {
-        "model_type": "eagle_2_5_vl",
-        "select_layer": -1,
-        "downsample_ratio": 0.5,
-        "use_pixel_shuffle": False,
-        "mlp_connector_layers": 1,
-        "force_image_size": 28,
-        "image_token_index": vocab.index(IMAGE_TOKEN),
-        "use_backbone_lora": 0,
-        "use_llm_lora": 0,
-        "template": None,
-        "vision_config": {
-            "model_type": "siglip_vision_model",
-            "hidden_size": 32,
-            "image_size": 28,
-            "intermediate_size": 64,
-            "num_attention_heads": 2,
-            "num_hidden_layers": 1,
-            "patch_size": 14,
-            "num_channels": 3,
-            "hidden_act": "gelu_pytorch_tanh",
-            "layer_norm_eps": 1e-6,
-        },
-        "text_config": {
-            "architectures": ["Qwen3ForCausalLM"],
-            "model_type": "qwen3",
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 3,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 16,
-            "hidden_act": "silu",
-            "rms_norm_eps": 1e-6,
-            "rope_theta": 1000000.0,
-            "max_position_embeddings": 512,
-            "attention_bias": False,
-            "tie_word_embeddings": True,
-            "vocab_size": len(vocab),
-            "use_sliding_window": False,
-        },
-    }
+    config = copy.deepcopy(KNOWN_EAGLE_CONFIGS[EAGLE_N15_ASSETS])
+    config.update(force_image_size=28, image_token_index=vocab.index(IMAGE_TOKEN), template=None)
+    config["vision_config"].update(_TINY_VISION)
+    config["text_config"].update(_TINY_TEXT, vocab_size=len(vocab))
+    return config
 
 
 def tiny_base_config() -> dict[str, Any]:
@@ -331,10 +323,8 @@ def write_checkpoint(
     action_dim = policy_config["output_features"]["action"]["shape"][0]
     state_dim = policy_config["input_features"]["observation.state"]["shape"][0]
     files = processor_files(action_dim, mapping, policy_config.get("embodiment_tag", ""))
-    write_json(directory / "policy_preprocessor.json", files["pre"])
-    write_json(directory / "policy_postprocessor.json", files["post"])
     feature_stats = {"observation.state": stats(state_dim), "action": stats(action_dim)}
-    save_stats(directory, (files["pre_state"], files["post_state"]), feature_stats)
+    write_processors(directory, files, feature_stats)
     if tokenizer is not None:
         tokenizer.save(str(directory / "tokenizer.json"))
     return directory

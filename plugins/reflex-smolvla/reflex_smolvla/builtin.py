@@ -77,24 +77,11 @@ def tiny_vlm_config(vocab_size: int) -> dict[str, Any]:
     }
 
 
-@attrs.frozen
-class SmolVLASpec:
-    name: str
-    description: str
-    image_size: int
-    chunk_size: int
-    tokenizer_max_length: int
-    num_vlm_layers: int
-    cameras: tuple[str, ...] = writer.FRANKA_CAMERAS
-    state_dim: int = 8
-    action_dim: int = 8
-    max_state_dim: int = 32
-    max_action_dim: int = 32
-    num_steps: int = 10
-    seed: int = 0
+@attrs.frozen(kw_only=True)
+class SmolVLASpec(writer.BuiltinSpecBase):
+    writer_version = WRITER_VERSION
 
-    def digest(self) -> str:
-        return writer.spec_digest(WRITER_VERSION, self)
+    num_vlm_layers: int
 
 
 TINY_SMOLVLA = SmolVLASpec(
@@ -270,9 +257,7 @@ def write_checkpoint_dir(
         feature: {k: v for k, v in writer.franka_stats(dim).items() if k in _STATS}
         for feature, dim in (("observation.state", state_dim), ("action", action_dim))
     }
-    writer.save_stats(directory, (files["pre_state"], files["post_state"]), stats)
-    writer.write_json(directory / "policy_preprocessor.json", files["pre"])
-    writer.write_json(directory / "policy_postprocessor.json", files["post"])
+    writer.write_processors(directory, files, stats)
     if tokenizer is not None:
         tokenizer.save(str(directory / "tokenizer.json"))
     if vlm_config is not None:
