@@ -39,20 +39,6 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _pid_listening(port: int) -> int:
-    """The pid of the process started with ``--port PORT`` (the server ``served`` spawned)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if any(a == "--port" and b == str(port) for a, b in zip(argv, argv[1:], strict=False)):
-            return int(entry.name)
-    raise RuntimeError(f"no process serves port {port}")
-
-
 def _cpu_seconds(pid: int) -> float:
     """utime + stime of ``pid`` (and its waited-for children), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -73,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from reflex_core.eval.episode import EpisodeConfig
     from reflex_core.eval.runner import EvalPlan, init_ray, run_eval
     from reflex_core.eval.server import ServerPlan, served
+    from reflex_core.eval.testing import processes_started_on
     from reflex_core.serve.child import reflex_argv
 
     rates: dict[int, float] = {}
@@ -103,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             with served(spawn) as (url, _health):
-                server_pid = _pid_listening(int(url.rsplit(":", 1)[1]))
+                # the server ``served`` spawned: the one process started with its --port
+                (server_pid,) = processes_started_on({int(url.rsplit(":", 1)[1])})
                 for workers in counts:
                     plan = EvalPlan(
                         episode=EpisodeConfig(

@@ -23,6 +23,7 @@ from reflex_core.eval.episode import EpisodeConfig
 from reflex_core.eval.runner import parse_sweep, point_episode_config, point_serve_flags
 from reflex_core.eval.simtime import SimClock, SimFuture
 from reflex_core.eval.stats import summarize, wilson_interval
+from reflex_core.eval.testing import processes_started_on
 from reflex_core.plugin.hookspecs import hookimpl
 from reflex_core.plugin.manager import make_plugin_manager
 from reflex_core.plugin.registry import EnvSpec
@@ -267,22 +268,6 @@ def test_ray_workers_share_one_server_on_loopback() -> None:
     assert all(r["error"] is None and r["steps"] == 60 for r in records)
 
 
-def _processes_listening_on(ports: set[int]) -> list[str]:
-    """Command lines of live processes started with ``--port P`` for a P in ``ports``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue  # gone meanwhile
-        if any(a == "--port" and b.isdigit() and int(b) in ports
-               for a, b in zip(argv, argv[1:], strict=False)):  # fmt: skip
-            found.append(" ".join(argv))
-    return found
-
-
 @pytest.mark.slow
 def test_server_per_worker_starts_one_server_per_actor_and_stops_them() -> None:
     """``--server-per-worker``: each of 2 Ray actors serves the expert itself; every episode's
@@ -321,7 +306,7 @@ def test_server_per_worker_starts_one_server_per_actor_and_stops_them() -> None:
         with pytest.raises(httpx.TransportError):
             httpx.get(url + "/health", timeout=2.0)
     ports = {int(u.rsplit(":", 1)[1]) for u in urls}
-    assert _processes_listening_on(ports) == []
+    assert processes_started_on(ports) == {}
 
 
 @pytest.mark.slow

@@ -14,7 +14,9 @@ on hardware however fast or slow the simulator steps.
 * :mod:`reflex_core.eval.report`: the summary / sweep tables and the PNG;
 * :mod:`reflex_core.eval.expert`: a scripted expert behind the wire protocol (harness check);
 * :mod:`reflex_core.eval.tiny`: a random-weight tiny model re-labelled for an env's embodiment
-  (the chance baseline env plugins' tests export and serve).
+  (the chance baseline env plugins' tests export and serve);
+* :mod:`reflex_core.eval.embodiment`: the joint-space blocks of an env's embodiment document;
+* :mod:`reflex_core.eval.testing`: the checks env plugins' tests share.
 
 Ray, the simulators and the video/plot writers are optional (``reflex-core[eval]``); nothing here
 imports them at module import.

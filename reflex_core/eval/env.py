@@ -71,21 +71,81 @@ class EnvAdapter(Protocol):
         """Release the simulator."""
 
 
+def finite_command(action: Any, dim: int, what: str = "joint targets") -> np.ndarray:
+    """``action`` as a float64 vector of ``dim`` finite values, the check every adapter's ``act``
+    starts with.
+
+    :raises ValueError: ``expected {dim} finite {what}, got ...``.
+    """
+    command = np.asarray(action, dtype=np.float64).reshape(-1)
+    if command.shape[0] != dim or not np.isfinite(command).all():
+        raise ValueError(f"expected {dim} finite {what}, got {command}")
+    return command
+
+
 class RenderedEnv:
     """What the MuJoCo env adapters share: the observation (state, prompt, camera renders at
-    ``image_size``, unknown cameras refused), the video frame, closing the renderers.
+    ``image_size``, unknown cameras refused), the video frame, closing the renderers, the
+    episode's ``success`` (sticky: once achieved it stays) and last ``reward``.
 
-    A subclass sets ``label`` (for messages), ``camera_names``, ``video_camera``, ``prompt``,
-    ``image_size`` and ``_renderers`` (size -> renderer, created as it renders), and implements
-    ``state()``, ``_render(camera, size)`` and ``_close_sim()``.
+    A subclass sets ``label`` (for messages), ``video_camera`` and ``camera_names``, calls
+    ``RenderedEnv.__init__`` (or sets ``task``, ``prompt``, ``image_size`` and ``_renderers``
+    itself), and implements ``state()``, ``_render(camera, size)`` (:meth:`_render_mujoco`
+    renders a MuJoCo scene) and ``_close_sim()``. Its ``reset`` calls :meth:`_start_episode`;
+    its steps call :meth:`_scored`.
     """
 
     label: str
     camera_names: Sequence[str]
     video_camera: str
+    task: str
     prompt: str
     image_size: int
     _renderers: dict[int, Any]
+    _success = False
+    _reward = 0.0
+
+    def __init__(self, task: str, prompt: str, image_size: int) -> None:
+        """``task`` and its language instruction; ``image_size``: the side of a camera render
+        (0: no renders)."""
+        self.task = task
+        self.prompt = prompt
+        self.image_size = int(image_size)
+        self._renderers = {}  # size -> renderer
+
+    @property
+    def success(self) -> bool:
+        return self._success
+
+    @property
+    def reward(self) -> float:
+        return self._reward
+
+    def _start_episode(self) -> None:
+        self._success = False
+        self._reward = 0.0
+
+    def _scored(self, reward: float, success: bool) -> None:
+        """One tick's reward and whether the task is achieved now; a success stays."""
+        self._reward = float(reward)
+        self._success = self._success or bool(success)
+
+    def _render_mujoco(
+        self, model: Any, data: Any, camera: str, size: int, scene_option: Any = None
+    ) -> np.ndarray:
+        """A ``size`` x ``size`` render of ``camera`` with MuJoCo's own renderer (one per size,
+        kept in ``_renderers``), shadows, reflections and skybox off: what makes a frame cheap
+        on a CPU."""
+        import mujoco
+
+        renderer = self._renderers.get(size)
+        if renderer is None:
+            renderer = self._renderers[size] = mujoco.Renderer(model, size, size)
+        renderer.update_scene(data, camera=camera, scene_option=scene_option)
+        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                     mujoco.mjtRndFlag.mjRND_SKYBOX):  # fmt: skip
+            renderer.scene.flags[flag] = False
+        return np.ascontiguousarray(renderer.render())
 
     def state(self) -> np.ndarray:
         raise NotImplementedError

@@ -5,15 +5,15 @@ It is the core's built-in ``tiny-pi05`` (seeded weights; the network does not de
 robot's dims: state and actions are padded to 32) re-labelled as a lerobot checkpoint for one
 robot: ``config.json`` and the processors' features name the robot's cameras, its state and action
 sizes, and the normalizer stats come from the embodiment document (mean/std as given, min/max and
-quantiles from the action ranges, the state's from mean +- 2 std). Every env plugin calls this with
-its own embodiment (``reflex_metaworld.tiny``, ``reflex_aloha.tiny``). Needs
-``reflex-core[export]``.
+quantiles from the action ranges, the state's from mean +- 2 std). Every env plugin binds it to
+its own embodiment and camera with :func:`tiny_checkpoint_writer` (``reflex_metaworld.tiny``,
+``reflex_aloha.tiny``, ``reflex_robosuite.tiny``). Needs ``reflex-core[export]``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,22 @@ def write_tiny_checkpoint(
     return directory
 
 
+def tiny_checkpoint_writer(
+    embodiment: Callable[[], Mapping[str, Any]], cameras: Sequence[str]
+) -> Callable[[str | Path], Path]:
+    """An env plugin's ``write_tiny_checkpoint(directory)``: :func:`write_tiny_checkpoint` for
+    the embodiment document ``embodiment()`` returns (its ``EmbodimentSource.load``) and
+    ``cameras``."""
+    cameras = list(cameras)
+
+    def write(directory: str | Path) -> Path:
+        """Write the checkpoint into ``directory`` (``reflex export DIR --embodiment NAME`` takes
+        it)."""
+        return write_tiny_checkpoint(directory, embodiment(), cameras)
+
+    return write
+
+
 def tiny_checkpoint_labels(directory: Path) -> dict[str, Any]:
     """What a tiny checkpoint's lerobot files say about the robot (for the env plugins' tests):
     ``images`` (the config's ``observation.images.*`` keys), ``state_shape``,
@@ -127,4 +143,3 @@ def tiny_checkpoint_labels(directory: Path) -> dict[str, Any]:
         "stats": stats,
         "processor_images": processor_images,
     }
-

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reflex_core.eval.embodiment import joint_position_blocks
+
 ARM_JOINTS = ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate")
 # [rad], Interbotix vx300s (the same numbers as gym-aloha's MJCF joint ranges).
 ARM_LIMITS = (
@@ -53,9 +55,6 @@ def _per_arm(arm: list[Any], gripper: Any) -> list[Any]:
 
 def aloha() -> dict[str, Any]:
     """The embodiment document (see the module doc)."""
-    ranges = _per_arm([list(r) for r in ARM_LIMITS], list(GRIPPER_RANGE))
-    home = _per_arm(list(HOME), 0.5)
-    std = _per_arm([(hi - lo) / 4 for lo, hi in ARM_LIMITS], 0.25)
     return {
         "schema_version": 1,
         "embodiment": "aloha",
@@ -65,19 +64,9 @@ def aloha() -> dict[str, Any]:
             "opening (0 closed .. 1 open), then the same for the right arm. State: the same 14 "
             "values measured. 50 Hz."
         ),
-        "joint_names": list(JOINT_NAMES),
-        "action_space": {
-            "type": "continuous",
-            "kind": "joint_position",
-            "dim": len(JOINT_NAMES),
-            "ranges": ranges,
-        },
-        "normalization": {
-            "mean_action": home,
-            "std_action": std,
-            "mean_state": home,
-            "std_state": std,
-        },
+        **joint_position_blocks(
+            JOINT_NAMES, _per_arm(list(ARM_LIMITS), GRIPPER_RANGE), _per_arm(list(HOME), 0.5)
+        ),
         "gripper": None,  # two continuous grippers (module doc)
         "cameras": [
             {"name": "top", "resolution": [640, 480], "fps": 50, "color_space": "rgb8"},

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from reflex_aloha.embodiment import ALOHA_HZ
-from reflex_core.eval.env import RenderedEnv
+from reflex_core.eval.env import RenderedEnv, finite_command
 
 # MuJoCo (and dm-control) pick their GL platform when first imported: headless EGL unless told.
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -86,10 +86,8 @@ class AlohaEnv(RenderedEnv):
 
         if task not in SCENES:
             raise ValueError(f"unknown gym-aloha task {task!r}; tasks: {', '.join(SCENES)}")
-        self.task = task
-        self.prompt = PROMPTS[task]
+        super().__init__(task, PROMPTS[task], image_size)
         self.camera_names = CAMERAS
-        self.image_size = int(image_size)
         physics = dm_mujoco.Physics.from_xml_path(str(ASSETS_DIR / SCENES[task]))
         # the scene's 4x multisampling and 4096-px shadow maps make a frame ~10x dearer on a CPU
         # (64 px: ~300 ms against ~30 ms, measured side by side)
@@ -102,10 +100,7 @@ class AlohaEnv(RenderedEnv):
             flat_observation=False,
         )  # fmt: skip
         self.frequency_hz = 1.0 / DT
-        self._renderers: dict[int, Any] = {}
         self._command = np.zeros(STATE_DIM)
-        self._success = False
-        self._reward = 0.0
         self.reset(seed)
 
     # -- episode ------------------------------------------------------------------------------
@@ -117,8 +112,7 @@ class AlohaEnv(RenderedEnv):
         BOX_POSE[0] = place_objects(self.task, int(seed))
         self._env.reset()
         self._command = self.state().astype(np.float64)  # the arms hold their start pose
-        self._success = False
-        self._reward = 0.0
+        self._start_episode()
 
     def _step(self, command: np.ndarray) -> None:
         from dm_control.rl.control import PhysicsError
@@ -132,13 +126,10 @@ class AlohaEnv(RenderedEnv):
             # one): a jump across a joint's range can blow the simulation up. dm-control stops
             # there, as gym-aloha would; the episode is the policy's failure.
             raise EnvFailure(f"the simulation diverged: {exc}") from exc
-        self._reward = float(step.reward)
-        self._success = self._success or self._reward >= self._task.max_reward
+        self._scored(step.reward, step.reward >= self._task.max_reward)
 
     def act(self, action: np.ndarray) -> None:
-        command = np.asarray(action, dtype=np.float64).reshape(-1)
-        if command.shape[0] != STATE_DIM or not np.isfinite(command).all():
-            raise ValueError(f"expected {STATE_DIM} finite joint targets, got {command}")
+        command = finite_command(action, STATE_DIM)
         # Out-of-range targets are clipped by the actuators' ctrlrange, as the servos would.
         self._command = command
         self._step(command)
@@ -146,14 +137,6 @@ class AlohaEnv(RenderedEnv):
     def hold(self) -> None:
         """Position control: holding is re-sending the last targets."""
         self._step(self._command)
-
-    @property
-    def success(self) -> bool:
-        return self._success
-
-    @property
-    def reward(self) -> float:
-        return self._reward
 
     # -- observation --------------------------------------------------------------------------
 
@@ -166,16 +149,7 @@ class AlohaEnv(RenderedEnv):
         return np.asarray(self._task.get_env_state(self.physics), dtype=np.float64)
 
     def _render(self, camera: str, size: int) -> np.ndarray:
-        import mujoco
-
-        renderer = self._renderers.get(size)
-        if renderer is None:
-            renderer = self._renderers[size] = mujoco.Renderer(self.physics.model.ptr, size, size)
-        renderer.update_scene(self.physics.data.ptr, camera=camera)
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX):  # fmt: skip
-            renderer.scene.flags[flag] = False
-        return np.ascontiguousarray(renderer.render())
+        return self._render_mujoco(self.physics.model.ptr, self.physics.data.ptr, camera, size)
 
     def _close_sim(self) -> None:
         self.physics.free()

@@ -6,32 +6,24 @@ a failed episode; an episode end to end through ``reflex eval`` against a served
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
 from reflex_aloha import TASKS
+from reflex_aloha.embodiment import aloha
 from reflex_aloha.env import AlohaEnv
 
 from reflex_core.embodiments import load_embodiment
+from reflex_core.eval import testing
 from reflex_core.eval.env import EnvFailure
 from reflex_core.plugin.manager import make_plugin_manager
-
-REFLEX = str(Path(sys.executable).with_name("reflex"))
+from reflex_core.plugin.testing import installed_plugin
 
 
 def test_entry_point_registers_the_env_and_the_aloha_embodiment() -> None:
-    (ep,) = [e for e in metadata.entry_points(group="reflex.plugins") if e.name == "aloha"]
-    assert ep.value == "reflex_aloha" and ep.dist is not None
-    assert ep.dist.name == "reflex-aloha"
-    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "aloha"})
-    assert pm.load_failures == []
+    pm = installed_plugin("aloha", "reflex-aloha", "reflex_aloha")
     spec = pm.registry.envs["aloha"]
     assert pm.registry.owner("envs", "aloha") == "aloha"
     assert spec.tasks == TASKS == ("transfer_cube", "insertion") and spec.expert is None
@@ -105,12 +97,7 @@ def test_placement_and_physics_are_gym_aloha_s(env: AlohaEnv) -> None:
 
 
 def test_a_seed_fixes_the_placement(env: AlohaEnv) -> None:
-    env.reset(3)
-    first = env.object_poses()
-    env.reset(4)
-    other = env.object_poses()
-    env.reset(3)
-    np.testing.assert_array_equal(env.object_poses(), first)
+    first, other = testing.check_seeded_start(env, env.object_poses)
     assert not np.array_equal(first[:3], other[:3])  # the cube moved
 
 
@@ -133,12 +120,7 @@ def test_each_action_dimension_drives_its_own_joint(env: AlohaEnv) -> None:
 
 
 def test_holding_keeps_the_pose_and_does_not_succeed(env: AlohaEnv) -> None:
-    env.reset(1)
-    home = env.state()
-    for _ in range(50):
-        env.hold()
-    np.testing.assert_allclose(env.state(), home, atol=0.02)
-    assert not env.success and env.reward == 0.0
+    testing.check_holding(env, seed=1, ticks=50, atol=0.02)
 
 
 def _put_cube_in_gripper(env: AlohaEnv, side: str) -> None:
@@ -175,22 +157,11 @@ def test_success_is_the_cube_in_the_left_gripper_off_the_table(env: AlohaEnv) ->
 
 def test_observe_renders_only_the_cameras_asked_for(env: AlohaEnv) -> None:
     env.reset(0)
-    observation = env.observe()
-    assert "images" not in observation and observation["state"].shape == (14,)
-    images = env.observe(["top", "left_wrist"])["images"]
-    assert set(images) == {"top", "left_wrist"}
-    assert images["top"].shape == (32, 32, 3) and images["top"].dtype == np.uint8
-    assert images["top"].std() > 5
-    with pytest.raises(ValueError, match="no camera"):
-        env.observe(["cam_high"])
+    testing.check_observe(env, ["top", "left_wrist"], 32, state_dim=14, unknown_camera="cam_high")
 
 
 def test_bad_actions_and_tasks_are_refused(env: AlohaEnv) -> None:
-    env.reset(0)
-    with pytest.raises(ValueError):
-        env.act(np.zeros(7))
-    with pytest.raises(ValueError):
-        env.act(np.full(14, np.nan))
+    testing.check_refuses_bad_actions(env, 14)
     with pytest.raises(ValueError, match="transfer_cube"):
         AlohaEnv("end_effector_insertion")
 
@@ -207,37 +178,22 @@ def test_a_diverged_simulation_is_an_env_failure_and_the_next_episode_runs(
         for _ in range(100):
             env.act(jump)
             jump[[3, 5, 10, 12]] *= -1
-    env.reset(5)
-    for _ in range(5):
-        env.hold()
-    assert np.isfinite(env.state()).all()
+    testing.check_recovers(env, seed=5)
 
 
 def test_expert_is_refused_up_front() -> None:
     """gym-aloha ships no scripted policy: ``--expert`` says so before starting any server."""
-    result = subprocess.run(
-        [REFLEX, "eval", "--expert", "--env", "aloha/transfer_cube", "--episodes", "1"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "[env-no-expert]" in result.stderr and "starting" not in result.stderr
+    testing.check_no_expert("aloha/transfer_cube")
 
 
 def test_the_tiny_checkpoint_is_labelled_for_aloha(tmp_path: Path) -> None:
     """The random-weight tiny model's lerobot files name ALOHA's camera, dims and stats."""
-    from reflex_aloha.embodiment import aloha
     from reflex_aloha.tiny import write_tiny_checkpoint
 
-    from reflex_core.eval.tiny import tiny_checkpoint_labels
-
-    labels = tiny_checkpoint_labels(write_tiny_checkpoint(tmp_path / "ckpt"))
-    assert labels["images"] == ["observation.images.top"]
+    checkpoint = write_tiny_checkpoint(tmp_path / "ckpt")
+    labels = testing.check_tiny_checkpoint(checkpoint, aloha(), ["top"])
     assert labels["state_shape"] == [14] and labels["action_shape"] == [14]
-    assert all(f.endswith(".top") for f in labels["processor_images"])
-    norm, stats = aloha()["normalization"], labels["stats"]
-    np.testing.assert_allclose(stats["observation.state.mean"], norm["mean_state"], rtol=1e-6)
-    np.testing.assert_allclose(stats["action.std"], norm["std_action"], rtol=1e-6)
-    np.testing.assert_allclose(stats["action.max"][[6, 13]], [1.0, 1.0])
+    np.testing.assert_allclose(labels["stats"]["action.max"][[6, 13]], [1.0, 1.0])
 
 
 @pytest.mark.slow
@@ -247,34 +203,10 @@ def test_an_episode_runs_end_to_end_against_a_served_tiny_model(tmp_path: Path) 
     come back and are executed, and a random policy never transfers the cube."""
     from reflex_aloha.tiny import write_tiny_checkpoint
 
-    env_vars = {**os.environ, "OMP_NUM_THREADS": "1"}
-    checkpoint = write_tiny_checkpoint(tmp_path / "ckpt")
-    artifact = tmp_path / "artifact"
-    export = subprocess.run(
-        [REFLEX, "export", str(checkpoint), "--embodiment", "aloha", "-o", str(artifact),
-         "--parity-cases", "1", "-q"],
-        capture_output=True, text=True, timeout=600, env=env_vars,
-    )  # fmt: skip
-    assert export.returncode == 0, export.stderr
-    health_cameras = json.loads((artifact / "reflex_config.json").read_text())
-    assert health_cameras["state_dim"] == 14 and health_cameras["action_dim"] == 14
-    out = tmp_path / "results.jsonl"
-    result = subprocess.run(
-        [REFLEX, "eval", "--artifact", str(artifact), "--env", "aloha/transfer_cube",
-         "--episodes", "2", "--max-steps", "60", "--seed", "5", "--out", str(out),
-         "--no-progress"],
-        capture_output=True, text=True, timeout=600, env=env_vars,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    lines = [json.loads(line) for line in out.read_text().splitlines()]
-    episodes = [r for r in lines if r["type"] == "episode"]
-    (summary,) = [r for r in lines if r["type"] == "summary"]
-    assert [r["seed"] for r in episodes] == [5, 6]
+    config, episodes = testing.tiny_model_episodes(
+        tmp_path, write_tiny_checkpoint, "aloha", "aloha/transfer_cube", 60
+    )
+    assert config["state_dim"] == 14 and config["action_dim"] == 14
     for record in episodes:
-        assert record["error"] is None, record
-        assert record["chunks"] >= 1 and record["actions_executed"] >= 1, record
-        assert record["latency_ms"]["p50"] > 0
         # 60 ticks, or ended early by a simulation the random targets blew up
         assert record["steps"] == 60 or record["stop_reason"] == "env_failure", record
-    assert summary["successes"] == 0 and summary["errors"] == 0, summary
-    assert "reflex eval: aloha/transfer_cube" in result.stdout

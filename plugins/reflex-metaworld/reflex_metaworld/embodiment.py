@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reflex_core.eval.embodiment import joint_position_blocks
+
 # right_j0..right_j6 [rad], from Rethink's sawyer_description URDF.
 SAWYER_JOINTS = ["right_j0", "right_j1", "right_j2", "right_j3", "right_j4", "right_j5", "right_j6"]
 SAWYER_LIMITS = [
@@ -46,7 +48,6 @@ METAWORLD_HZ = 80.0
 def sawyer() -> dict[str, Any]:
     """The Sawyer in joint space: 7 joint positions (rad) + the finger opening (m)."""
     home = [0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161, 0.02]
-    std = [(hi - lo) / 4 for lo, hi in SAWYER_LIMITS] + [0.01]
     return {
         "schema_version": 1,
         "embodiment": "custom",
@@ -55,14 +56,7 @@ def sawyer() -> dict[str, Any]:
             "sawyer_description URDF) + r_close, the finger opening (m, 0 = closed, "
             "0.04 = open)."
         ),
-        "joint_names": [*SAWYER_JOINTS, FINGER[0]],
-        "action_space": {"type": "continuous", "dim": 8, "ranges": [*SAWYER_LIMITS, FINGER[1]]},
-        "normalization": {
-            "mean_action": home,
-            "std_action": std,
-            "mean_state": home,
-            "std_state": std,
-        },
+        **joint_position_blocks([*SAWYER_JOINTS, FINGER[0]], [*SAWYER_LIMITS, FINGER[1]], home),
         "gripper": {"component_idx": 7, "close_threshold": 0.5, "inverted": True},
         "cameras": [
             {

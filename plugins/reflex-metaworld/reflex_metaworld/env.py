@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from reflex_core.eval.env import RenderedEnv
+from reflex_core.eval.env import RenderedEnv, finite_command
 from reflex_metaworld.embodiment import METAWORLD_HZ
 
 # MuJoCo picks its GL platform when it is first imported: headless EGL unless told otherwise.
@@ -66,20 +66,15 @@ class MetaWorldEnv(RenderedEnv):
         key = f"{task}-goal-observable"
         if key not in ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE:
             raise ValueError(f"unknown Meta-World task {task!r}")
-        self.task = task
-        self.prompt = prompt_for(task)
+        super().__init__(task, prompt_for(task), image_size)
         self.camera_names = tuple(CAMERAS)
-        self.image_size = int(image_size)
         self.env = ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[key](seed=seed)
         # Episode length is the caller's; Meta-World would refuse to step past its own 500.
         self.env.max_path_length = 1 << 30
         self.env.seeded_rand_vec = True
         self.frequency_hz = 1.0 / (self.env.frame_skip * self.env.model.opt.timestep)
-        self._renderers: dict[int, Any] = {}
         self._obs = np.zeros(39)
         self._gripper = -1.0
-        self._success = False
-        self._reward = 0.0
 
     # -- episode ------------------------------------------------------------------------------
 
@@ -90,33 +85,20 @@ class MetaWorldEnv(RenderedEnv):
         self._obs, _ = env.reset()
         env._freeze_rand_vec = True
         self._gripper = -1.0
-        self._success = False
-        self._reward = 0.0
+        self._start_episode()
 
     def _step(self, action: np.ndarray) -> None:
         obs, reward, _terminated, _truncated, info = self.env.step(action)
         self._obs = obs
-        self._reward = float(reward)
-        self._success = self._success or bool(info.get("success", 0.0))
+        self._scored(reward, info.get("success", 0.0))
 
     def act(self, action: np.ndarray) -> None:
-        command = np.asarray(action, dtype=np.float64).reshape(-1)
-        if command.shape[0] != 4 or not np.isfinite(command).all():
-            raise ValueError(f"expected 4 finite actions (dx, dy, dz, grip), got {command}")
-        command = np.clip(command, -1.0, 1.0)
+        command = np.clip(finite_command(action, 4, "actions (dx, dy, dz, grip)"), -1.0, 1.0)
         self._gripper = float(command[3])
         self._step(command.astype(np.float32))
 
     def hold(self) -> None:
         self._step(np.array([0.0, 0.0, 0.0, self._gripper], dtype=np.float32))
-
-    @property
-    def success(self) -> bool:
-        return self._success
-
-    @property
-    def reward(self) -> float:
-        return self._reward
 
     # -- observation --------------------------------------------------------------------------
 
@@ -124,18 +106,9 @@ class MetaWorldEnv(RenderedEnv):
         return state_from_obs(self._obs)
 
     def _render(self, camera: str, size: int) -> np.ndarray:
-        import mujoco
-
-        renderer = self._renderers.get(size)
-        if renderer is None:
-            renderer = self._renderers[size] = mujoco.Renderer(self.env.model, size, size)
         name, flip = CAMERAS[camera]
-        renderer.update_scene(self.env.data, camera=name)
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX):  # fmt: skip
-            renderer.scene.flags[flag] = False
-        image = renderer.render()
-        return np.ascontiguousarray(image[::-1, ::-1] if flip else image)
+        image = self._render_mujoco(self.env.model, self.env.data, name, size)
+        return np.ascontiguousarray(image[::-1, ::-1]) if flip else image
 
     def _close_sim(self) -> None:
         self.env.close()

@@ -4,7 +4,6 @@ mapping; Meta-World's scripted expert succeeding through the adapter (no server)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from importlib import metadata
 
 import numpy as np
 import pytest
@@ -12,15 +11,13 @@ from reflex_metaworld import TASKS
 from reflex_metaworld.env import MetaWorldEnv, expert, obs_from_state, state_from_obs
 
 from reflex_core.embodiments import load_embodiment
+from reflex_core.eval import testing
 from reflex_core.plugin.manager import make_plugin_manager
+from reflex_core.plugin.testing import installed_plugin
 
 
 def test_entry_point_registers_the_env_and_the_sawyer_embodiments() -> None:
-    (ep,) = [e for e in metadata.entry_points(group="reflex.plugins") if e.name == "metaworld"]
-    assert ep.value == "reflex_metaworld" and ep.dist is not None
-    assert ep.dist.name == "reflex-metaworld"
-    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "metaworld"})
-    assert pm.load_failures == []
+    pm = installed_plugin("metaworld", "reflex-metaworld", "reflex_metaworld")
     spec = pm.registry.envs["metaworld"]
     assert pm.registry.owner("envs", "metaworld") == "metaworld"
     emb = load_embodiment(name=spec.embodiment, registry=pm.registry)
@@ -51,12 +48,7 @@ def env() -> Iterator[MetaWorldEnv]:
 
 
 def test_a_seed_fixes_the_placement(env: MetaWorldEnv) -> None:
-    env.reset(3)
-    first = env.state()
-    env.reset(4)
-    other = env.state()
-    env.reset(3)
-    np.testing.assert_array_equal(env.state(), first)
+    first, other = testing.check_seeded_start(env, env.state)
     assert not np.array_equal(first[18:21], other[18:21])  # the goal moved
 
 
@@ -71,10 +63,7 @@ def test_state_mapping_round_trip(env: MetaWorldEnv) -> None:
 
 def test_observe_renders_only_the_cameras_asked_for(env: MetaWorldEnv) -> None:
     env.reset(0)
-    assert "images" not in env.observe()
-    images = env.observe(["corner"])["images"]
-    assert set(images) == {"corner"} and images["corner"].shape == (32, 32, 3)
-    assert images["corner"].std() > 5
+    testing.check_observe(env, ["corner"], 32, state_dim=21)
 
 
 def test_the_expert_succeeds_and_holding_still_does_not(env: MetaWorldEnv) -> None:
@@ -92,8 +81,4 @@ def test_the_expert_succeeds_and_holding_still_does_not(env: MetaWorldEnv) -> No
 
 
 def test_bad_actions_are_refused(env: MetaWorldEnv) -> None:
-    env.reset(0)
-    with pytest.raises(ValueError):
-        env.act(np.zeros(3))
-    with pytest.raises(ValueError):
-        env.act(np.array([np.nan, 0, 0, 0]))
+    testing.check_refuses_bad_actions(env, 4)

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reflex_core.eval.embodiment import joint_position_blocks
+
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER = "panda_finger_joint1"
 JOINT_NAMES = [*ARM_JOINTS, FINGER]
@@ -63,9 +65,6 @@ CAMERA_RESOLUTION = 256  # robosuite's default camera_heights / camera_widths
 
 def panda_robosuite() -> dict[str, Any]:
     """The embodiment document (see the module doc)."""
-    ranges = [list(r) for r in ARM_LIMITS] + [list(FINGER_RANGE)]
-    home = [*HOME, FINGER_HOME]
-    std = [(hi - lo) / 4 for lo, hi in ARM_LIMITS] + [0.01]
     return {
         "schema_version": 1,
         "embodiment": "panda-robosuite",
@@ -75,19 +74,7 @@ def panda_robosuite() -> dict[str, Any]:
             "panda_finger_joint1, the opening of one finger (m, 0 = closed, 0.04 = open). "
             "State: the same 8 values measured. 20 Hz."
         ),
-        "joint_names": list(JOINT_NAMES),
-        "action_space": {
-            "type": "continuous",
-            "kind": "joint_position",
-            "dim": len(JOINT_NAMES),
-            "ranges": ranges,
-        },
-        "normalization": {
-            "mean_action": home,
-            "std_action": std,
-            "mean_state": home,
-            "std_state": std,
-        },
+        **joint_position_blocks(JOINT_NAMES, [*ARM_LIMITS, FINGER_RANGE], [*HOME, FINGER_HOME]),
         # the ``franka`` preset's: low values close, snapped to 0 (closed) or 0.04 (open)
         "gripper": {"component_idx": 7, "close_threshold": 0.5, "inverted": True},
         "cameras": [

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from reflex_core.eval.env import RenderedEnv
+from reflex_core.eval.env import RenderedEnv, finite_command
 from reflex_robosuite.embodiment import (
     ARM_LIMITS,
     FINGER_RANGE,
@@ -137,9 +137,7 @@ class RobosuiteEnv(RenderedEnv):
         if task not in PROMPTS:
             raise ValueError(f"unknown robosuite task {task!r}; tasks: {', '.join(TASKS)}")
         robosuite = import_robosuite()
-        self.task = task
-        self.prompt = PROMPTS[task]
-        self.image_size = int(image_size)
+        super().__init__(task, PROMPTS[task], image_size)
         self.env = robosuite.make(
             task,
             robots="Panda",
@@ -163,7 +161,6 @@ class RobosuiteEnv(RenderedEnv):
         self.gripper = self.robot.gripper["right"]
         self._arm_qpos = [sim.model.get_joint_qpos_addr(j) for j in self.robot.robot_joints]
         self._finger_qpos = sim.model.get_joint_qpos_addr(self.gripper.joints[0])
-        self._renderers: dict[int, Any] = {}
         # what robosuite's own renderer shows (render_visual_mesh on, render_collision_mesh
         # off): its visual meshes are geom group 1, the collision geoms group 0
         import mujoco
@@ -174,8 +171,6 @@ class RobosuiteEnv(RenderedEnv):
         self._diverged = _diverged_warnings()
         self._arm_target = np.zeros(7)
         self._finger_target = 0.0
-        self._success = False
-        self._reward = 0.0
         self.reset(seed)
 
     # -- episode ------------------------------------------------------------------------------
@@ -186,8 +181,7 @@ class RobosuiteEnv(RenderedEnv):
         self.env.reset()
         self._arm_target = self.data.qpos[self._arm_qpos].copy()  # the arm holds its start pose
         self._finger_target = self.finger_command()  # and the finger its start target
-        self._success = False
-        self._reward = 0.0
+        self._start_episode()
 
     def finger_command(self) -> float:
         """The finger position robosuite's gripper is commanding now (m): its normalized command
@@ -217,13 +211,10 @@ class RobosuiteEnv(RenderedEnv):
                 w.name for w, a, b in zip(self._diverged, after, before, strict=True) if a != b
             ]
             raise EnvFailure(f"the simulation diverged (MuJoCo {', '.join(names)})")
-        self._reward = float(reward)
-        self._success = self._success or bool(self.env._check_success())
+        self._scored(reward, self.env._check_success())
 
     def act(self, action: np.ndarray) -> None:
-        command = np.asarray(action, dtype=np.float64).reshape(-1)
-        if command.shape[0] != STATE_DIM or not np.isfinite(command).all():
-            raise ValueError(f"expected {STATE_DIM} finite joint targets, got {command}")
+        command = finite_command(action, STATE_DIM)
         # robosuite's controller takes the goal as given: MuJoCo's joint limits stop the arm
         # at its range, the motors' torque limits bound how fast it gets there
         self._arm_target = command[:7]
@@ -234,14 +225,6 @@ class RobosuiteEnv(RenderedEnv):
         """Position control: holding is keeping the last targets."""
         self._step()
 
-    @property
-    def success(self) -> bool:
-        return self._success
-
-    @property
-    def reward(self) -> float:
-        return self._reward
-
     # -- observation --------------------------------------------------------------------------
 
     def state(self) -> np.ndarray:
@@ -251,16 +234,7 @@ class RobosuiteEnv(RenderedEnv):
         )
 
     def _render(self, camera: str, size: int) -> np.ndarray:
-        import mujoco
-
-        renderer = self._renderers.get(size)
-        if renderer is None:
-            renderer = self._renderers[size] = mujoco.Renderer(self.model, size, size)
-        renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX):  # fmt: skip
-            renderer.scene.flags[flag] = False
-        return np.ascontiguousarray(renderer.render())
+        return self._render_mujoco(self.model, self.data, camera, size, self._scene_option)
 
     def _close_sim(self) -> None:
         self.env.close()

@@ -10,12 +10,10 @@ a diverged simulation as a failed episode; ``--expert`` refused; an episode end 
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
@@ -27,10 +25,10 @@ from reflex_robosuite.embodiment import ARM_LIMITS, FINGER_STEP_M, panda_robosui
 from reflex_robosuite.env import HORIZON, RobosuiteEnv, controller_config
 
 from reflex_core.embodiments import load_embodiment
+from reflex_core.eval import testing
 from reflex_core.eval.env import EnvFailure
 from reflex_core.plugin.manager import make_plugin_manager
-
-REFLEX = str(Path(sys.executable).with_name("reflex"))
+from reflex_core.plugin.testing import installed_plugin
 
 
 def _embodiment() -> object:
@@ -39,11 +37,7 @@ def _embodiment() -> object:
 
 
 def test_entry_point_registers_the_env_and_the_embodiment_without_importing_robosuite() -> None:
-    (ep,) = [e for e in metadata.entry_points(group="reflex.plugins") if e.name == "robosuite"]
-    assert ep.value == "reflex_robosuite" and ep.dist is not None
-    assert ep.dist.name == "reflex-robosuite"
-    pm = make_plugin_manager(env={"REFLEX_LOAD_PLUGINS": "robosuite"})
-    assert pm.load_failures == []
+    pm = installed_plugin("robosuite", "reflex-robosuite", "reflex_robosuite")
     spec = pm.registry.envs["robosuite"]
     assert pm.registry.owner("envs", "robosuite") == "robosuite"
     assert pm.registry.owner("embodiments", "panda-robosuite") == "robosuite"
@@ -154,15 +148,10 @@ def test_a_seed_fixes_the_placement_and_the_start_pose(env: RobosuiteEnv) -> Non
     another seed moves both."""
     lift = env.env
 
-    def start(seed: int) -> tuple[np.ndarray, np.ndarray]:
-        env.reset(seed)
+    def start() -> tuple[np.ndarray, np.ndarray]:
         return lift.sim.data.body_xpos[lift.cube_body_id].copy(), env.state()
 
-    cube, pose = start(3)
-    other_cube, other_pose = start(4)
-    again_cube, again_pose = start(3)
-    np.testing.assert_array_equal(again_cube, cube)
-    np.testing.assert_array_equal(again_pose, pose)
+    (cube, pose), (other_cube, other_pose) = testing.check_seeded_start(env, start)
     assert not np.array_equal(cube[:2], other_cube[:2])
     assert not np.array_equal(pose[:7], other_pose[:7])
 
@@ -242,12 +231,7 @@ def test_the_finger_goes_to_its_target_at_robosuites_gripper_speed(env: Robosuit
 
 
 def test_holding_keeps_the_pose_and_does_not_succeed(env: RobosuiteEnv) -> None:
-    env.reset(1)
-    home = env.state()
-    for _ in range(40):
-        env.hold()
-    np.testing.assert_allclose(env.state(), home, atol=0.01)
-    assert not env.success and env.reward == 0.0
+    testing.check_holding(env, seed=1, ticks=40, atol=0.01)
 
 
 def _place(env: RobosuiteEnv, body: str, position: np.ndarray) -> None:
@@ -319,17 +303,10 @@ def test_every_task_scores_robosuites_success(task: str, put: object) -> None:
 
 def test_observe_renders_only_the_cameras_asked_for(env: RobosuiteEnv) -> None:
     env.reset(0)
-    observation = env.observe()
-    assert "images" not in observation and observation["state"].shape == (8,)
-    assert observation["state"].dtype == np.float32 and observation["prompt"] == "lift the red cube"
-    images = env.observe(["agentview", "robot0_eye_in_hand"])["images"]
-    assert set(images) == {"agentview", "robot0_eye_in_hand"}
-    view = images["agentview"]
-    assert view.shape == (32, 32, 3) and view.dtype == np.uint8 and view.std() > 5
-    frame = env.render_frame(48)
-    assert frame.shape == (48, 48, 3)
-    with pytest.raises(ValueError, match="no camera"):
-        env.observe(["wrist"])
+    cameras = ["agentview", "robot0_eye_in_hand"]
+    testing.check_observe(env, cameras, 32, state_dim=8, unknown_camera="wrist")
+    assert env.observe()["prompt"] == "lift the red cube"
+    assert env.render_frame(48).shape == (48, 48, 3)
 
 
 def test_the_renders_are_robosuites_camera_views_upright(env: RobosuiteEnv) -> None:
@@ -348,11 +325,7 @@ def test_the_renders_are_robosuites_camera_views_upright(env: RobosuiteEnv) -> N
 
 
 def test_bad_actions_and_tasks_are_refused(env: RobosuiteEnv) -> None:
-    env.reset(0)
-    with pytest.raises(ValueError):
-        env.act(np.zeros(7))
-    with pytest.raises(ValueError):
-        env.act(np.full(8, np.nan))
+    testing.check_refuses_bad_actions(env, 8)
     with pytest.raises(ValueError, match="Lift"):
         RobosuiteEnv("TwoArmLift")
 
@@ -367,10 +340,8 @@ def test_a_diverged_simulation_is_an_env_failure_and_the_next_episode_runs(
     env.data.qvel[env.model.jnt_dofadr[env.model.joint("robot0_joint1").id]] = 1e12
     with pytest.raises(EnvFailure, match="diverged"):
         env.hold()
-    env.reset(5)
-    for _ in range(5):
-        env.hold()
-    assert np.isfinite(env.state()).all() and not env.success
+    testing.check_recovers(env, seed=5)
+    assert not env.success
 
 
 def test_a_missing_robosuite_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -381,27 +352,17 @@ def test_a_missing_robosuite_says_how_to_install_it(monkeypatch: pytest.MonkeyPa
 
 def test_expert_is_refused_up_front() -> None:
     """robosuite ships no scripted policy: ``--expert`` says so before starting any server."""
-    result = subprocess.run(
-        [REFLEX, "eval", "--expert", "--env", "robosuite/Lift", "--episodes", "1"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "[env-no-expert]" in result.stderr and "starting" not in result.stderr
+    testing.check_no_expert("robosuite/Lift")
 
 
 def test_the_tiny_checkpoint_is_labelled_for_the_panda(tmp_path: Path) -> None:
     """The random-weight tiny model's lerobot files name robosuite's camera, dims and stats."""
     from reflex_robosuite.tiny import write_tiny_checkpoint
 
-    from reflex_core.eval.tiny import tiny_checkpoint_labels
-
-    labels = tiny_checkpoint_labels(write_tiny_checkpoint(tmp_path / "ckpt"))
-    assert labels["images"] == ["observation.images.agentview"]
+    checkpoint = write_tiny_checkpoint(tmp_path / "ckpt")
+    labels = testing.check_tiny_checkpoint(checkpoint, panda_robosuite(), ["agentview"])
     assert labels["state_shape"] == [8] and labels["action_shape"] == [8]
-    norm, stats = panda_robosuite()["normalization"], labels["stats"]
-    np.testing.assert_allclose(stats["observation.state.mean"], norm["mean_state"], rtol=1e-6)
-    np.testing.assert_allclose(stats["action.std"], norm["std_action"], rtol=1e-6)
-    np.testing.assert_allclose(stats["action.max"][7], 0.04, rtol=1e-6)
+    np.testing.assert_allclose(labels["stats"]["action.max"][7], 0.04, rtol=1e-6)
 
 
 @pytest.mark.slow
@@ -411,36 +372,14 @@ def test_an_episode_runs_end_to_end_against_a_served_tiny_model(tmp_path: Path) 
     sent, chunks come back and are executed, and a random policy lifts no cube."""
     from reflex_robosuite.tiny import write_tiny_checkpoint
 
-    env_vars = {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl"}
-    checkpoint = write_tiny_checkpoint(tmp_path / "ckpt")
-    artifact = tmp_path / "artifact"
-    export = subprocess.run(
-        [REFLEX, "export", str(checkpoint), "--embodiment", "panda-robosuite", "-o",
-         str(artifact), "--parity-cases", "1", "-q"],
-        capture_output=True, text=True, timeout=600, env=env_vars,
-    )  # fmt: skip
-    assert export.returncode == 0, export.stderr
-    config = json.loads((artifact / "reflex_config.json").read_text())
-    assert config["state_dim"] == 8 and config["action_dim"] == 8
-    out = tmp_path / "results.jsonl"
     # --graceful-timeout-s: on SIGTERM the server eval started waits that long (default 30 s)
     # for a connection the finished evaluation leaves open (~20 s measured, whatever the env);
     # how fast the harness stops its server is not what this test checks
-    result = subprocess.run(
-        [REFLEX, "eval", "--artifact", str(artifact), "--env", "robosuite/Lift",
-         "--episodes", "2", "--max-steps", "40", "--seed", "5", "--out", str(out),
-         "--no-progress", "--graceful-timeout-s", "2"],
-        capture_output=True, text=True, timeout=600, env=env_vars,
+    config, episodes = testing.tiny_model_episodes(
+        tmp_path, write_tiny_checkpoint, "panda-robosuite", "robosuite/Lift", 40,
+        "--graceful-timeout-s", "2",
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    lines = [json.loads(line) for line in out.read_text().splitlines()]
-    episodes = [r for r in lines if r["type"] == "episode"]
-    (summary,) = [r for r in lines if r["type"] == "summary"]
-    assert [r["seed"] for r in episodes] == [5, 6]
+    assert config["state_dim"] == 8 and config["action_dim"] == 8
     for record in episodes:
-        assert record["error"] is None and record["failure"] is None, record
-        assert record["chunks"] >= 1 and record["actions_executed"] >= 1, record
-        assert record["latency_ms"]["p50"] > 0
+        assert record["failure"] is None, record
         assert record["steps"] == 40 and record["success"] is False, record
-    assert summary["successes"] == 0 and summary["errors"] == 0, summary
-    assert "reflex eval: robosuite/Lift" in result.stdout
