@@ -64,6 +64,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path not in slow_files)
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """The ``anyio``-marked tests (the server's) run on asyncio, the loop it is served on."""
+    return "asyncio"
+
+
 @pytest.fixture(scope="session")
 def servers() -> ModuleType:
     """``tests/robot_side_servers.py``: real servers on the policy double for the robot-side

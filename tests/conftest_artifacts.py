@@ -18,7 +18,8 @@ Fixtures (all session-scoped):
 
 Wiring for another suite: from the repository root (``python -m pytest``), add to the root
 ``conftest.py``: ``pytest_plugins = ["tests.conftest_artifacts"]``; or load this file by path
-(see ``tests/test_export.py``). Torch is imported only when an artifact must be exported.
+(see ``load_helper`` in ``tests/conftest.py``). Torch is imported only when an artifact must be
+exported.
 """
 
 from __future__ import annotations
@@ -116,21 +117,17 @@ def tiny_checkpoint() -> Callable[[str], Any]:
     return load_tiny_checkpoint
 
 
-@pytest.fixture(scope="session")
-def tiny_pi0_decomposed(export_artifact_dir: Callable[[str, str], Path]) -> Path:
-    return export_artifact_dir("tiny-pi0", "decomposed")
+def _artifact_dir_fixture(source: str, mode: str) -> Any:
+    """The session fixture ``<source>_<mode>`` (dashes as underscores): that artifact's dir."""
+
+    @pytest.fixture(scope="session", name=f"{source.replace('-', '_')}_{mode}")
+    def artifact_dir(export_artifact_dir: Callable[[str, str], Path]) -> Path:
+        return export_artifact_dir(source, mode)
+
+    return artifact_dir
 
 
-@pytest.fixture(scope="session")
-def tiny_pi0_monolithic(export_artifact_dir: Callable[[str, str], Path]) -> Path:
-    return export_artifact_dir("tiny-pi0", "monolithic")
-
-
-@pytest.fixture(scope="session")
-def tiny_pi05_decomposed(export_artifact_dir: Callable[[str, str], Path]) -> Path:
-    return export_artifact_dir("tiny-pi05", "decomposed")
-
-
-@pytest.fixture(scope="session")
-def tiny_pi05_monolithic(export_artifact_dir: Callable[[str, str], Path]) -> Path:
-    return export_artifact_dir("tiny-pi05", "monolithic")
+tiny_pi0_decomposed = _artifact_dir_fixture("tiny-pi0", "decomposed")
+tiny_pi0_monolithic = _artifact_dir_fixture("tiny-pi0", "monolithic")
+tiny_pi05_decomposed = _artifact_dir_fixture("tiny-pi05", "decomposed")
+tiny_pi05_monolithic = _artifact_dir_fixture("tiny-pi05", "monolithic")

@@ -6,14 +6,14 @@
 * :func:`double_subprocess`: ``tests/serve_double.py`` in a subprocess, for a server that gets
   SIGKILLed.
 
-Loaded by path (``--import-mode=importlib``): ``load_helpers()`` in each test module.
+Loaded by path by tests/conftest.py (``--import-mode=importlib`` puts no test directory on
+``sys.path``), which hands it to the tests as the ``servers`` fixture.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import socket
 import subprocess
@@ -29,18 +29,8 @@ import httpx
 TESTS = Path(__file__).parent
 
 
-def load_by_path(name: str, path: Path) -> Any:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def serve_double() -> Any:
-    return load_by_path("reflex_tests_serve_double", TESTS / "serve_double.py")
+    return sys.modules["reflex_tests_serve_double"]  # tests/conftest.py loads it first
 
 
 def free_port() -> int:

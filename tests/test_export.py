@@ -8,7 +8,6 @@ them (the plugin goes through the same ``reflex_register_exporters`` hook a thir
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -27,24 +26,7 @@ from reflex_core.plugin.hookspecs import hookimpl
 from reflex_core.plugin.manager import make_plugin_manager
 from reflex_core.plugin.registry import Exporter
 
-
-def _artifact_fixtures() -> Any:
-    """tests/conftest_artifacts.py, loaded once per process (its fixtures are shared)."""
-    name = "reflex_tests_conftest_artifacts"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("conftest_artifacts.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_fx = _artifact_fixtures()
-export_artifact_dir = _fx.export_artifact_dir
-tiny_checkpoint = _fx.tiny_checkpoint
-tiny_pi05_decomposed = _fx.tiny_pi05_decomposed
+_fx = sys.modules["reflex_tests_conftest_artifacts"]  # loaded by tests/conftest.py
 
 MODES = {"decomposed": ("vlm_prefix", "expert_denoise"), "monolithic": ("policy",)}
 EXPORTS = [

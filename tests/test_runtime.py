@@ -479,7 +479,6 @@ def test_real_tiny_artifacts_decomposed_equals_monolithic_equals_torch(
     torch = pytest.importorskip("torch")
     dirs = {mode: export_artifact_dir(source, mode) for mode in ("decomposed", "monolithic")}
     loaded = tiny_checkpoint(source)
-    from reflex_core.runtime.preprocess import prepare_inputs
 
     dec, mono = load_policy(dirs["decomposed"]), load_policy(dirs["monolithic"])
     family = "pi05" if source == "tiny-pi05" else "pi0"
@@ -499,15 +498,7 @@ def test_real_tiny_artifacts_decomposed_equals_monolithic_equals_torch(
     ]
     eps = rng.standard_normal((2, dec.chunk_size, dec.max_action_dim)).astype(np.float32)
     a, b = dec.infer(batch, eps), mono.infer(batch, eps)
-    inputs = prepare_inputs(
-        images=[o.images for o in batch],
-        states=[o.state for o in batch],
-        prompts=[o.prompt for o in batch],
-        io=dec.io,
-        max_state_dim=dec.max_state_dim,
-        state_stats=dec.state_stats,
-        tokenizer=dec.tokenizer,
-    )
+    inputs = _inputs(dec, batch)
     flow = loaded.graphs
     with torch.no_grad():
         feeds = {k: torch.from_numpy(v) for k, v in inputs.feeds().items()}

@@ -37,11 +37,6 @@ sd = sys.modules["reflex_tests_serve_double"]  # loaded by tests/conftest.py
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # --------------------------------------------------------------------------- a test wedge
 
 

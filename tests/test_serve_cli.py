@@ -271,34 +271,41 @@ def test_hypercorn_settings_follow_the_options() -> None:
 # ------------------------------------------------------------------------ reflex serve
 
 
-def test_serve_refuses_a_directory_that_is_not_an_artifact(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("files", "args", "said"),
+    [
+        pytest.param(
+            {}, ["--port", "0"], ["artifact-missing", "reflex export"], id="not-an-artifact"
+        ),
+        pytest.param(
+            {"reflex_config.json": "{}"},
+            ["--port", "0", "--embodiment", "nosuchbot"],
+            ["embodiment-unknown", "franka"],
+            id="unknown-embodiment",
+        ),
+        pytest.param(
+            {"reflex_config.json": "{}", "serve.toml": "[serve]\nbogus = 1\n"},
+            ["--config", "serve.toml"],
+            ["unknown-config-key"],
+            id="config-file-error",
+        ),
+    ],
+)
+def test_serve_reports_a_bad_setup_before_binding(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, str],
+    args: list[str],
+    said: list[str],
 ) -> None:
-    code = main(["serve", str(tmp_path), "--port", "0"])
-    assert code == 1
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)  # where --config finds serve.toml
+    assert main(["serve", str(tmp_path), *args]) == 1
     err = capsys.readouterr().err
-    assert "artifact-missing" in err and "reflex export" in err
-
-
-def test_serve_reports_an_unknown_embodiment_before_binding(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (tmp_path / "reflex_config.json").write_text("{}")
-    code = main(["serve", str(tmp_path), "--port", "0", "--embodiment", "nosuchbot"])
-    assert code == 1
-    err = capsys.readouterr().err
-    assert "embodiment-unknown" in err and "franka" in err
-
-
-def test_serve_reports_a_config_file_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (tmp_path / "reflex_config.json").write_text("{}")
-    config = tmp_path / "serve.toml"
-    config.write_text("[serve]\nbogus = 1\n")
-    code = main(["serve", str(tmp_path), "--config", str(config)])
-    assert code == 1
-    assert "unknown-config-key" in capsys.readouterr().err
+    for words in said:
+        assert words in err
 
 
 # ------------------------------------------------------------------------------- docs

@@ -18,11 +18,6 @@ from reflex_core.serve.executor import InferenceExecutor
 request_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_var", default="-")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_run_returns_the_result_on_a_named_pool_thread() -> None:
     executor = InferenceExecutor(1)

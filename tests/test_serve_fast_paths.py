@@ -111,11 +111,6 @@ async def test_read_body_raises_when_the_client_leaves(first: bool) -> None:
         await read_body(_receive_from(messages))
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_generated_request_ids_are_unique_32_hex_digits() -> None:
     ids = [new_request_id() for _ in range(1000)]
     assert len(set(ids)) == 1000

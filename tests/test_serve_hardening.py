@@ -32,11 +32,6 @@ pytestmark = pytest.mark.anyio
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def http_scope(path: str = "/act", method: str = "POST", headers: Any = None) -> dict[str, Any]:
     return {
         "type": "http",

@@ -25,11 +25,6 @@ from reflex_core.wire.types import Observation
 sd = sys.modules["reflex_tests_serve_double"]  # loaded by tests/conftest.py
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # ------------------------------------------------------------------------------ kit
 
 

@@ -22,11 +22,6 @@ sd = sys.modules["reflex_tests_serve_double"]  # loaded by tests/conftest.py
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Collector:
     """What the collector received: (path, content type, decoded request) per POST."""
 

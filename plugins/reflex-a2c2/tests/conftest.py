@@ -1,4 +1,5 @@
-"""Synthetic training data with a known delay model, shared by the training tests."""
+"""Shared by the A2C2 tests: random correction heads, and synthetic training data with a known
+delay model."""
 
 from __future__ import annotations
 
@@ -7,8 +8,34 @@ from typing import Any
 
 import numpy as np
 import pytest
+from reflex_a2c2 import MLPHead, input_width
 
 Records = list[dict[str, Any]]
+
+
+def random_head(
+    feature_dim: int = 8, action_dim: int = 3, *, hidden: tuple[int, ...] = (16,),
+    weight_scale: float = 0.3, bias: float = 0.0, y_scale: float = 0.05, seed: int = 0,
+) -> MLPHead:  # fmt: skip
+    """A head with random weights (``hidden`` layer widths; none: linear) whose corrections
+    are small (``y_scale``) and norm-limited to 1. The defaults fit ``FakeBatchPolicy``'s
+    features (8) and actions (3)."""
+    rng = np.random.default_rng(seed)
+    width = input_width(feature_dim, action_dim)
+    sizes = [width, *hidden, action_dim]
+    return MLPHead(
+        weights=[
+            (rng.standard_normal((a, b)) * weight_scale).astype(np.float32)
+            for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        ],
+        biases=[np.full(b, bias, np.float32) for b in sizes[1:]],
+        x_mean=np.zeros(width, np.float32),
+        x_std=np.ones(width, np.float32),
+        y_scale=np.full(action_dim, y_scale, np.float32),
+        feature_dim=feature_dim,
+        action_dim=action_dim,
+        suggested_max_norm=1.0,
+    )
 
 
 def delayed_chunks(

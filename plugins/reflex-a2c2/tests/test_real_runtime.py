@@ -14,28 +14,22 @@ import httpx
 import numpy as np
 import pytest
 import reflex_a2c2
-from reflex_a2c2 import MLPHead, input_width
 
 from reflex_core.errors import ConfigError
 from reflex_core.plugin.testing import asgi_client, runtime_server, serve_lifespan
 from reflex_core.serve import ReflexServer
 
+from .conftest import random_head
+
 pytestmark = pytest.mark.slow
 
 
 def _head(path: Path, feature_dim: int, action_dim: int) -> Path:
-    rng = np.random.default_rng(0)
-    width = input_width(feature_dim, action_dim)
-    return MLPHead(
-        weights=[(rng.standard_normal((width, action_dim)) * 0.1).astype(np.float32)],
-        biases=[np.full(action_dim, 0.01, np.float32)],
-        x_mean=np.zeros(width, np.float32),
-        x_std=np.ones(width, np.float32),
-        y_scale=np.full(action_dim, 0.01, np.float32),
-        feature_dim=feature_dim,
-        action_dim=action_dim,
-        suggested_max_norm=1.0,
-    ).save(path)
+    """A linear head with a small bias, for the artifact's widths."""
+    head = random_head(
+        feature_dim, action_dim, hidden=(), weight_scale=0.1, bias=0.01, y_scale=0.01
+    )
+    return head.save(path)
 
 
 def _server(artifact: Path, **cli: Any) -> ReflexServer:

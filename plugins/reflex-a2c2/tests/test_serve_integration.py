@@ -14,7 +14,6 @@ import pytest
 import reflex_a2c2
 import reflex_batching
 import reflex_router
-from reflex_a2c2 import MLPHead, input_width
 
 from reflex_core.errors import ConfigError
 from reflex_core.plugin.testing import (
@@ -26,23 +25,7 @@ from reflex_core.plugin.testing import (
 )
 from reflex_core.serve import ReflexServer
 
-F, D = 8, 3
-
-
-def _head(path: Path, feature_dim: int = F) -> Path:
-    rng = np.random.default_rng(0)
-    width = input_width(feature_dim, D)
-    return MLPHead(
-        weights=[rng.standard_normal((width, 16)).astype(np.float32) * 0.3,
-                 rng.standard_normal((16, D)).astype(np.float32) * 0.3],
-        biases=[np.zeros(16, np.float32), np.zeros(D, np.float32)],
-        x_mean=np.zeros(width, np.float32),
-        x_std=np.ones(width, np.float32),
-        y_scale=np.full(D, 0.05, np.float32),
-        feature_dim=feature_dim,
-        action_dim=D,
-        suggested_max_norm=1.0,
-    ).save(path)  # fmt: skip
+from .conftest import random_head
 
 
 def _server(**cli: Any) -> tuple[ReflexServer, dict[str, FakeRuntimePolicy]]:
@@ -72,7 +55,7 @@ async def _post(server: ReflexServer, bodies: list[dict[str, Any]]) -> list[http
 
 
 def test_correction_applies_by_measured_latency(tmp_path: Path) -> None:
-    head = _head(tmp_path / "head.npz")
+    head = random_head().save(tmp_path / "head.npz")
     server, _ = _server(a2c2_head=str(head), a2c2_latency_threshold_ms=50.0)
     stale = _body(0, capture_time_ns=time.time_ns() - 120_000_000)  # captured 120 ms ago
     fresh = _body(0)
@@ -89,7 +72,7 @@ def test_correction_applies_by_measured_latency(tmp_path: Path) -> None:
 
 
 def test_router_batching_and_correction_compose_in_the_server(tmp_path: Path) -> None:
-    head = _head(tmp_path / "head.npz")
+    head = random_head().save(tmp_path / "head.npz")
     server, loaded = _server(
         a2c2_head=str(head), policy_b="/models/b", split=50.0, max_batch=8,
         batch_timeout_ms=200.0,
@@ -107,7 +90,7 @@ def test_router_batching_and_correction_compose_in_the_server(tmp_path: Path) ->
 
 
 def test_a_head_that_does_not_fit_the_policy_fails_startup(tmp_path: Path) -> None:
-    head = _head(tmp_path / "wide.npz", feature_dim=16)
+    head = random_head(feature_dim=16).save(tmp_path / "wide.npz")
     server, _ = _server(a2c2_head=str(head))
 
     async def main() -> None:

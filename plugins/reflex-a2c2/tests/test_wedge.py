@@ -21,25 +21,9 @@ from reflex_core.plugin.manager import make_plugin_manager
 from reflex_core.plugin.testing import FakeBatchPolicy, enable, make_request
 from reflex_core.plugin.wedges import ActRequest, ActResult, WedgeContext, enabled_wedges
 
+from .conftest import random_head
+
 F, D, T = 8, 3, 5  # FakeBatchPolicy's feature_dim, action_dim, chunk_size
-
-
-def random_head(seed: int = 0, scale: float = 0.05, max_norm: float | None = 1.0) -> MLPHead:
-    rng = np.random.default_rng(seed)
-    width = input_width(F, D)
-    return MLPHead(
-        weights=[
-            (rng.standard_normal((width, 16)) * 0.3).astype(np.float32),
-            (rng.standard_normal((16, D)) * 0.3).astype(np.float32),
-        ],
-        biases=[np.zeros(16, np.float32), np.zeros(D, np.float32)],
-        x_mean=np.zeros(width, np.float32),
-        x_std=np.ones(width, np.float32),
-        y_scale=np.full(D, scale, np.float32),
-        feature_dim=F,
-        action_dim=D,
-        suggested_max_norm=max_norm,
-    )
 
 
 def position_head() -> MLPHead:

@@ -114,15 +114,19 @@ def test_end_effector_actions_are_held_to_the_limit_directly(build_guard, run) -
 # -- action kinds --------------------------------------------------------------------------------
 
 
-def delta_ranges() -> list[list[float]]:
-    return [[-0.5, 0.5]] * 7 + [[0.0, 0.04]]
+def joint_delta_embodiment(**changes: Any) -> EmbodimentConfig:
+    """The franka-like test robot commanded in joint steps (at most 0.5 rad a step), with
+    further ``embodiment_with`` changes."""
+    return embodiment_with(
+        action_space__kind="joint_delta",
+        action_space__ranges=[[-0.5, 0.5]] * 7 + [[0.0, 0.04]],
+        normalization__mean_action=[0.0] * 7 + [0.02],
+        **changes,
+    )
 
 
 def test_joint_deltas_are_steps_not_positions(build_guard, run) -> None:
-    emb = embodiment_with(
-        action_space__kind="joint_delta", action_space__ranges=delta_ranges(),
-        normalization__mean_action=[0.0] * 7 + [0.02],
-    )  # fmt: skip
+    emb = joint_delta_embodiment()
     calm = np.zeros((CHUNK, 8), np.float32)
     calm[:, 0] = 0.1  # 0.1 rad per step: 1 rad/s, inside 2 rad/s; far from the state as a position
     calm[:, 7] = 0.02
@@ -140,10 +144,7 @@ def test_joint_deltas_are_steps_not_positions(build_guard, run) -> None:
 
 
 def test_a_rejected_delta_chunk_holds_with_zeros(build_guard, run) -> None:
-    emb = embodiment_with(
-        action_space__kind="joint_delta", action_space__ranges=delta_ranges(),
-        normalization__mean_action=[0.0] * 7 + [0.02],
-    )  # fmt: skip
+    emb = joint_delta_embodiment()
     bad = np.zeros((CHUNK, 8), np.float32)
     bad[:, 1] = 0.45  # 4.5 rad/s
     guard, _ = build_guard({"guard": "reject"}, ScriptedPolicy(bad), embodiment=emb)
@@ -217,11 +218,7 @@ def test_end_effector_delta_hold_needs_the_commanded_gripper(build_guard, run) -
 
 
 def test_checks_follow_the_kind_for_a_delta_chunk_by_itself() -> None:
-    emb = embodiment_with(
-        action_space__kind="joint_delta", action_space__ranges=delta_ranges(),
-        normalization__mean_action=[0.0] * 7 + [0.02],
-        constraints__max_ee_velocity=0.5,
-    )  # fmt: skip
+    emb = joint_delta_embodiment(constraints__max_ee_velocity=0.5)
     limits = limits_from_embodiment(emb)
     chunk = np.zeros((CHUNK, 8))
     chunk[:, 0] = 0.15  # within the joint limit; the TCP, integrated from the state, is not

@@ -13,37 +13,30 @@ from reflex_actionguard.urdf import limits_for_joints, parse_urdf_joints
 
 from reflex_core.errors import ConfigError
 
-URDF = """<?xml version="1.0"?>
+# panda_joint1..6, each from panda_link<i-1> to panda_link<i>: (lower, upper, velocity, effort)
+REVOLUTE = [
+    (-2.8973, 2.8973, 2.175, 87),
+    (-1.7628, 1.7628, 2.175, 87),
+    (-2.8973, 2.8973, 2.175, 87),
+    (-3.0718, -0.0698, 2.175, 87),
+    (-2.8973, 2.8973, 2.61, 12),
+    (-0.0175, 3.7525, 2.61, 12),
+]
+REVOLUTE_JOINTS = "".join(
+    f"""  <joint name="panda_joint{i}" type="revolute">
+    <parent link="panda_link{i - 1}"/><child link="panda_link{i}"/>
+    <limit lower="{lower}" upper="{upper}" velocity="{velocity}" effort="{effort}"/>
+  </joint>
+"""
+    for i, (lower, upper, velocity, effort) in enumerate(REVOLUTE, start=1)
+)
+URDF = f"""<?xml version="1.0"?>
 <robot name="panda_like">
   <link name="panda_link0"/><link name="panda_link1"/><link name="panda_link2"/>
   <link name="panda_link3"/><link name="panda_link4"/><link name="panda_link5"/>
   <link name="panda_link6"/><link name="panda_link7"/><link name="panda_hand"/>
   <link name="panda_leftfinger"/><link name="panda_rightfinger"/>
-  <joint name="panda_joint1" type="revolute">
-    <parent link="panda_link0"/><child link="panda_link1"/>
-    <limit lower="-2.8973" upper="2.8973" velocity="2.175" effort="87"/>
-  </joint>
-  <joint name="panda_joint2" type="revolute">
-    <parent link="panda_link1"/><child link="panda_link2"/>
-    <limit lower="-1.7628" upper="1.7628" velocity="2.175" effort="87"/>
-  </joint>
-  <joint name="panda_joint3" type="revolute">
-    <parent link="panda_link2"/><child link="panda_link3"/>
-    <limit lower="-2.8973" upper="2.8973" velocity="2.175" effort="87"/>
-  </joint>
-  <joint name="panda_joint4" type="revolute">
-    <parent link="panda_link3"/><child link="panda_link4"/>
-    <limit lower="-3.0718" upper="-0.0698" velocity="2.175" effort="87"/>
-  </joint>
-  <joint name="panda_joint5" type="revolute">
-    <parent link="panda_link4"/><child link="panda_link5"/>
-    <limit lower="-2.8973" upper="2.8973" velocity="2.61" effort="12"/>
-  </joint>
-  <joint name="panda_joint6" type="revolute">
-    <parent link="panda_link5"/><child link="panda_link6"/>
-    <limit lower="-0.0175" upper="3.7525" velocity="2.61" effort="12"/>
-  </joint>
-  <!-- a continuous wrist for the test: no position limit, velocity only -->
+{REVOLUTE_JOINTS}  <!-- a continuous wrist for the test: no position limit, velocity only -->
   <joint name="panda_joint7" type="continuous">
     <parent link="panda_link6"/><child link="panda_link7"/>
     <limit velocity="2.61" effort="12"/>

@@ -244,40 +244,41 @@ def test_a_failing_batch_fails_every_caller_and_the_next_batch_works(chain: Any)
     assert all(isinstance(r, ActResult) for r in served)
 
 
-def test_cancelled_caller_does_not_break_its_batch(chain: Any) -> None:
-    policy = FakeBatchPolicy(fixed_s=0.03)
-    handler, _ = chain(policy, max_batch=4, batch_timeout_ms=1000.0)
-    requests = _requests(4, policy)
-
-    async def main() -> list[Any]:
-        tasks = [asyncio.ensure_future(handler(r)) for r in requests]
-        await asyncio.sleep(0.01)  # batch of 4 is running
-        tasks[1].cancel()
-        return await asyncio.gather(*tasks, return_exceptions=True)
-
-    outcome = asyncio.run(main())
-    assert policy.calls == [4]
-    assert isinstance(outcome[1], asyncio.CancelledError)
-    assert all(isinstance(outcome[i], ActResult) for i in (0, 2, 3))
-
-
-def test_cancelled_while_queued_leaves_the_queue(chain: Any) -> None:
-    policy = FakeBatchPolicy(fixed_s=0.0)
-    handler, _ = chain(policy, max_batch=4, batch_timeout_ms=60.0)
-    requests = _requests(3, policy)
+@pytest.mark.parametrize(
+    ("fixed_s", "timeout_ms", "n", "cancel", "depths", "calls"),
+    [
+        # a batch of 4 runs (30 ms) when the second caller gives up: the batch is not broken
+        pytest.param(0.03, 1000.0, 4, 1, (0, 0), [4], id="while-its-batch-runs"),
+        # still queued (the batch waits 60 ms to fill): the caller leaves the queue
+        pytest.param(0.0, 60.0, 3, 0, (3, 2), [2], id="while-queued"),
+    ],
+)
+def test_a_cancelled_caller_leaves_the_others_served(
+    chain: Any,
+    fixed_s: float,
+    timeout_ms: float,
+    n: int,
+    cancel: int,
+    depths: tuple[int, int],
+    calls: list[int],
+) -> None:
+    policy = FakeBatchPolicy(fixed_s=fixed_s)
+    handler, _ = chain(policy, max_batch=4, batch_timeout_ms=timeout_ms)
+    requests = _requests(n, policy)
 
     async def main() -> list[Any]:
         tasks = [asyncio.ensure_future(handler(r)) for r in requests]
         await asyncio.sleep(0.005)
-        assert handler.scheduler.queue_depth("default") == 3
-        tasks[0].cancel()
+        assert handler.scheduler.queue_depth("default") == depths[0]
+        tasks[cancel].cancel()
         await asyncio.sleep(0)
-        assert handler.scheduler.queue_depth("default") == 2
+        assert handler.scheduler.queue_depth("default") == depths[1]
         return await asyncio.gather(*tasks, return_exceptions=True)
 
     outcome = asyncio.run(main())
-    assert policy.calls == [2]
-    assert isinstance(outcome[0], asyncio.CancelledError)
+    assert policy.calls == calls
+    assert isinstance(outcome.pop(cancel), asyncio.CancelledError)
+    assert all(isinstance(result, ActResult) for result in outcome)
 
 
 def test_close_fails_queued_requests_and_refuses_new_ones(chain: Any) -> None:

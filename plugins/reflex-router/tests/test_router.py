@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -160,37 +161,58 @@ def test_a_failing_slot_is_drained_then_retried_after_cooldown(chain: Any) -> No
     assert status["slots"]["b"]["trips"] == 1 and status["degraded"] is False
 
 
-def test_health_reports_a_tripped_slot_as_degraded(chain: Any) -> None:
-    fakes = {"default": FakeBatchPolicy(seed=0), "b": FakeBatchPolicy(seed=1, fail_next=99)}
-    handler, ctx = chain(fakes, policy_b="/m/cand", split=100.0, router_trip_after=2)
+class Rejecting(FakeBatchPolicy):
+    """A slot that turns every request away as bad input: the caller's fault, not the slot's."""
+
+    async def __call__(self, requests: Any) -> list[ActResult]:
+        raise ValidationError("state has the wrong length", slug="state-length-mismatch")
+
+
+@pytest.mark.parametrize(
+    ("slot_b", "error", "calls", "trip_after", "tripped", "last_error"),
+    [
+        pytest.param(
+            functools.partial(FakeBatchPolicy, seed=1, fail_next=99),
+            RuntimeError,
+            2,
+            2,
+            True,
+            "PolicyFailure",
+            id="failing-slot-trips-and-degrades",
+        ),
+        pytest.param(
+            functools.partial(Rejecting, seed=1),
+            ValidationError,
+            3,
+            1,
+            False,
+            None,
+            id="bad-input-does-not-trip",
+        ),
+    ],
+)
+def test_health_reports_a_slot_tripped_by_its_own_failures(
+    chain: Any,
+    slot_b: Callable[[], FakeBatchPolicy],
+    error: type[Exception],
+    calls: int,
+    trip_after: int,
+    tripped: bool,
+    last_error: str | None,
+) -> None:
+    fakes = {"default": FakeBatchPolicy(seed=0), "b": slot_b()}
+    handler, ctx = chain(fakes, policy_b="/m/cand", split=100.0, router_trip_after=trip_after)
 
     async def main() -> None:
-        for _ in range(2):
-            with pytest.raises(RuntimeError):
+        for _ in range(calls):
+            with pytest.raises(error):
                 await handler(make_request(_state(0), episode_id="ep"))
 
     asyncio.run(main())
     status = ctx.health["router"]()
-    assert status["degraded"] is True
-    assert status["slots"]["b"]["available"] is False
-    assert status["slots"]["b"]["last_error"] == "PolicyFailure"
-
-
-def test_bad_input_does_not_trip_a_slot(chain: Any) -> None:
-    class Rejecting(FakeBatchPolicy):
-        async def __call__(self, requests: Any) -> list[ActResult]:
-            raise ValidationError("state has the wrong length", slug="state-length-mismatch")
-
-    fakes = {"default": FakeBatchPolicy(seed=0), "b": Rejecting(seed=1)}
-    handler, ctx = chain(fakes, policy_b="/m/cand", split=100.0, router_trip_after=1)
-
-    async def main() -> None:
-        for _ in range(3):
-            with pytest.raises(ValidationError):
-                await handler(make_request(_state(0), episode_id="ep"))
-
-    asyncio.run(main())
-    assert ctx.health["router"]()["slots"]["b"]["available"] is True
+    assert status["degraded"] is tripped
+    assert status["slots"]["b"]["available"] is not tripped
+    assert status["slots"]["b"]["last_error"] == last_error
 
 
 def test_shadow_answers_with_a_and_records_both(chain: Any, tmp_path: Path) -> None:

@@ -11,7 +11,17 @@ import pytest
 import reflex_slo
 
 from reflex_core.plugin import ActRequest, ActResult, WedgeContext, WedgeSpec
-from reflex_core.plugin.testing import enable, plugin_wedge
+from reflex_core.plugin.testing import enable, make_request, plugin_wedge
+
+
+def metric(ctx: WedgeContext, name: str, **labels: str) -> float:
+    """A sample of the chain's metrics (0 where none was recorded)."""
+    return ctx.metrics.get_sample_value(name, labels or None) or 0.0
+
+
+async def act(handler: Any, **kwargs: Any) -> ActResult:
+    """One request through the chain (``kwargs`` go to ``make_request``)."""
+    return await handler(make_request([0.0, 0.0], **kwargs))
 
 
 class TunablePolicy:

@@ -7,17 +7,8 @@ import asyncio
 import pytest
 
 from reflex_core.errors import ConfigError, Unavailable
-from reflex_core.plugin.testing import make_request
 
-from .conftest import TunablePolicy
-
-
-def metric(ctx, name: str, **labels: str) -> float:
-    return ctx.metrics.get_sample_value(name, labels or None) or 0.0
-
-
-async def act(handler):
-    return await handler(make_request([0.0, 0.0]))
+from .conftest import TunablePolicy, act, metric
 
 
 def test_an_slo_breach_opens_the_breaker_and_probes_must_meet_the_slo(build_slo) -> None:

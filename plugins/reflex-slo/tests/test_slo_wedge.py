@@ -11,15 +11,7 @@ from prometheus_client import generate_latest
 from reflex_core.errors import Unavailable, ValidationError
 from reflex_core.plugin.testing import enable, make_request
 
-from .conftest import TunablePolicy
-
-
-def metric(ctx, name: str, **labels: str) -> float:
-    return ctx.metrics.get_sample_value(name, labels or None) or 0.0
-
-
-async def act(handler, **kwargs):
-    return await handler(make_request([0.0, 0.0], **kwargs))
+from .conftest import TunablePolicy, act, metric
 
 
 def test_a_raising_policy_trips_the_breaker_which_recovers_by_itself(build_slo) -> None:
