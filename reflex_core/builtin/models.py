@@ -8,24 +8,16 @@ extra. The loaders import :mod:`reflex_core.models` (torch) only when called.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from reflex_core.models.lerobot_writer import builtin_writer
 from reflex_core.models.tiny_checkpoints import BUILTIN_SPECS
 from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.registry import BuiltinCheckpoint, ModelLoader
+from reflex_core.plugin.registry import BuiltinCheckpoint, ModelLoader, lazy
 
 _DESCRIPTIONS = {
     "pi0": "pi0 (PaliGemma + action expert, flow matching; state through state_proj)",
     "pi05": "pi0.5 (PaliGemma + adaRMS action expert, flow matching; state in the prompt)",
 }
-
-
-def _load(checkpoint_dir: Path, options: Any) -> Any:
-    from reflex_core.models.loading import load_pi_checkpoint
-
-    return load_pi_checkpoint(checkpoint_dir, options)
 
 
 @hookimpl
@@ -37,7 +29,7 @@ def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> No
             ModelLoader(
                 name=family,
                 matches=matches(family),
-                load=_load,
+                load=lazy("reflex_core.models.loading:load_pi_checkpoint"),
                 builtin_checkpoints={
                     name: BuiltinCheckpoint(
                         write=builtin_writer("reflex_core.models.tiny_checkpoints", name),

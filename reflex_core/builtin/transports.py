@@ -3,19 +3,10 @@ party's: HTTP ``POST /act`` and WebSocket ``/ws``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
-
 import attrs
 
-from reflex_core.plugin.hookspecs import hookimpl
 from reflex_core.plugin.options import in_range, non_negative_float, setting
-from reflex_core.plugin.registry import Transport
-
-if TYPE_CHECKING:
-    from starlette.routing import BaseRoute
-
-    from reflex_core.plugin.contracts import TransportHost
+from reflex_core.plugin.registry import Transport, lazy, registers
 
 
 @attrs.frozen
@@ -42,32 +33,16 @@ class WsConfig:
     )
 
 
-def _http_routes(host: TransportHost) -> Sequence[BaseRoute]:
-    from reflex_core.serve.http_transport import act_routes
-
-    return act_routes(host)
-
-
-def _ws_routes(host: TransportHost) -> Sequence[BaseRoute]:
-    from reflex_core.serve.ws_transport import ws_routes
-
-    return ws_routes(host)
-
-
-@hookimpl
-def reflex_register_transports(register: Callable[[Transport], None]) -> None:
-    register(
-        Transport(
-            name="http",
-            routes=_http_routes,
-            description="POST /act: one JSON observation in, one action chunk out",
-        )
-    )
-    register(
-        Transport(
-            name="ws",
-            routes=_ws_routes,
-            config_cls=WsConfig,
-            description="GET /ws: a WebSocket session; observations in, chunks out in order",
-        )
-    )
+reflex_register_transports = registers(
+    Transport(
+        name="http",
+        routes=lazy("reflex_core.serve.http_transport:act_routes"),
+        description="POST /act: one JSON observation in, one action chunk out",
+    ),
+    Transport(
+        name="ws",
+        routes=lazy("reflex_core.serve.ws_transport:ws_routes"),
+        config_cls=WsConfig,
+        description="GET /ws: a WebSocket session; observations in, chunks out in order",
+    ),
+)

@@ -3,8 +3,11 @@
 >>> from reflex_core.plugin import hookimpl, setting, Stage, WedgeSpec
 
 * registering: :data:`hookimpl` and the frozen attrs classes a ``reflex_register_*`` hook hands
-  to ``register`` (:class:`WedgeSpec`, :class:`Transport`, :class:`ModelLoader`, ...);
-* declaring a setting once: :func:`setting` (and the value checks it takes as ``type``);
+  to ``register`` (:class:`WedgeSpec`, :class:`Transport`, :class:`ModelLoader`, ...),
+  :func:`registers` for a hook that registers a fixed list of them, and :func:`lazy` for a
+  callable in them whose module imports something heavy;
+* declaring a setting once: :func:`setting` (and the value checks it takes as ``type``),
+  :func:`duration` and :func:`count` for the common time and count settings;
 * the wedge contract: :class:`Stage`, :class:`ActRequest`, :class:`ActResult`,
   :class:`WedgeContext`, the handler and factory types, and the Protocols of what a wedge or a
   transport is handed (:class:`PolicyLike`, :class:`EmbodimentLike`, :class:`TransportHost`);
@@ -42,6 +45,8 @@ from reflex_core.plugin.contracts import (
 from reflex_core.plugin.hookspecs import hookimpl
 from reflex_core.plugin.options import (
     comma_list,
+    count,
+    duration,
     http_url,
     in_range,
     non_negative_float,
@@ -59,6 +64,8 @@ from reflex_core.plugin.registry import (
     ModelLoader,
     Transport,
     WedgeSpec,
+    lazy,
+    registers,
 )
 from reflex_core.plugin.wedges import (
     ActRequest,
@@ -103,13 +110,17 @@ __all__ = [
     "WedgeSpec",
     "answering_slot",
     "comma_list",
+    "count",
+    "duration",
     "hookimpl",
     "http_url",
     "in_range",
+    "lazy",
     "non_negative_float",
     "non_negative_int",
     "positive_float",
     "positive_int",
+    "registers",
     "setting",
     "unbatched",
 ]

@@ -6,6 +6,7 @@ plugin hands it and rejects a duplicate name naming both owners.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -15,6 +16,7 @@ import cattrs
 from cattrs.v import format_exception
 
 from reflex_core.errors import ConfigError, PluginError
+from reflex_core.plugin.hookspecs import hookimpl
 from reflex_core.plugin.options import Option, options_of
 
 if TYPE_CHECKING:
@@ -25,6 +27,91 @@ if TYPE_CHECKING:
     from reflex_core.plugin.wedges import WedgeFactory
 
 ConfigT = TypeVar("ConfigT")
+
+
+class Lazy:
+    """A callable standing for ``module:attribute``, imported on its first call.
+
+    A plugin's module is imported whenever ``reflex`` starts (``reflex --help`` included), so
+    what it registers must not import torch, a simulator or onnx. ``lazy("pkg.wedge:make")`` is
+    what it registers instead of the function itself; the import happens when the core first
+    calls it, and the function is kept for the calls after. Anything a spec takes as a callable
+    may be one; a plain function works as well.
+    """
+
+    def __init__(self, target: str) -> None:
+        module, _, attribute = target.partition(":")
+        if not module or not attribute:
+            raise PluginError(
+                f"lazy() takes 'package.module:attribute', got {target!r}",
+                slug="plugin-lazy-target",
+            )
+        self.target = target
+        self._function: Callable[..., Any] | None = None
+
+    def resolve(self) -> Callable[..., Any]:
+        """Import the target (once).
+
+        :raises PluginError: ``plugin-lazy-target`` when its module or attribute does not exist.
+            An import error from inside an existing module (a missing optional dependency) is
+            raised as it is: it names what to install.
+        """
+        if self._function is None:
+            module, _, attribute = self.target.partition(":")
+            try:
+                loaded = importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name is None or not (module + ".").startswith(exc.name + "."):
+                    raise
+                raise PluginError(
+                    f"lazy({self.target!r}): no module {exc.name!r}", slug="plugin-lazy-target"
+                ) from exc
+            function = getattr(loaded, attribute, None)
+            if not callable(function):
+                raise PluginError(
+                    f"lazy({self.target!r}): module {module!r} has no callable {attribute!r}",
+                    slug="plugin-lazy-target",
+                )
+            self._function = function
+        return self._function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Lazy) and other.target == self.target
+
+    def __hash__(self) -> int:
+        return hash((Lazy, self.target))
+
+    def __repr__(self) -> str:
+        return f"lazy({self.target!r})"
+
+
+def lazy(target: str) -> Lazy:
+    """``lazy("reflex_deadline.wedge:make_deadline")``: a callable that imports the target on
+    its first call (see :class:`Lazy`).
+
+    :raises PluginError: ``plugin-lazy-target`` when ``target`` is not ``module:attribute``.
+    """
+    return Lazy(target)
+
+
+def registers(*items: object) -> Callable[[Callable[[Any], None]], None]:
+    """A registration hook that registers ``items``, for a plugin whose registrations are fixed::
+
+        reflex_register_wedges = registers(WedgeSpec(name="smoothing", ...))
+
+    is the ``@hookimpl`` function that calls ``register`` once per item, in order. As for a
+    function, the module attribute's name says which hook it implements; the items are built
+    when the module is imported, so anything heavy they name goes through :func:`lazy`. A
+    registration that is computed (one per preset file) stays a ``@hookimpl`` function.
+    """
+    def registration_hook(register: Callable[[Any], None]) -> None:
+        for item in items:
+            register(item)
+
+    return hookimpl(registration_hook)
 
 
 def _name(instance: Any, attribute: Any, value: str) -> None:

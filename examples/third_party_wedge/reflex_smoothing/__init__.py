@@ -11,12 +11,9 @@ outside the SLO tracker (20) and the deadline (30), so fallback chunks are smoot
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import attrs
 
-from reflex_core.plugin import WedgeSpec, hookimpl, in_range, positive_float, setting
+from reflex_core.plugin import WedgeSpec, in_range, lazy, positive_float, registers, setting
 
 __version__ = "0.1.0"
 STAGE = 15  # between Stage.GUARD (10) and Stage.SLO (20)
@@ -39,21 +36,13 @@ class SmoothingConfig:
     )
 
 
-def _factory(config: SmoothingConfig, next: Any, ctx: Any) -> Any:
-    from reflex_smoothing.wedge import SmoothingWedge
-
-    return SmoothingWedge(config, next, ctx)
-
-
-@hookimpl
-def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
-    register(
-        WedgeSpec(
-            name="smoothing",
-            stage=STAGE,
-            config_cls=SmoothingConfig,
-            factory=_factory,
-            is_enabled=lambda config: config.smooth_alpha is not None,
-            description="exponential smoothing of action chunks, continuous across chunks",
-        )
-    )
+reflex_register_wedges = registers(
+    WedgeSpec(
+        name="smoothing",
+        stage=STAGE,
+        config_cls=SmoothingConfig,
+        factory=lazy("reflex_smoothing.wedge:SmoothingWedge"),
+        is_enabled=lambda config: config.smooth_alpha is not None,
+        description="exponential smoothing of action chunks, continuous across chunks",
+    ),
+)

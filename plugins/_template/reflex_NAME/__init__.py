@@ -10,7 +10,6 @@ with yours; keep the shape: an attrs config whose fields are its settings (``set
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import attrs
 
@@ -21,7 +20,7 @@ from reflex_core.plugin import (
     Stage,
     WedgeContext,
     WedgeSpec,
-    hookimpl,
+    registers,
     setting,
 )
 
@@ -54,18 +53,16 @@ def make_handler(config: Config, next: Handler, ctx: WedgeContext) -> Handler:
     return handle
 
 
-@hookimpl
-def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
-    register(
-        WedgeSpec(
-            name="NAME",
-            # Where it sits in the chain (reflex_core/plugin/wedges.py). Request-level stages are below
-            # Stage.BATCHING; an integer between two stages is fine (GUARD + 5: inside the
-            # guard, outside the SLO tracker).
-            stage=Stage.GUARD + 5,
-            config_cls=Config,
-            factory=make_handler,
-            is_enabled=lambda config: config.NAME_tag is not None,
-            description="template example: stamps a tag and the inner chain's time",
-        )
-    )
+reflex_register_wedges = registers(
+    WedgeSpec(
+        name="NAME",
+        # Where it sits in the chain (reflex_core/plugin/wedges.py). Request-level stages are below
+        # Stage.BATCHING; an integer between two stages is fine (GUARD + 5: inside the
+        # guard, outside the SLO tracker).
+        stage=Stage.GUARD + 5,
+        config_cls=Config,
+        factory=make_handler,
+        is_enabled=lambda config: config.NAME_tag is not None,
+        description="template example: stamps a tag and the inner chain's time",
+    ),
+)

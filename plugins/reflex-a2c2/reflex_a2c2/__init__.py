@@ -11,7 +11,6 @@ stage, directly around the policy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from reflex_a2c2 import command
@@ -21,7 +20,7 @@ from reflex_a2c2.head import MLPHead, OnnxHead, load_head
 from reflex_a2c2.inputs import build_inputs, input_width
 from reflex_a2c2.metrics import A2C2Metrics
 from reflex_core.errors import ConfigError
-from reflex_core.plugin import BatchHandler, Command, Stage, WedgeContext, WedgeSpec, hookimpl
+from reflex_core.plugin import BatchHandler, Command, Stage, WedgeContext, WedgeSpec, registers
 
 __all__ = [
     "A2C2Config",
@@ -92,21 +91,19 @@ def make_correction_handler(
     return wedge
 
 
-@hookimpl
-def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
-    register(
-        WedgeSpec(
-            name="a2c2",
-            stage=Stage.CORRECTION,
-            config_cls=A2C2Config,
-            factory=make_correction_handler,
-            is_enabled=is_enabled,
-            description="A2C2 correction head: a bounded per-action residual from features, "
-            "base action, chunk position and measured latency",
-        )
-    )
+reflex_register_wedges = registers(
+    WedgeSpec(
+        name="a2c2",
+        stage=Stage.CORRECTION,
+        config_cls=A2C2Config,
+        factory=make_correction_handler,
+        is_enabled=is_enabled,
+        description="A2C2 correction head: a bounded per-action residual from features, "
+        "base action, chunk position and measured latency",
+    ),
+)
 
 
-@hookimpl
-def reflex_register_commands(register: Callable[[Command], None]) -> None:
-    register(Command(name="a2c2", help=command.HELP, configure=command.configure, run=command.run))
+reflex_register_commands = registers(
+    Command(name="a2c2", help=command.HELP, configure=command.configure, run=command.run),
+)

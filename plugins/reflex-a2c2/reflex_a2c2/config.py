@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin import positive_float, setting
-from reflex_core.plugin.options import duration
+from reflex_core.plugin import duration, positive_float, setting
 
 NORM_SCOPES = ("action", "chunk")
 

@@ -1,39 +1,31 @@
 """ActionGuard for Reflex: joint limits on every action chunk that leaves the server.
 
 Registers the ``actionguard`` wedge (``Stage.GUARD``, the outermost one) and the
-``reflex guard audit`` command. Heavy imports happen inside the factory and the command.
+``reflex guard audit`` command. The wedge's module is imported only when the wedge is switched
+on (``lazy``); the command imports its heavy code inside ``run``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from reflex_actionguard.config import GuardConfig
-from reflex_core.plugin import Command, Stage, WedgeSpec, hookimpl
+from reflex_core.plugin import Command, Stage, WedgeSpec, hookimpl, lazy, registers
 
 __version__ = "0.1.0"
 
 
-def _factory(config: GuardConfig, next: Any, ctx: Any) -> Any:
-    from reflex_actionguard.wedge import make_guard
-
-    return make_guard(config, next, ctx)
-
-
-@hookimpl
-def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
-    register(
-        WedgeSpec(
-            name="actionguard",
-            stage=Stage.GUARD,
-            config_cls=GuardConfig,
-            factory=_factory,
-            is_enabled=lambda config: config.enabled,
-            description="joint position/velocity limits, NaN handling, clamp or reject, "
-            "trip after N violations, crash-safe audit log",
-        )
-    )
+reflex_register_wedges = registers(
+    WedgeSpec(
+        name="actionguard",
+        stage=Stage.GUARD,
+        config_cls=GuardConfig,
+        factory=lazy("reflex_actionguard.wedge:make_guard"),
+        is_enabled=lambda config: config.enabled,
+        description="joint position/velocity limits, NaN handling, clamp or reject, "
+        "trip after N violations, crash-safe audit log",
+    ),
+)
 
 
 @hookimpl

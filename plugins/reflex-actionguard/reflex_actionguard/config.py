@@ -15,10 +15,10 @@ import attrs
 
 from reflex_core.plugin import (
     comma_list,
+    count,
     positive_float,
     setting,
 )
-from reflex_core.plugin.options import count
 
 MODES = ("clamp", "reject")
 

@@ -10,40 +10,34 @@ transfer/insertion policies live in the ACT repository, not in the package), so 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from reflex_aloha import embodiment
 from reflex_aloha.env import SCENES, make
-from reflex_core.plugin import EmbodimentSource, EnvSpec, hookimpl
+from reflex_core.plugin import EmbodimentSource, EnvSpec, registers
 
 __version__ = "0.1.0"
 
 TASKS = tuple(SCENES)
 
 
-@hookimpl
-def reflex_register_embodiments(register: Callable[[EmbodimentSource], None]) -> None:
-    register(
-        EmbodimentSource(
-            name="aloha",
-            load=embodiment.aloha,
-            description="ALOHA bimanual ViperX 300: 2 x (6 joints + gripper), 50 Hz",
-        )
-    )
+reflex_register_embodiments = registers(
+    EmbodimentSource(
+        name="aloha",
+        load=embodiment.aloha,
+        description="ALOHA bimanual ViperX 300: 2 x (6 joints + gripper), 50 Hz",
+    ),
+)
 
 
-@hookimpl
-def reflex_register_envs(register: Callable[[EnvSpec], None]) -> None:
-    register(
-        EnvSpec(
-            name="aloha",
-            make=make,
-            embodiment="aloha",
-            tasks=TASKS,
-            default_task="transfer_cube",
-            expert=None,
-            # gym-aloha registers its tasks with max_episode_steps=300: 6 s at 50 Hz
-            max_steps=300,
-            description="gym-aloha (MuJoCo bimanual ViperX): transfer_cube, insertion",
-        )
-    )
+reflex_register_envs = registers(
+    EnvSpec(
+        name="aloha",
+        make=make,
+        embodiment="aloha",
+        tasks=TASKS,
+        default_task="transfer_cube",
+        expert=None,
+        # gym-aloha registers its tasks with max_episode_steps=300: 6 s at 50 Hz
+        max_steps=300,
+        description="gym-aloha (MuJoCo bimanual ViperX): transfer_cube, insertion",
+    ),
+)

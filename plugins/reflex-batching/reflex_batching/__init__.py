@@ -8,8 +8,6 @@ and returns a request-level ``Handler``. Enable it with ``reflex serve --max-bat
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from reflex_batching.config import BatchingConfig, is_enabled
 from reflex_batching.cost_model import BatchCostModel
 from reflex_batching.metrics import BatchingMetrics
@@ -23,7 +21,7 @@ from reflex_core.plugin import (
     Stage,
     WedgeContext,
     WedgeSpec,
-    hookimpl,
+    registers,
 )
 
 __all__ = [
@@ -60,16 +58,14 @@ def make_batching_handler(
     return handle
 
 
-@hookimpl
-def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
-    register(
-        WedgeSpec(
-            name="batching",
-            stage=Stage.BATCHING,
-            config_cls=BatchingConfig,
-            factory=make_batching_handler,
-            is_enabled=is_enabled,
-            description="stack concurrent requests per policy into one batched ORT call; "
-            "flush by size, learned cost budget, timeout or deadline; 503 when the queue is full",
-        )
-    )
+reflex_register_wedges = registers(
+    WedgeSpec(
+        name="batching",
+        stage=Stage.BATCHING,
+        config_cls=BatchingConfig,
+        factory=make_batching_handler,
+        is_enabled=is_enabled,
+        description="stack concurrent requests per policy into one batched ORT call; "
+        "flush by size, learned cost budget, timeout or deadline; 503 when the queue is full",
+    ),
+)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin import http_url, positive_float, setting
-from reflex_core.plugin.options import count, duration
+from reflex_core.plugin import count, duration, http_url, positive_float, setting
 
 STRATEGIES = ("hold", "tail", "decay", "remote")
 

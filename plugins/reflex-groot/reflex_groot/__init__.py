@@ -7,11 +7,9 @@ torch is imported only when a checkpoint is loaded or written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
-from reflex_core.plugin import BuiltinCheckpoint, ModelLoader, hookimpl
+from reflex_core.plugin import BuiltinCheckpoint, ModelLoader, hookimpl, lazy
 
 __version__ = "0.1.0"
 
@@ -21,24 +19,6 @@ DESCRIPTION = (
 )
 
 
-def _matches(config: Mapping[str, Any]) -> bool:
-    from reflex_groot.loader import matches
-
-    return matches(config)
-
-
-def _load(checkpoint_dir: Path, options: Any) -> Any:
-    from reflex_groot.loader import load_groot_checkpoint
-
-    return load_groot_checkpoint(checkpoint_dir, options)
-
-
-def _write_tiny(directory: Path) -> None:
-    from reflex_groot.builtin import write_tiny_groot
-
-    write_tiny_groot(directory)
-
-
 @hookimpl
 def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
     from reflex_groot.builtin import TINY_NAME, cache_key
@@ -46,10 +26,12 @@ def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> No
     register(
         ModelLoader(
             name="groot",
-            matches=_matches,
-            load=_load,
+            matches=lazy("reflex_groot.loader:matches"),
+            load=lazy("reflex_groot.loader:load_groot_checkpoint"),
             builtin_checkpoints={
-                TINY_NAME: BuiltinCheckpoint(write=_write_tiny, cache_key=cache_key())
+                TINY_NAME: BuiltinCheckpoint(
+                    write=lazy("reflex_groot.builtin:write_tiny_groot"), cache_key=cache_key()
+                )
             },
             description=DESCRIPTION,
         )

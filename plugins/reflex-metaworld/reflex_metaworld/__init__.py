@@ -10,9 +10,7 @@ to check the harness. Nothing imports metaworld or mujoco until an env is made.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from reflex_core.plugin import EmbodimentSource, EnvSpec, hookimpl
+from reflex_core.plugin import EmbodimentSource, EnvSpec, registers
 from reflex_metaworld import embodiment
 from reflex_metaworld.env import expert, make
 
@@ -37,35 +35,29 @@ TASKS = (
 )  # fmt: skip
 
 
-@hookimpl
-def reflex_register_embodiments(register: Callable[[EmbodimentSource], None]) -> None:
-    register(
-        EmbodimentSource(
-            name="sawyer-metaworld",
-            load=embodiment.sawyer_metaworld,
-            description="Sawyer as Meta-World drives it: hand deltas + gripper effort, 80 Hz",
-        )
-    )
-    register(
-        EmbodimentSource(
-            name="sawyer",
-            load=embodiment.sawyer,
-            description="Rethink Sawyer, 7 joints + finger (URDF names and limits)",
-        )
-    )
+reflex_register_embodiments = registers(
+    EmbodimentSource(
+        name="sawyer-metaworld",
+        load=embodiment.sawyer_metaworld,
+        description="Sawyer as Meta-World drives it: hand deltas + gripper effort, 80 Hz",
+    ),
+    EmbodimentSource(
+        name="sawyer",
+        load=embodiment.sawyer,
+        description="Rethink Sawyer, 7 joints + finger (URDF names and limits)",
+    ),
+)
 
 
-@hookimpl
-def reflex_register_envs(register: Callable[[EnvSpec], None]) -> None:
-    register(
-        EnvSpec(
-            name="metaworld",
-            make=make,
-            embodiment="sawyer-metaworld",
-            tasks=TASKS,
-            default_task="reach-v3",
-            expert=expert,
-            max_steps=500,
-            description="Meta-World v3 (MuJoCo Sawyer), goal observable; scripted experts",
-        )
-    )
+reflex_register_envs = registers(
+    EnvSpec(
+        name="metaworld",
+        make=make,
+        embodiment="sawyer-metaworld",
+        tasks=TASKS,
+        default_task="reach-v3",
+        expert=expert,
+        max_steps=500,
+        description="Meta-World v3 (MuJoCo Sawyer), goal observable; scripted experts",
+    ),
+)

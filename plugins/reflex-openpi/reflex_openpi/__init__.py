@@ -7,25 +7,11 @@ Registers the ``openpi`` transport: a WebSocket route at ``/`` and ``GET /health
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
-
 import attrs
 
-from reflex_core.plugin import Transport, hookimpl, setting
-
-if TYPE_CHECKING:
-    from starlette.routing import BaseRoute
-
-    from reflex_core.plugin import TransportHost
+from reflex_core.plugin import Transport, lazy, registers, setting
 
 __version__ = "0.1.0"
-
-
-def _key_map(value: Any) -> dict[str, str]:
-    from reflex_openpi.keymap import parse_key_map
-
-    return parse_key_map(value)
 
 
 @attrs.frozen
@@ -36,24 +22,16 @@ class OpenpiConfig:
         "openpi observation keys -> state, prompt, images.<camera> or ignore, e.g. "
         "observation/image=images.front,observation/wrist_image=images.wrist (added to the "
         "defaults; see the reflex-openpi README)",
-        type=_key_map,
+        type=lazy("reflex_openpi.keymap:parse_key_map"),
         metavar="KEY=TARGET,...",
     )
 
 
-def _routes(host: TransportHost) -> Sequence[BaseRoute]:
-    from reflex_openpi.transport import openpi_routes
-
-    return openpi_routes(host)
-
-
-@hookimpl
-def reflex_register_transports(register: Callable[[Transport], None]) -> None:
-    register(
-        Transport(
-            name="openpi",
-            routes=_routes,
-            config_cls=OpenpiConfig,
-            description="openpi's WebSocket protocol at / (msgpack-numpy) and GET /healthz",
-        )
-    )
+reflex_register_transports = registers(
+    Transport(
+        name="openpi",
+        routes=lazy("reflex_openpi.transport:openpi_routes"),
+        config_cls=OpenpiConfig,
+        description="openpi's WebSocket protocol at / (msgpack-numpy) and GET /healthz",
+    ),
+)

@@ -9,39 +9,33 @@ has no ``expert``. Nothing imports robosuite or mujoco until an env is made.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from reflex_core.plugin import EmbodimentSource, EnvSpec, hookimpl
+from reflex_core.plugin import EmbodimentSource, EnvSpec, registers
 from reflex_robosuite import embodiment
 from reflex_robosuite.env import HORIZON, TASKS, make
 
 __version__ = "0.1.0"
 
 
-@hookimpl
-def reflex_register_embodiments(register: Callable[[EmbodimentSource], None]) -> None:
-    register(
-        EmbodimentSource(
-            name="panda-robosuite",
-            load=embodiment.panda_robosuite,
-            description="Franka Panda in robosuite: 7 absolute joint targets + finger, 20 Hz",
-        )
-    )
+reflex_register_embodiments = registers(
+    EmbodimentSource(
+        name="panda-robosuite",
+        load=embodiment.panda_robosuite,
+        description="Franka Panda in robosuite: 7 absolute joint targets + finger, 20 Hz",
+    ),
+)
 
 
-@hookimpl
-def reflex_register_envs(register: Callable[[EnvSpec], None]) -> None:
-    register(
-        EnvSpec(
-            name="robosuite",
-            make=make,
-            embodiment="panda-robosuite",
-            tasks=TASKS,
-            default_task="Lift",
-            expert=None,
-            # robosuite's default horizon of each task: 1000 ticks, 50 s at 20 Hz
-            max_steps=HORIZON,
-            description="robosuite 1.5 (MuJoCo Panda, joint positions): Lift, Stack, "
-            "PickPlaceCan, Door",
-        )
-    )
+reflex_register_envs = registers(
+    EnvSpec(
+        name="robosuite",
+        make=make,
+        embodiment="panda-robosuite",
+        tasks=TASKS,
+        default_task="Lift",
+        expert=None,
+        # robosuite's default horizon of each task: 1000 ticks, 50 s at 20 Hz
+        max_steps=HORIZON,
+        description="robosuite 1.5 (MuJoCo Panda, joint positions): Lift, Stack, "
+        "PickPlaceCan, Door",
+    ),
+)

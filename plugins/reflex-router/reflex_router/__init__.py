@@ -8,12 +8,11 @@ runs B on a copy of the traffic, recording both chunks. The wedge sits at
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from reflex_core.errors import ConfigError
-from reflex_core.plugin import Handler, Stage, WedgeContext, WedgeSpec, hookimpl
+from reflex_core.plugin import Handler, Stage, WedgeContext, WedgeSpec, registers
 from reflex_router.assignment import SplitAssigner, episode_percentile
 from reflex_router.config import RouterConfig, is_enabled
 from reflex_router.metrics import RouterMetrics
@@ -90,17 +89,15 @@ def make_router_handler(config: RouterConfig, next_handler: Handler, ctx: WedgeC
     return router
 
 
-@hookimpl
-def reflex_register_wedges(register: Callable[[WedgeSpec], None]) -> None:
-    register(
-        WedgeSpec(
-            name="router",
-            stage=Stage.ROUTER,
-            config_cls=RouterConfig,
-            factory=make_router_handler,
-            is_enabled=is_enabled,
-            policies=router_policies,
-            description="two policies in one process: A/B split sticky per episode_id, "
-            "per-slot health with draining, shadow mode recording both chunks",
-        )
-    )
+reflex_register_wedges = registers(
+    WedgeSpec(
+        name="router",
+        stage=Stage.ROUTER,
+        config_cls=RouterConfig,
+        factory=make_router_handler,
+        is_enabled=is_enabled,
+        policies=router_policies,
+        description="two policies in one process: A/B split sticky per episode_id, "
+        "per-slot health with draining, shadow mode recording both chunks",
+    ),
+)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from reflex_core.plugin import in_range, setting
-from reflex_core.plugin.options import count, duration
+from reflex_core.plugin import count, duration, in_range, setting
 
 
 @attrs.frozen

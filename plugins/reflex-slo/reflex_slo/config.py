@@ -17,9 +17,8 @@ from typing import Any
 
 import attrs
 
-from reflex_core.plugin import setting
+from reflex_core.plugin import count, duration, setting
 from reflex_core.plugin.kit.latency import parse_duration_s
-from reflex_core.plugin.options import count, duration
 
 MODES = ("log", "shed", "breaker")
 _SPEC = re.compile(r"^\s*p(?P<q>[0-9]+(?:\.[0-9]+)?)\s*=\s*(?P<target>.+?)\s*$", re.IGNORECASE)

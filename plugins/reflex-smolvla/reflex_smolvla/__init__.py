@@ -8,11 +8,9 @@ loads every plugin; the loader imports torch when ``reflex export`` calls it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from reflex_core.plugin.hookspecs import hookimpl
-from reflex_core.plugin.registry import BuiltinCheckpoint, ModelLoader
+from reflex_core.plugin.registry import BuiltinCheckpoint, ModelLoader, lazy
 
 __version__ = "0.1.0"
 
@@ -32,18 +30,6 @@ MODEL_OPTIONS = {
 }
 
 
-def _load(checkpoint_dir: Path, options: Any) -> Any:
-    from reflex_smolvla.loader import load_smolvla_checkpoint
-
-    return load_smolvla_checkpoint(checkpoint_dir, options)
-
-
-def _matches(config: Any) -> bool:
-    from reflex_smolvla.loader import matches
-
-    return matches(config)
-
-
 @hookimpl
 def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
     from reflex_core.models.lerobot_writer import builtin_writer
@@ -52,8 +38,8 @@ def reflex_register_model_loaders(register: Callable[[ModelLoader], None]) -> No
     register(
         ModelLoader(
             name="smolvla",
-            matches=_matches,
-            load=_load,
+            matches=lazy("reflex_smolvla.loader:matches"),
+            load=lazy("reflex_smolvla.loader:load_smolvla_checkpoint"),
             builtin_checkpoints={
                 name: BuiltinCheckpoint(
                     write=builtin_writer("reflex_smolvla.builtin", name), cache_key=spec.digest()
