@@ -223,19 +223,16 @@ class EpisodeRunner:
                 source = SimTimeChunkSource(
                     StreamChunkSource(stream, timeout_s=config.request_timeout_s), clock
                 )
-                kwargs: dict[str, Any] = {}
-                if config.execution_horizon is not None:
-                    kwargs["execution_horizon"] = config.execution_horizon
                 loop = ControlLoop.for_embodiment(
                     robot,
                     source,
                     self.embodiment,
                     frequency_hz=env.frequency_hz,
+                    execution_horizon=config.execution_horizon,
                     merge=config.merge,
                     clock=clock,
                     on_chunk=robot.on_chunk,
                     on_step=robot.on_step,
-                    **kwargs,
                 )
                 robot.loop = loop
                 loop.run(max_steps)

@@ -77,16 +77,14 @@ class Connection:
             **settings.stream_options,
         )
         with stream:
-            loop_kwargs: dict[str, Any] = {"merge": settings.merge, "clock": settings.clock}
-            if settings.frequency_hz is not None:
-                loop_kwargs["frequency_hz"] = settings.frequency_hz
-            if settings.execution_horizon is not None:
-                loop_kwargs["execution_horizon"] = settings.execution_horizon
             loop = ControlLoop.for_embodiment(
                 robot,
                 StreamChunkSource(stream, timeout_s=settings.request_timeout_s),
                 embodiment,
-                **loop_kwargs,
+                frequency_hz=settings.frequency_hz,
+                execution_horizon=settings.execution_horizon,
+                merge=settings.merge,
+                clock=settings.clock,
             )
             return loop.run(max_steps)
 

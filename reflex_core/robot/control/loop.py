@@ -215,12 +215,26 @@ class ControlLoop:
 
     @classmethod
     def for_embodiment(
-        cls, robot: Robot, source: ChunkSource, embodiment: Any, **kwargs: Any
+        cls,
+        robot: Robot,
+        source: ChunkSource,
+        embodiment: Any,
+        *,
+        frequency_hz: float | None = None,
+        execution_horizon: int | None = None,
+        **kwargs: Any,
     ) -> ControlLoop:
-        """Rate and horizon from the embodiment's ``control`` block (keyword arguments win)."""
-        kwargs.setdefault("frequency_hz", embodiment.control.frequency_hz)
-        kwargs.setdefault("execution_horizon", embodiment.control.rtc_execution_horizon)
-        return cls(robot, source, **kwargs)
+        """Rate and horizon from the embodiment's ``control`` block where not given (None)."""
+        control = embodiment.control
+        return cls(
+            robot,
+            source,
+            frequency_hz=control.frequency_hz if frequency_hz is None else frequency_hz,
+            execution_horizon=(
+                control.rtc_execution_horizon if execution_horizon is None else execution_horizon
+            ),
+            **kwargs,
+        )
 
     def stop(self) -> None:
         """Ask the loop to end after the current tick (thread-safe)."""
