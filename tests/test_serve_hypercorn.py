@@ -345,3 +345,25 @@ def test_reflex_serve_matches_the_runtime_on_a_real_artifact(
         assert server.stop() == 0, server.log()
     finally:
         server.kill()
+
+
+def test_ws_closes_keep_the_closing_handshake(tmp_path: Path) -> None:
+    """``/ws`` closes an idle session (1000 ws-idle) and then keeps TCP open for the client's
+    close frame, so what it sent just before the close reaches the client."""
+    from wsproto.events import CloseConnection
+
+    from reflex_core.plugin.testing import RawWebSocket, fake_server_process
+
+    with fake_server_process(
+        "--ws-idle-timeout-s", "0.5", log_path=tmp_path / "log", load_plugins=""
+    ) as base:
+        with RawWebSocket(base.replace("http://", "ws://") + "/ws") as ws:
+            ws.send(json.dumps({"state": [0.0] * 4, "seq": 1}))
+            reply = json.loads(ws.receive())
+            assert (reply["type"], reply["seq"]) == ("action_chunk", 1), reply
+            close = ws.receive()
+            assert isinstance(close, CloseConnection)
+            assert (close.code, close.reason) == (1000, "ws-idle")
+            assert not ws.tcp_closed_within(0.3)
+            ws.answer_close(close)
+            assert ws.tcp_closed_within(10)

@@ -660,6 +660,95 @@ def fake_server_process(
         yield base
 
 
+class RawWebSocket:
+    """A WebSocket client over a plain socket that answers nothing but pings by itself: it does
+    not answer the server's close frame, so a test sees whether a transport keeps the closing
+    handshake (RFC 6455 7.1.1: the server waits for the client's close frame before closing
+    TCP)."""
+
+    def __init__(self, url: str, *, headers: Sequence[tuple[str, str]] = ()) -> None:
+        import socket
+        from urllib.parse import urlsplit
+
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, Request
+
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._sock = socket.create_connection((host, port), timeout=10)
+        self._ws = WSConnection(ConnectionType.CLIENT)
+        self._events: list[Any] = []
+        self._send(Request(host=f"{host}:{port}", target=parts.path or "/",
+                           extra_headers=[(k.encode(), v.encode()) for k, v in headers]))  # fmt: skip
+        accepted = self._next_event(10.0)
+        if not isinstance(accepted, AcceptConnection):
+            raise RuntimeError(f"the handshake was not accepted: {accepted!r}")
+
+    def _send(self, event: Any) -> None:
+        self._sock.sendall(self._ws.send(event))
+
+    def _next_event(self, timeout_s: float) -> Any:
+        """The next wsproto event, or None when the server closed the TCP connection."""
+        self._sock.settimeout(timeout_s)
+        while not self._events:
+            data = self._sock.recv(65536)
+            if not data:
+                return None
+            self._ws.receive_data(data)
+            self._events.extend(self._ws.events())
+        return self._events.pop(0)
+
+    def send(self, data: bytes | str) -> None:
+        from wsproto.events import BytesMessage, TextMessage
+
+        self._send(TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data))
+
+    def receive(self, timeout_s: float = 10.0) -> Any:
+        """The next whole message (``bytes`` or ``str``), the server's ``CloseConnection``
+        event, or None when the server closed TCP without one."""
+        from wsproto import ConnectionState
+        from wsproto.events import Message, Ping
+
+        parts: list[Any] = []
+        while True:
+            event = self._next_event(timeout_s)
+            if isinstance(event, Ping):
+                if self._ws.state == ConnectionState.OPEN:  # not once the close is read
+                    self._send(event.response())
+                continue
+            if not isinstance(event, Message):
+                return event
+            parts.append(event.data)
+            if event.message_finished:
+                return type(parts[0])().join(parts)
+
+    def tcp_closed_within(self, timeout_s: float) -> bool:
+        """Whether the server closes the TCP connection within ``timeout_s`` (frames it sends
+        meanwhile are discarded)."""
+        self._sock.settimeout(timeout_s)
+        try:
+            while self._sock.recv(65536):
+                pass
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+        return True
+
+    def answer_close(self, close: Any) -> None:
+        """Send the client's half of the closing handshake for the server's ``close`` event."""
+        self._send(close.response())
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> RawWebSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m reflex_core.plugin.testing --port N [--fixed-s S] [--per-row-s S]
     [any reflex serve / wedge option]``: serve a :class:`FakeRuntimePolicy` under the real

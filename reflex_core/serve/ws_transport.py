@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
 from reflex_core.errors import ReflexError, Unavailable
+from reflex_core.plugin.kit.websocket import close_websocket
 from reflex_core.serve.errors import QUEUE_FULL, WS_IDLE, InternalError
 from reflex_core.serve.middleware import new_request_id, request_id_of, request_id_var
 from reflex_core.wire.parse import parse_json_body
@@ -86,7 +87,7 @@ class WebSocketSession:
                     return
                 if self.websocket.application_state == WebSocketState.CONNECTED:
                     with contextlib.suppress(Exception):
-                        await self.websocket.close(GOING_AWAY, "server shutting down")
+                        await close_websocket(self.websocket, GOING_AWAY, "server shutting down")
             else:
                 # the client went away: nobody is left to answer
                 worker.cancel()
@@ -119,7 +120,7 @@ class WebSocketSession:
                     continue
                 log.info("session %s: no frame for %ss, closing", self.request_id, idle_s)
                 with contextlib.suppress(Exception):
-                    await self.websocket.close(NORMAL_CLOSURE, WS_IDLE)
+                    await close_websocket(self.websocket, NORMAL_CLOSURE, WS_IDLE)
                 return
             if message["type"] == "websocket.disconnect":
                 return

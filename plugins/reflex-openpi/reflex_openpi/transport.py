@@ -12,8 +12,9 @@ an ``/act`` chunk carries (the wedges' notes, the server's ``timings``: ``server
 ``total_ms``, the policy's own; ``request_id``; ``embodiment`` or ``raw_actions``).
 
 On any error the server sends a TEXT frame (the Reflex error frame as JSON: slug and message,
-never a traceback) and closes the connection with code 1011, as openpi's server does; an
-openpi client raises it as ``RuntimeError``.
+never a traceback) and closes the connection with code 1011, as openpi's server does, keeping
+the closing handshake so the text frame is read before the close; an openpi client raises it
+as ``RuntimeError``.
 
 ``/`` is a WebSocket route only: a plain ``GET /`` still gets the server's 404, and the other
 routes are untouched.
@@ -37,6 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from reflex_core.errors import BadRequest, ReflexError
 from reflex_core.plugin import ActRequest
+from reflex_core.plugin.kit.websocket import close_websocket
 from reflex_core.serve.errors import dumps
 from reflex_core.serve.middleware import open_route
 from reflex_openpi.codec import BAD_FRAME, CodecError, packb, unpackb
@@ -115,7 +117,7 @@ class OpenpiSession:
             if not receiving.done():
                 receiving.cancel()
                 with contextlib.suppress(Exception):
-                    await websocket.close(code=GOING_AWAY, reason="server shutting down")
+                    await close_websocket(websocket, GOING_AWAY, "server shutting down")
                 return
             try:
                 message = receiving.result()
@@ -191,7 +193,8 @@ class OpenpiSession:
         try:
             # the server's one error frame (internal-error carries no detail), as text
             await self.websocket.send_text(self.host.encode_error(exc, request_id).decode())
-            await self.websocket.close(code=INTERNAL_ERROR_CLOSE, reason=slug[:120])
+            # then the closing handshake, so the client reads the text frame before the close
+            await close_websocket(self.websocket, INTERNAL_ERROR_CLOSE, slug[:120])
         except Exception:  # the client may already be gone
             log.debug("could not report the error to the openpi client", exc_info=True)
 

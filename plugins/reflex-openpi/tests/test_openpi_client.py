@@ -15,12 +15,13 @@ import msgpack
 import numpy as np
 import pytest
 from openpi_client.websocket_client_policy import WebsocketClientPolicy
-from reflex_openpi.codec import unpackb
+from reflex_openpi.codec import packb, unpackb
 from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect as ws_connect
+from wsproto.events import CloseConnection
 
 from reflex_core.embodiments import EmbodimentConfig
-from reflex_core.plugin.testing import exported_artifact, server_process
+from reflex_core.plugin.testing import RawWebSocket, exported_artifact, server_process
 
 pytestmark = [
     pytest.mark.slow,
@@ -95,6 +96,26 @@ def test_a_bad_observation_gets_a_text_frame_and_close_1011(server: int) -> None
     with pytest.raises(ConnectionClosedError) as closed:
         client._ws.recv(timeout=10)  # the server closed the socket after the text frame
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+
+
+@pytest.mark.parametrize("client_answers", [True, False], ids=["answered", "never-answered"])
+def test_the_error_close_waits_for_the_clients_close_frame(
+    server: int, client_answers: bool
+) -> None:
+    """The server keeps the closing handshake: after its text frame and close it keeps TCP open
+    for the client's close frame. (Closing TCP at once let openpi's client fail its close reply
+    and drop the text frame it had just read: a ConnectionClosedError instead of the error.)"""
+    with RawWebSocket(f"ws://127.0.0.1:{server}/") as ws:
+        assert unpackb(ws.receive())["server"] == "reflex"
+        ws.send(packb(observation(**{"observation/state": np.zeros(3)})))
+        text = ws.receive()
+        assert isinstance(text, str) and json.loads(text)["error"] == "state-length-mismatch"
+        close = ws.receive()
+        assert isinstance(close, CloseConnection) and close.code == 1011
+        assert not ws.tcp_closed_within(0.5)
+        if client_answers:
+            ws.answer_close(close)
+        assert ws.tcp_closed_within(10)  # a silent client is dropped after a bound, too
 
 
 def test_refused_dtypes_close_with_1011_too(server: int) -> None:

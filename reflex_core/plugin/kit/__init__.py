@@ -7,5 +7,7 @@
 * :mod:`~reflex_core.plugin.kit.collectors`: Prometheus collectors on the server's registry;
 * :mod:`~reflex_core.plugin.kit.observation_age`: how old an observation is when it is served;
 * :mod:`~reflex_core.plugin.kit.overload`: back-off turns for refused callers, a log that does
-  not grow with the refusals.
+  not grow with the refusals;
+* :mod:`~reflex_core.plugin.kit.websocket`: a transport's close with the closing handshake,
+  so the frames sent just before it reach the client.
 """
