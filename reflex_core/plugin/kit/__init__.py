@@ -1,4 +1,4 @@
-"""A wedge author's kit: what two plugins would otherwise each write (import the module).
+"""A plugin author's kit: what two plugins would otherwise each write (import the module).
 
 * :mod:`~reflex_core.plugin.kit.chunks`: action kinds, hold / shift / decay a chunk, the last
   good chunk;
