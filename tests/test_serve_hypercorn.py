@@ -21,6 +21,9 @@ import httpx
 import numpy as np
 import pytest
 from websockets.sync.client import connect as ws_connect
+from wsproto.events import CloseConnection
+
+from reflex_core.plugin.testing import RawWebSocket, fake_server_process
 
 pytestmark = pytest.mark.slow
 
@@ -350,10 +353,6 @@ def test_reflex_serve_matches_the_runtime_on_a_real_artifact(
 def test_ws_closes_keep_the_closing_handshake(tmp_path: Path) -> None:
     """``/ws`` closes an idle session (1000 ws-idle) and then keeps TCP open for the client's
     close frame, so what it sent just before the close reaches the client."""
-    from wsproto.events import CloseConnection
-
-    from reflex_core.plugin.testing import RawWebSocket, fake_server_process
-
     with fake_server_process(
         "--ws-idle-timeout-s", "0.5", log_path=tmp_path / "log", load_plugins=""
     ) as base:

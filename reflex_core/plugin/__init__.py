@@ -14,8 +14,8 @@
 * the errors to raise (each with a stable slug).
 
 Beside it: :mod:`reflex_core.plugin.kit` (helpers a plugin needs: action chunks, JSONL logs,
-latency windows, Prometheus collectors, observation age, a WebSocket close) and :mod:`reflex_core.plugin.testing`
-(test doubles; its pytest plugin, :mod:`reflex_core.plugin.pytest_plugin`, is loaded by pytest
+latency windows, Prometheus collectors, observation age, a WebSocket close) and
+:mod:`reflex_core.plugin.testing` (test doubles; its pytest plugin, :mod:`reflex_core.plugin.pytest_plugin`, is loaded by pytest
 wherever reflex-core is installed). The modules behind this face (``hookspecs``, ``registry``,
 ``options``, ``wedges``, ``contracts``, ``manager``) are the machinery; import them by their
 full path only for what is not here.

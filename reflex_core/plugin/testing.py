@@ -666,7 +666,7 @@ class RawWebSocket:
     handshake (RFC 6455 7.1.1: the server waits for the client's close frame before closing
     TCP)."""
 
-    def __init__(self, url: str, *, headers: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(self, url: str) -> None:
         import socket
         from urllib.parse import urlsplit
 
@@ -678,8 +678,7 @@ class RawWebSocket:
         self._sock = socket.create_connection((host, port), timeout=10)
         self._ws = WSConnection(ConnectionType.CLIENT)
         self._events: list[Any] = []
-        self._send(Request(host=f"{host}:{port}", target=parts.path or "/",
-                           extra_headers=[(k.encode(), v.encode()) for k, v in headers]))  # fmt: skip
+        self._send(Request(host=f"{host}:{port}", target=parts.path or "/"))
         accepted = self._next_event(10.0)
         if not isinstance(accepted, AcceptConnection):
             raise RuntimeError(f"the handshake was not accepted: {accepted!r}")

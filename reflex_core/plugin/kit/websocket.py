@@ -12,6 +12,7 @@ at most ``timeout_s``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -34,9 +35,7 @@ async def close_websocket(
     await websocket.close(code, reason)
     if websocket.client_state != WebSocketState.CONNECTED:
         return
-    try:
+    with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout_s):
             while (await websocket.receive())["type"] != "websocket.disconnect":
                 pass
-    except TimeoutError:
-        pass
