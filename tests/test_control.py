@@ -334,3 +334,20 @@ def test_connect_runs_a_class_and_a_function_against_a_real_server(servers: Any)
 
         report = step.run(max_steps=20)
         assert seen[0] is None and report.actions_executed == len(seen) - 1 > 5
+
+
+def test_for_embodiment_takes_rate_and_horizon_from_the_embodiment_unless_given() -> None:
+    from reflex_core.embodiments import EmbodimentConfig
+
+    franka = EmbodimentConfig.load_preset("franka")
+    clock = FakeClock()
+    robot, source = RecordingRobot(clock), ScriptedSource(clock, [0.0])
+    default = ControlLoop.for_embodiment(robot, source, franka, clock=clock)
+    assert (default.frequency_hz, default.execution_horizon) == (
+        franka.control.frequency_hz,
+        franka.control.rtc_execution_horizon,
+    )
+    given = ControlLoop.for_embodiment(
+        robot, source, franka, frequency_hz=50.0, execution_horizon=3, clock=clock
+    )
+    assert (given.frequency_hz, given.execution_horizon) == (50.0, 3)
